@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs the registry locally: installs what is missing, builds, and starts `wrangler dev` on
+# 127.0.0.1:8787 with local R2, KV and Durable Objects persisted under .wrangler/.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+bash scripts/setup.sh
+PORT="${PORT:-8787}"
+
+# Local secrets live in .dev.vars (git-ignored), made once with random values.
+if [ ! -f .dev.vars ]; then
+  {
+    echo "ADMIN_TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
+    echo "JWT_SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
+  } > .dev.vars
+  chmod 600 .dev.vars
+fi
+ADMIN_TOKEN=$(sed -n 's/^ADMIN_TOKEN=//p' .dev.vars)
+URL="http://127.0.0.1:$PORT"
+
+cat <<EOT
+
+edgeregistry will listen on $URL  (data in .wrangler/, secrets in .dev.vars)
+
+  admin token:  $ADMIN_TOKEN
+  create a user:  curl -X POST $URL/-/admin/users -H "Authorization: Bearer \$ADMIN_TOKEN" \\
+                    -d '{"name":"alice","password":"correct-horse"}'
+
+  npm:   npm config set registry $URL/npm/
+         npm login --auth-type=legacy --registry $URL/npm/
+         (pnpm and yarn 1 read the same .npmrc; yarn 4: npmRegistryServer: "$URL/npm",
+          unsafeHttpWhitelist: ["127.0.0.1"])
+
+EOT
+exec "$WRANGLER" dev --ip 127.0.0.1 --port "$PORT" --persist-to .wrangler/state --show-interactive-dev-session=false

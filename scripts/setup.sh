@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Makes this machine ready to build, run and test the Worker. Idempotent: every step checks
+# first and skips what is already there. Everything comes from crates.io, the npm registry
+# and Debian's packages.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+
+step() { printf '\n== %s\n' "$*"; }
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  step "rust target wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$WORKER_BUILD_VERSION" ]; then
+  step "worker-build $WORKER_BUILD_VERSION"
+  cargo install worker-build --version "$WORKER_BUILD_VERSION"
+fi
+
+# wasm-bindgen-cli must match the wasm-bindgen crate pinned in Cargo.toml exactly.
+if [ "$("$WASM_BINDGEN_BIN" --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
+  step "wasm-bindgen-cli $WASM_BINDGEN_VERSION (takes a few minutes)"
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+
+# npm packages: wrangler/miniflare and the JS clients the tests drive. Reinstall when the
+# lockfile changed since the last install.
+stamp=miniflare/node_modules/.lock-stamp
+if [ ! -f "$stamp" ] || ! cmp -s miniflare/package-lock.json "$stamp"; then
+  step "npm packages (wrangler, miniflare, pnpm, yarn)"
+  (cd miniflare && npm ci --no-audit --no-fund --loglevel=error)
+  cp miniflare/package-lock.json "$stamp"
+fi

@@ -1,0 +1,149 @@
+//! Admin API, for the `ADMIN_TOKEN` secret or an admin user's token:
+//!
+//! * `POST /-/admin/users` `{name, password, email?, admin?}` → 201 the user (no hash)
+//! * `GET /-/admin/users/{name}` → the user
+//! * `POST /-/admin/tokens` `{user, protocol?, scopes?, readonly?, expiresInSeconds?}` → 201 `{token, key, …}`
+//! * `GET /-/admin/users/{name}/tokens` → the user's tokens (never the secrets)
+//! * `DELETE /-/admin/tokens/{key}` → 204
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{Auth, AuthError, NewToken, TokenRecord, UserRecord};
+use crate::config::Protocol;
+use crate::http::{Method, Request, Response};
+use crate::router::App;
+
+fn error(status: u16, message: impl Into<String>) -> Response {
+    Response::json(status, &json!({"error": message.into()}))
+}
+
+fn auth_error(e: AuthError) -> Response {
+    match e {
+        AuthError::InvalidCredentials => error(401, "invalid credentials"),
+        AuthError::BadRequest(m) => error(400, m),
+        AuthError::Conflict(m) => error(409, m),
+        AuthError::Storage(m) => error(500, m),
+    }
+}
+
+fn user_json(u: &UserRecord) -> Value {
+    json!({"name": u.name, "email": u.email, "admin": u.admin, "created": u.created})
+}
+
+pub fn token_json(t: &TokenRecord) -> Value {
+    json!({
+        "key": t.key,
+        "user": t.user,
+        "protocol": t.protocol,
+        "scopes": t.scopes,
+        "readonly": t.readonly,
+        "created": crate::util::iso8601(t.created_ms),
+        "expires": t.expires_ms.map(crate::util::iso8601),
+        "token": format!("{}…", t.preview),
+    })
+}
+
+#[derive(Deserialize)]
+struct NewUserBody {
+    name: String,
+    password: String,
+    email: Option<String>,
+    #[serde(default)]
+    admin: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewTokenBody {
+    user: String,
+    protocol: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    readonly: bool,
+    expires_in_seconds: Option<u64>,
+}
+
+async fn json_body<T: serde::de::DeserializeOwned>(req: Request) -> Result<T, Response> {
+    let bytes = req.body.read_capped(64 * 1024).await.map_err(|e| error(413, e.to_string()))?;
+    serde_json::from_slice(&bytes).map_err(|e| error(400, format!("malformed JSON: {e}")))
+}
+
+pub async fn handle(app: &App, req: Request) -> Response {
+    let auth = Auth::new(&app.platform, &app.config);
+    // Admin calls may authenticate with any protocol's token; protocol checks do not apply.
+    match auth.principal(&req.headers, Protocol::Npm).await {
+        Ok(Some(p)) if p.admin => {}
+        Ok(Some(_)) => return error(403, "admin rights required"),
+        Ok(None) => return error(401, "admin credentials required").with_header("WWW-Authenticate", "Bearer realm=\"edgeregistry\""),
+        Err(e) => return auth_error(e),
+    }
+    let rest = req.path["/-/admin".len()..].to_string();
+    let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
+    match (req.method, segments.as_slice()) {
+        (Method::Post, ["users"]) => {
+            let body: NewUserBody = match json_body(req).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            match auth.create_user(&body.name, &body.password, body.email, body.admin).await {
+                Ok(u) => Response::json(201, &user_json(&u)),
+                Err(e) => auth_error(e),
+            }
+        }
+        (Method::Get, ["users", name]) => match auth.user(name).await {
+            Ok(Some(u)) => Response::json(200, &user_json(&u)),
+            Ok(None) => error(404, "no such user"),
+            Err(e) => auth_error(e),
+        },
+        (Method::Get, ["users", name, "tokens"]) => match auth.list_tokens(name).await {
+            Ok(tokens) => Response::json(200, &tokens.iter().map(token_json).collect::<Vec<_>>()),
+            Err(e) => auth_error(e),
+        },
+        (Method::Post, ["tokens"]) => {
+            let body: NewTokenBody = match json_body(req).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let protocol = match body.protocol.as_deref().map(|p| Protocol::parse(p).ok_or(p)) {
+                None => None,
+                Some(Ok(p)) => Some(p),
+                Some(Err(p)) => return error(400, format!("unknown protocol {p:?}")),
+            };
+            match auth.user(&body.user).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return error(404, format!("no such user {}", body.user)),
+                Err(e) => return auth_error(e),
+            }
+            let opts = NewToken {
+                protocol,
+                scopes: body.scopes,
+                readonly: body.readonly,
+                expires_in_secs: body.expires_in_seconds,
+                cidr_whitelist: vec![],
+            };
+            match auth.create_token(&body.user, opts).await {
+                Ok((token, record)) => {
+                    let mut j = token_json(&record);
+                    j["token"] = json!(token);
+                    Response::json(201, &j)
+                }
+                Err(e) => auth_error(e),
+            }
+        }
+        (Method::Delete, ["tokens", key]) => {
+            let record = match auth.token_record(key).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return error(404, "no such token"),
+                Err(e) => return auth_error(e),
+            };
+            match auth.revoke_token(&record.user, &record.key).await {
+                Ok(true) => Response::new(204),
+                Ok(false) => error(404, "no such token"),
+                Err(e) => auth_error(e),
+            }
+        }
+        _ => error(404, "Not Found"),
+    }
+}

@@ -1,0 +1,344 @@
+//! Users, tokens and permissions, shared by every protocol.
+//!
+//! KV layout: `user/{name}` → [`UserRecord`]; `token/{sha256(token)}` → [`TokenRecord`];
+//! `user-token/{name}/{sha256(token)}` → "" (to list a user's tokens). Tokens never rest in
+//! clear: only their SHA-256 is stored, and the hash doubles as the token's public key/id.
+
+pub mod admin;
+pub mod jwt;
+pub mod password;
+pub mod scope;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, Protocol};
+use crate::http::Headers;
+use crate::platform::{Platform, StoreError};
+use crate::util::{secret_eq, sha256_hex};
+pub use password::PasswordHash;
+pub use scope::{Action, Scope};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub password: PasswordHash,
+    #[serde(default)]
+    pub admin: bool,
+    pub created: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TokenRecord {
+    /// SHA-256 of the token, hex: its id in APIs.
+    pub key: String,
+    pub user: String,
+    /// The protocol the token was made for; `None` for tokens valid everywhere their scopes say.
+    #[serde(default)]
+    pub protocol: Option<Protocol>,
+    pub scopes: Vec<String>,
+    pub readonly: bool,
+    pub created_ms: f64,
+    #[serde(default)]
+    pub expires_ms: Option<f64>,
+    #[serde(default)]
+    pub cidr_whitelist: Vec<String>,
+    /// First characters of the token, safe to show in listings.
+    pub preview: String,
+}
+
+/// An authenticated caller, with what it may do.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: String,
+    pub token_key: Option<String>,
+    pub scopes: Vec<Scope>,
+    pub readonly: bool,
+    pub admin: bool,
+}
+
+impl Principal {
+    pub fn can(&self, protocol: Protocol, name: &str, action: Action) -> bool {
+        if self.readonly && action != Action::Read {
+            return false;
+        }
+        self.scopes
+            .iter()
+            .any(|s| s.allows(protocol.as_str(), protocol.resource_type(), name, action))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// Credentials were sent but are not valid (unknown, expired or revoked token, bad password).
+    InvalidCredentials,
+    BadRequest(String),
+    Conflict(String),
+    Storage(String),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        AuthError::Storage(e.0)
+    }
+}
+
+/// Credentials as a client sent them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    Bearer(String),
+    Basic { user: String, password: String },
+    /// A bare token with no scheme (cargo, RubyGems).
+    Raw(String),
+}
+
+impl Credential {
+    pub fn from_headers(headers: &Headers) -> Option<Credential> {
+        let value = headers.get("authorization")?.trim();
+        if value.is_empty() {
+            return None;
+        }
+        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+        let rest = rest.trim();
+        if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+            return Some(Credential::Bearer(rest.to_string()));
+        }
+        if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = crate::util::b64_decode(rest).and_then(|b| String::from_utf8(b).ok())?;
+            let (user, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
+            return Some(Credential::Basic {
+                user: user.to_string(),
+                password: password.to_string(),
+            });
+        }
+        Some(Credential::Raw(value.to_string()))
+    }
+}
+
+/// Options for a new token.
+#[derive(Debug, Clone, Default)]
+pub struct NewToken {
+    pub protocol: Option<Protocol>,
+    /// Scopes to grant; empty means the default for `protocol`/`readonly`.
+    pub scopes: Vec<String>,
+    pub readonly: bool,
+    pub expires_in_secs: Option<u64>,
+    pub cidr_whitelist: Vec<String>,
+}
+
+/// Valid user names: what npm and the other clients accept, and safe in KV keys.
+pub fn valid_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.')
+}
+
+pub struct Auth<'a> {
+    pub platform: &'a Platform,
+    pub config: &'a Config,
+}
+
+impl<'a> Auth<'a> {
+    pub fn new(platform: &'a Platform, config: &'a Config) -> Self {
+        Auth { platform, config }
+    }
+
+    pub async fn user(&self, name: &str) -> Result<Option<UserRecord>, AuthError> {
+        if !valid_user_name(name) {
+            return Ok(None);
+        }
+        match self.platform.kv.get(&format!("user/{name}")).await? {
+            None => Ok(None),
+            Some(s) => serde_json::from_str(&s)
+                .map(Some)
+                .map_err(|e| AuthError::Storage(format!("corrupt user record {name}: {e}"))),
+        }
+    }
+
+    pub async fn create_user(
+        &self,
+        name: &str,
+        password: &str,
+        email: Option<String>,
+        admin: bool,
+    ) -> Result<UserRecord, AuthError> {
+        if !valid_user_name(name) {
+            return Err(AuthError::BadRequest(format!("invalid user name {name:?}")));
+        }
+        if password.len() < 8 {
+            return Err(AuthError::BadRequest("password must be at least 8 characters".into()));
+        }
+        if self.user(name).await?.is_some() {
+            return Err(AuthError::Conflict(format!("user {name} already exists")));
+        }
+        let record = UserRecord {
+            name: name.to_string(),
+            email,
+            password: PasswordHash::new(password, self.config.password_iterations),
+            admin,
+            created: self.platform.now_iso(),
+        };
+        let json = serde_json::to_string(&record).expect("user record serialises");
+        self.platform.kv.put(&format!("user/{name}"), &json, None).await?;
+        Ok(record)
+    }
+
+    /// The user if the password is right.
+    pub async fn authenticate(&self, name: &str, password: &str) -> Result<Option<UserRecord>, AuthError> {
+        Ok(self.user(name).await?.filter(|u| u.password.verify(password)))
+    }
+
+    /// Makes a token; returns the secret (shown once) and its stored record.
+    pub async fn create_token(&self, user: &str, opts: NewToken) -> Result<(String, TokenRecord), AuthError> {
+        let scopes = if opts.scopes.is_empty() {
+            let proto = opts.protocol.map(|p| p.as_str()).unwrap_or("*");
+            let action = if opts.readonly { "read" } else { "*" };
+            vec![format!("{proto}:*:*:{action}")]
+        } else {
+            for s in &opts.scopes {
+                if Scope::parse(s).is_none() {
+                    return Err(AuthError::BadRequest(format!("invalid scope {s:?}")));
+                }
+            }
+            opts.scopes
+        };
+        let token = uuid::Uuid::new_v4().to_string();
+        let key = sha256_hex(token.as_bytes());
+        let now = self.platform.now_ms();
+        let record = TokenRecord {
+            key: key.clone(),
+            user: user.to_string(),
+            protocol: opts.protocol,
+            scopes,
+            readonly: opts.readonly,
+            created_ms: now,
+            expires_ms: opts.expires_in_secs.map(|s| now + s as f64 * 1000.0),
+            cidr_whitelist: opts.cidr_whitelist,
+            preview: token[..6].to_string(),
+        };
+        let json = serde_json::to_string(&record).expect("token record serialises");
+        let ttl = opts.expires_in_secs.map(|s| s.max(60));
+        self.platform.kv.put(&format!("token/{key}"), &json, ttl).await?;
+        self.platform
+            .kv
+            .put(&format!("user-token/{user}/{key}"), "", ttl)
+            .await?;
+        Ok((token, record))
+    }
+
+    pub async fn token_record(&self, key: &str) -> Result<Option<TokenRecord>, AuthError> {
+        if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        match self.platform.kv.get(&format!("token/{key}")).await? {
+            None => Ok(None),
+            Some(s) => Ok(serde_json::from_str(&s).ok()),
+        }
+    }
+
+    /// Looks a presented token up; `None` when unknown, expired or not valid for `protocol`.
+    pub async fn validate_token(&self, token: &str, protocol: Protocol) -> Result<Option<Principal>, AuthError> {
+        if let Some(admin) = &self.config.admin_token {
+            if secret_eq(token.as_bytes(), admin.as_bytes()) {
+                return Ok(Some(Principal {
+                    user: "admin".into(),
+                    token_key: None,
+                    scopes: vec![Scope::parse("*:*:*:*").expect("valid scope")],
+                    readonly: false,
+                    admin: true,
+                }));
+            }
+        }
+        let Some(record) = self.token_record(&sha256_hex(token.as_bytes())).await? else {
+            return Ok(None);
+        };
+        if record.expires_ms.is_some_and(|e| e <= self.platform.now_ms()) {
+            return Ok(None);
+        }
+        let scopes: Vec<Scope> = record.scopes.iter().filter_map(|s| Scope::parse(s)).collect();
+        // A token made for one protocol works elsewhere only if its scopes name that protocol.
+        if record.protocol.is_some_and(|p| p != protocol)
+            && !scopes.iter().any(|s| s.protocol == protocol.as_str())
+        {
+            return Ok(None);
+        }
+        let admin = self.user(&record.user).await?.is_some_and(|u| u.admin);
+        Ok(Some(Principal {
+            user: record.user,
+            token_key: Some(record.key),
+            scopes,
+            readonly: record.readonly,
+            admin,
+        }))
+    }
+
+    pub async fn list_tokens(&self, user: &str) -> Result<Vec<TokenRecord>, AuthError> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (keys, next) = self
+                .platform
+                .kv
+                .list(&format!("user-token/{user}/"), cursor)
+                .await?;
+            for k in keys {
+                let key = k.rsplit('/').next().unwrap_or_default();
+                if let Some(r) = self.token_record(key).await? {
+                    out.push(r);
+                }
+            }
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        out.sort_by(|a, b| a.created_ms.total_cmp(&b.created_ms));
+        Ok(out)
+    }
+
+    /// Revokes a token of `user` by key (or by a unique prefix of it, as `npm token revoke` allows).
+    pub async fn revoke_token(&self, user: &str, key_or_prefix: &str) -> Result<bool, AuthError> {
+        let tokens = self.list_tokens(user).await?;
+        let matches: Vec<_> = tokens
+            .iter()
+            .filter(|t| !key_or_prefix.is_empty() && t.key.starts_with(key_or_prefix))
+            .collect();
+        let [token] = matches[..] else {
+            return Ok(false);
+        };
+        self.platform.kv.delete(&format!("token/{}", token.key)).await?;
+        self.platform
+            .kv
+            .delete(&format!("user-token/{user}/{}", token.key))
+            .await?;
+        Ok(true)
+    }
+
+    /// Who is calling: `Ok(None)` for no credentials, `Err(InvalidCredentials)` for bad ones.
+    ///
+    /// Bearer and raw values are tokens. Basic carries either a token as its password (twine's
+    /// `__token__`, Maven, Composer) or a real user's password.
+    pub async fn principal(&self, headers: &Headers, protocol: Protocol) -> Result<Option<Principal>, AuthError> {
+        let Some(cred) = Credential::from_headers(headers) else {
+            return Ok(None);
+        };
+        let found = match cred {
+            Credential::Bearer(t) | Credential::Raw(t) => self.validate_token(&t, protocol).await?,
+            Credential::Basic { user, password } => match self.validate_token(&password, protocol).await? {
+                Some(p) => Some(p),
+                None => self.authenticate(&user, &password).await?.map(|u| Principal {
+                    user: u.name,
+                    token_key: None,
+                    scopes: vec![Scope::parse(&format!("{}:*:*:*", protocol.as_str())).expect("valid")],
+                    readonly: false,
+                    admin: u.admin,
+                }),
+            },
+        };
+        found.map(Some).ok_or(AuthError::InvalidCredentials)
+    }
+}

@@ -1,0 +1,295 @@
+//! Settings from wrangler `[vars]` and secrets. Every value is a plain string variable so the
+//! same names work in `wrangler.toml`, `.dev.vars`, the dashboard and native tests.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `PUBLIC_URL` | public origin used in generated links, e.g. `https://registry.example.com` | the origin of each request |
+//! | `ENABLED_PROTOCOLS` | comma list, or `all` | `all` (every implemented protocol) |
+//! | `<PROTO>_BASE_PATH` | URL prefix of a protocol, e.g. `NPM_BASE_PATH=/npm`; `""` is honoured | `/npm`, `/oci`, … |
+//! | `<PROTO>_FEATURES` | `publish=false,search=true` | every feature on |
+//! | `ANONYMOUS_READ` | comma list of protocols readable without a token, `none`, or `all` | every protocol but `oci` |
+//! | `MAX_BODY_BYTES` | cap on bodies a protocol must buffer to parse (npm publish JSON) | 64 MiB |
+//! | `READ_ONLY` | `true` refuses every write through the storage hooks | `false` |
+//! | `NPM_DEFAULT_READONLY` | tokens made by `npm login`/`npm token create` are read-only | `false` |
+//! | `PASSWORD_ITERATIONS` | PBKDF2-SHA256 iterations for stored passwords | 100000 |
+//! | secret `ADMIN_TOKEN` | bootstrap credential for the admin API | none: admin API disabled |
+//! | secret `JWT_SECRET` | HS256 key for OCI tokens | none: OCI tokens disabled |
+
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Oci,
+    Npm,
+    Maven,
+    Cargo,
+    Composer,
+    Pypi,
+    Rubygems,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 7] = [
+        Protocol::Oci,
+        Protocol::Npm,
+        Protocol::Maven,
+        Protocol::Cargo,
+        Protocol::Composer,
+        Protocol::Pypi,
+        Protocol::Rubygems,
+    ];
+
+    /// Protocols this build serves; the others are refused in `ENABLED_PROTOCOLS`.
+    pub const IMPLEMENTED: [Protocol; 1] = [Protocol::Npm];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Protocol::Oci => "oci",
+            Protocol::Npm => "npm",
+            Protocol::Maven => "maven",
+            Protocol::Cargo => "cargo",
+            Protocol::Composer => "composer",
+            Protocol::Pypi => "pypi",
+            Protocol::Rubygems => "rubygems",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Protocol> {
+        Protocol::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// The resource type in scope strings: `npm:package:NAME:read`.
+    pub fn resource_type(&self) -> &'static str {
+        match self {
+            Protocol::Oci => "repository",
+            Protocol::Npm | Protocol::Composer | Protocol::Pypi => "package",
+            Protocol::Maven => "artifact",
+            Protocol::Cargo => "crate",
+            Protocol::Rubygems => "gem",
+        }
+    }
+
+    fn env_prefix(&self) -> String {
+        self.as_str().to_ascii_uppercase()
+    }
+}
+
+/// Where settings come from: the Worker's `Env`, or a map in tests.
+pub trait VarSource {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+impl VarSource for BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProtocolConfig {
+    pub enabled: bool,
+    /// URL prefix without a trailing slash; may be empty.
+    pub base_path: String,
+    pub anonymous_read: bool,
+    pub features: BTreeMap<String, bool>,
+}
+
+impl ProtocolConfig {
+    /// A missing feature flag means enabled.
+    pub fn feature(&self, name: &str) -> bool {
+        self.features.get(name).copied().unwrap_or(true)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub public_url: Option<String>,
+    pub protocols: BTreeMap<Protocol, ProtocolConfig>,
+    pub max_body_bytes: u64,
+    pub read_only: bool,
+    pub npm_default_readonly: bool,
+    pub password_iterations: u32,
+    pub admin_token: Option<String>,
+    pub jwt_secret: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "configuration error: {}", self.0)
+    }
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(ConfigError(format!("{name} must be true or false, not {v:?}"))),
+    }
+}
+
+fn parse_protocol_list(name: &str, v: &str) -> Result<Vec<Protocol>, ConfigError> {
+    match v.trim() {
+        "all" | "*" => Ok(Protocol::ALL.to_vec()),
+        "none" | "" => Ok(vec![]),
+        list => list
+            .split(',')
+            .map(|p| {
+                Protocol::parse(p).ok_or_else(|| ConfigError(format!("{name}: unknown protocol {p:?}")))
+            })
+            .collect(),
+    }
+}
+
+fn normalise_base_path(p: &str) -> String {
+    let p = p.trim().trim_end_matches('/');
+    if p.is_empty() {
+        String::new()
+    } else if p.starts_with('/') {
+        p.to_string()
+    } else {
+        format!("/{p}")
+    }
+}
+
+impl Config {
+    pub fn from_vars(vars: &dyn VarSource) -> Result<Config, ConfigError> {
+        let get = |n: &str| vars.var(n).filter(|v| !v.trim().is_empty());
+        let enabled = match get("ENABLED_PROTOCOLS") {
+            None => Protocol::IMPLEMENTED.to_vec(),
+            Some(v) if v.trim() == "all" => Protocol::IMPLEMENTED.to_vec(),
+            Some(v) => {
+                let list = parse_protocol_list("ENABLED_PROTOCOLS", &v)?;
+                if let Some(p) = list.iter().find(|p| !Protocol::IMPLEMENTED.contains(p)) {
+                    return Err(ConfigError(format!(
+                        "ENABLED_PROTOCOLS: {} is not implemented in this build",
+                        p.as_str()
+                    )));
+                }
+                list
+            }
+        };
+        let anonymous = match get("ANONYMOUS_READ") {
+            None => Protocol::ALL
+                .into_iter()
+                .filter(|p| *p != Protocol::Oci)
+                .collect(),
+            Some(v) => parse_protocol_list("ANONYMOUS_READ", &v)?,
+        };
+        let mut protocols = BTreeMap::new();
+        for p in Protocol::ALL {
+            let prefix = p.env_prefix();
+            // An explicit empty base path is honoured, so read it without the empty filter.
+            let base_path = match vars.var(&format!("{prefix}_BASE_PATH")) {
+                Some(v) => normalise_base_path(&v),
+                None => format!("/{}", p.as_str()),
+            };
+            let mut features = BTreeMap::new();
+            if let Some(list) = get(&format!("{prefix}_FEATURES")) {
+                for item in list.split(',').filter(|s| !s.trim().is_empty()) {
+                    let (k, v) = item.split_once('=').unwrap_or((item, "true"));
+                    features.insert(k.trim().to_string(), parse_bool(&format!("{prefix}_FEATURES"), v)?);
+                }
+            }
+            protocols.insert(
+                p,
+                ProtocolConfig {
+                    enabled: enabled.contains(&p),
+                    base_path,
+                    anonymous_read: anonymous.contains(&p),
+                    features,
+                },
+            );
+        }
+        let max_body_bytes = match get("MAX_BODY_BYTES") {
+            None => 64 * 1024 * 1024,
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError(format!("MAX_BODY_BYTES must be a number, not {v:?}")))?,
+        };
+        let password_iterations = match get("PASSWORD_ITERATIONS") {
+            None => 100_000,
+            Some(v) => v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| *n >= 1000)
+                .ok_or_else(|| ConfigError("PASSWORD_ITERATIONS must be a number >= 1000".into()))?,
+        };
+        Ok(Config {
+            public_url: get("PUBLIC_URL").map(|u| u.trim().trim_end_matches('/').to_string()),
+            protocols,
+            max_body_bytes,
+            read_only: get("READ_ONLY").map(|v| parse_bool("READ_ONLY", &v)).transpose()?.unwrap_or(false),
+            npm_default_readonly: get("NPM_DEFAULT_READONLY")
+                .map(|v| parse_bool("NPM_DEFAULT_READONLY", &v))
+                .transpose()?
+                .unwrap_or(false),
+            password_iterations,
+            admin_token: get("ADMIN_TOKEN"),
+            jwt_secret: get("JWT_SECRET"),
+        })
+    }
+
+    pub fn protocol(&self, p: Protocol) -> &ProtocolConfig {
+        &self.protocols[&p]
+    }
+
+    /// Public base URL of a protocol (`registryUrl`): the configured origin, else the request's.
+    pub fn registry_url(&self, p: Protocol, request_origin: &str) -> String {
+        let origin = self.public_url.as_deref().unwrap_or(request_origin);
+        format!("{}{}", origin, self.protocol(p).base_path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_enable_implemented_protocols_with_default_paths() {
+        let c = Config::from_vars(&vars(&[])).unwrap();
+        assert!(c.protocol(Protocol::Npm).enabled);
+        assert_eq!(c.protocol(Protocol::Npm).base_path, "/npm");
+        assert!(c.protocol(Protocol::Npm).anonymous_read);
+        assert!(!c.protocol(Protocol::Oci).anonymous_read);
+        assert!(!c.protocol(Protocol::Maven).enabled);
+    }
+
+    #[test]
+    fn explicit_empty_base_path_is_honoured() {
+        let c = Config::from_vars(&vars(&[("NPM_BASE_PATH", "")])).unwrap();
+        assert_eq!(c.protocol(Protocol::Npm).base_path, "");
+        let c = Config::from_vars(&vars(&[("NPM_BASE_PATH", "registry/npm/")])).unwrap();
+        assert_eq!(c.protocol(Protocol::Npm).base_path, "/registry/npm");
+    }
+
+    #[test]
+    fn features_and_flags_parse_and_bad_values_are_refused() {
+        let c = Config::from_vars(&vars(&[("NPM_FEATURES", "publish=false, search")])).unwrap();
+        assert!(!c.protocol(Protocol::Npm).feature("publish"));
+        assert!(c.protocol(Protocol::Npm).feature("search"));
+        assert!(c.protocol(Protocol::Npm).feature("unpublish"));
+        assert!(Config::from_vars(&vars(&[("READ_ONLY", "maybe")])).is_err());
+        assert!(Config::from_vars(&vars(&[("ENABLED_PROTOCOLS", "npm,nuget")])).is_err());
+        assert!(Config::from_vars(&vars(&[("MAX_BODY_BYTES", "lots")])).is_err());
+    }
+
+    #[test]
+    fn registry_url_prefers_public_url() {
+        let c = Config::from_vars(&vars(&[("PUBLIC_URL", "https://r.example.com/")])).unwrap();
+        assert_eq!(c.registry_url(Protocol::Npm, "http://127.0.0.1:1"), "https://r.example.com/npm");
+        let c = Config::from_vars(&vars(&[])).unwrap();
+        assert_eq!(c.registry_url(Protocol::Npm, "http://127.0.0.1:1"), "http://127.0.0.1:1/npm");
+    }
+}

@@ -1,0 +1,19 @@
+//! edgeregistry: a package registry and pull-through cache for OCI, npm, Maven, Cargo,
+//! Composer, PyPI and RubyGems, running as a Cloudflare Worker.
+//!
+//! Protocol code (`npm/`, …) talks only to the platform seam (`platform/`), so it runs
+//! natively against in-memory backends in tests and in workerd against R2, KV and Durable
+//! Objects. The Worker entry points live in `platform/cloudflare`.
+
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod jobs;
+pub mod logging;
+pub mod npm;
+pub mod platform;
+pub mod router;
+pub mod storage;
+pub mod util;
+
+pub use router::App;

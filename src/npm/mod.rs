@@ -1,0 +1,811 @@
+//! The npm registry API (hosted packages): packuments, tarballs, publish, dist-tags,
+//! deprecate, unpublish, search, login, whoami and tokens.
+//!
+//! Packuments are stored canonically and their tarball URLs are written at serve time from
+//! the registry URL, so moving the registry never leaves stale links. Every change to a
+//! packument runs as a serialised job (`jobs.rs`).
+
+pub mod jobs;
+pub mod names;
+pub mod packument;
+pub mod search;
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+use sha2::Digest;
+
+use crate::auth::{Action, Auth, AuthError, NewToken, Principal};
+use crate::config::Protocol;
+use crate::http::{decode_path, Method, Request, Response};
+use crate::jobs::{Job, JobError};
+use crate::platform::{Checksum, ListOptions, PutOptions, PutOutcome};
+use crate::router::App;
+use crate::storage::{HookMetadata, Operation, Storage, StorageError};
+use jobs::NpmJob;
+use names::{valid_tag, valid_version, PackageName};
+use packument::ABBREVIATED_MEDIA_TYPE;
+
+fn error(status: u16, message: impl Into<String>) -> Response {
+    let message = message.into();
+    Response::json(status, &json!({"error": message, "reason": message}))
+}
+
+fn unauthorized(message: &str) -> Response {
+    error(401, message).with_header("WWW-Authenticate", "Bearer realm=\"edgeregistry\"")
+}
+
+fn storage_error(e: StorageError) -> Response {
+    match e {
+        StorageError::Denied(reason) => error(403, reason),
+        StorageError::Store(e) => internal(e),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    log::error(&format!("npm: {e}"));
+    error(500, "internal error")
+}
+
+fn job_error(e: JobError) -> Response {
+    if e.status >= 500 {
+        return internal(e.message);
+    }
+    error(e.status, e.message)
+}
+
+use crate::logging as log;
+
+/// One npm request with what every route needs.
+struct Ctx<'a> {
+    app: &'a App,
+    registry_url: String,
+    storage: Storage,
+    principal: Option<Principal>,
+}
+
+impl Ctx<'_> {
+    fn protocol_config(&self) -> &crate::config::ProtocolConfig {
+        self.app.config.protocol(Protocol::Npm)
+    }
+
+    /// Read access: anonymous when the protocol allows it, else a token with read scope.
+    fn check_read(&self, name: &PackageName) -> Option<Response> {
+        match &self.principal {
+            None if self.protocol_config().anonymous_read => None,
+            None => Some(unauthorized("authentication required")),
+            Some(p) if p.can(Protocol::Npm, name.as_str(), Action::Read) => None,
+            Some(_) if self.protocol_config().anonymous_read => None,
+            Some(p) => Some(error(403, format!("user {} may not read {name}", p.user))),
+        }
+    }
+
+    fn check(&self, name: &PackageName, action: Action) -> Result<&Principal, Response> {
+        match &self.principal {
+            None => Err(unauthorized("authentication required")),
+            Some(p) if p.can(Protocol::Npm, name.as_str(), action) => Ok(p),
+            Some(p) if p.readonly => Err(error(403, "this token is read-only")),
+            Some(p) => Err(error(403, format!("user {} may not {} {name}", p.user, action.as_str()))),
+        }
+    }
+
+    fn logged_in(&self) -> Result<&Principal, Response> {
+        self.principal.as_ref().ok_or_else(|| unauthorized("authentication required"))
+    }
+
+    async fn run(&self, name: &PackageName, job: NpmJob) -> Result<Value, Response> {
+        self.app.platform.coordinator.run(&name.lock(), Job::Npm(job)).await.map_err(job_error)
+    }
+
+    async fn load_packument(&self, name: &PackageName) -> Result<Option<(Value, String)>, Response> {
+        let meta = HookMetadata { package: Some(name.to_string()), ..Default::default() };
+        let Some(obj) = self.storage.get(&name.packument_key(), None, meta).await.map_err(storage_error)? else {
+            return Ok(None);
+        };
+        let etag = obj.meta.etag.clone();
+        let bytes = obj.body.read_capped(u64::MAX).await.map_err(internal)?;
+        let doc = serde_json::from_slice(&bytes).map_err(|e| internal(format!("corrupt packument {name}: {e}")))?;
+        Ok(Some((doc, etag)))
+    }
+
+    async fn json_body(&self, req: Request) -> Result<Value, Response> {
+        let limit = self.app.config.max_body_bytes;
+        let bytes = req.body.read_capped(limit).await.map_err(|e| match e {
+            crate::http::BodyError::TooLarge { .. } => error(413, format!("request body larger than {limit} bytes")),
+            crate::http::BodyError::Io(m) => error(400, m),
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| error(400, format!("malformed JSON body: {e}")))
+    }
+}
+
+/// Splits `@scope%2fname/rest`, `@scope/name/rest` or `name/rest` into the name and the rest.
+fn split_package(path: &str) -> Option<(String, Vec<String>)> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let first = decode_path(segments.first()?)?;
+    let (name, rest) = if first.starts_with('@') && !first.contains('/') {
+        let second = decode_path(segments.get(1)?)?;
+        (format!("{first}/{second}"), &segments[2..])
+    } else {
+        (first, &segments[1..])
+    };
+    let rest = rest.iter().map(|s| decode_path(s)).collect::<Option<Vec<_>>>()?;
+    Some((name, rest))
+}
+
+pub async fn handle(app: &App, req: Request, path: &str) -> Response {
+    let auth = Auth::new(&app.platform, &app.config);
+    let principal = match auth.principal(&req.headers, Protocol::Npm).await {
+        Ok(p) => p,
+        Err(AuthError::InvalidCredentials) => return unauthorized("invalid or expired token"),
+        Err(e) => return internal(format!("{e:?}")),
+    };
+    let mut actor = req.actor.clone();
+    if let Some(p) = &principal {
+        actor.user_id = Some(p.user.clone());
+        actor.token_id = p.token_key.clone();
+    }
+    let ctx = Ctx {
+        app,
+        registry_url: app.config.registry_url(Protocol::Npm, &req.origin),
+        storage: app.storage(Protocol::Npm, &actor),
+        principal,
+    };
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (req.method, segs.as_slice()) {
+        (Method::Get, ["-", "ping"]) => Response::json(200, &json!({})),
+        (Method::Get, ["-", "whoami"]) => match ctx.logged_in() {
+            Ok(p) => Response::json(200, &json!({"username": p.user})),
+            Err(r) => r,
+        },
+        (Method::Get, ["-", "v1", "search"]) => search(&ctx, &req).await,
+        (Method::Put, ["-", "user", user]) => login(&ctx, user, req).await,
+        (Method::Get, ["-", "user", user]) => match user.strip_prefix("org.couchdb.user:") {
+            Some(u) if ctx.principal.as_ref().is_some_and(|p| p.user == *u) => {
+                Response::json(200, &json!({"_id": format!("org.couchdb.user:{u}"), "name": u}))
+            }
+            _ => error(404, "Not found"),
+        },
+        (Method::Get, ["-", "npm", "v1", "tokens"]) => list_tokens(&ctx).await,
+        (Method::Post, ["-", "npm", "v1", "tokens"]) => create_token(&ctx, req).await,
+        (Method::Delete, ["-", "npm", "v1", "tokens", "token", key]) => revoke_token(&ctx, key).await,
+        (_, ["-", "package", ..]) => dist_tags(&ctx, req, &segs[2..].join("/")).await,
+        (_, ["-", ..]) => error(404, "Not found"),
+        _ => package_routes(&ctx, req, path).await,
+    }
+}
+
+async fn package_routes(ctx: &Ctx<'_>, req: Request, path: &str) -> Response {
+    let Some((raw_name, rest)) = split_package(path) else {
+        return error(400, "invalid package path");
+    };
+    let Some(name) = PackageName::parse(&raw_name, req.method.is_read()) else {
+        return error(400, format!("invalid package name {raw_name:?}"));
+    };
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    match (req.method, rest.as_slice()) {
+        (Method::Get | Method::Head, []) => get_packument(ctx, &req, &name).await,
+        (Method::Put, []) => publish(ctx, req, &name).await,
+        (Method::Get | Method::Head, ["-", file]) => get_tarball(ctx, &req, &name, file).await,
+        (Method::Put, ["-rev", _]) => unpublish_versions(ctx, req, &name).await,
+        (Method::Delete, ["-rev", _]) | (Method::Delete, []) => unpublish_package(ctx, &name).await,
+        (Method::Delete, ["-", file, "-rev", _]) | (Method::Delete, ["-", file]) => delete_tarball(ctx, &name, file).await,
+        (Method::Get | Method::Head, [version]) => get_version(ctx, &name, version).await,
+        _ => error(405, "method not allowed"),
+    }
+}
+
+async fn get_packument(ctx: &Ctx<'_>, req: &Request, name: &PackageName) -> Response {
+    if let Some(r) = ctx.check_read(name) {
+        return r;
+    }
+    let (mut doc, etag) = match ctx.load_packument(name).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return error(404, "Not found"),
+        Err(r) => return r,
+    };
+    let abbreviated = req.header("accept").is_some_and(|a| a.contains(ABBREVIATED_MEDIA_TYPE));
+    // The ETag names the stored revision and the view, so clients revalidate cheaply.
+    let etag = format!("\"{}{}\"", etag, if abbreviated { "-a" } else { "" });
+    if req.header("if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag)) {
+        return Response::new(304).with_header("ETag", etag);
+    }
+    packument::rewrite_tarballs(&mut doc, name, &ctx.registry_url);
+    let (body, content_type) = if abbreviated {
+        (packument::abbreviate(&doc), ABBREVIATED_MEDIA_TYPE)
+    } else {
+        (doc, "application/json")
+    };
+    Response::bytes(200, content_type, serde_json::to_vec(&body).unwrap_or_default())
+        .with_header("ETag", etag)
+        .with_header("Cache-Control", "no-cache")
+        .with_header("Vary", "Accept")
+}
+
+async fn get_version(ctx: &Ctx<'_>, name: &PackageName, version_or_tag: &str) -> Response {
+    if let Some(r) = ctx.check_read(name) {
+        return r;
+    }
+    let doc = match ctx.load_packument(name).await {
+        Ok(Some((doc, _))) => doc,
+        Ok(None) => return error(404, "Not found"),
+        Err(r) => return r,
+    };
+    match packument::version_doc(&doc, version_or_tag) {
+        Some(v) => {
+            let mut v = v.clone();
+            let version = v["version"].as_str().unwrap_or(version_or_tag).to_string();
+            packument::set_tarball_url(&mut v, name, &version, &ctx.registry_url);
+            Response::json(200, &v)
+        }
+        None => error(404, format!("version not found: {version_or_tag}")),
+    }
+}
+
+async fn get_tarball(ctx: &Ctx<'_>, req: &Request, name: &PackageName, file: &str) -> Response {
+    if let Some(r) = ctx.check_read(name) {
+        return r;
+    }
+    let Some(version) = name.version_of_tarball(file) else {
+        return error(404, "Not found");
+    };
+    let key = name.tarball_key(file);
+    let meta = HookMetadata { package: Some(name.to_string()), version: Some(version.to_string()), ..Default::default() };
+    if req.method == Method::Head {
+        return match ctx.storage.head(&key).await {
+            Ok(Some(m)) => tarball_response(Response::new(200), &m),
+            Ok(None) => error(404, "Not found"),
+            Err(e) => storage_error(e),
+        };
+    }
+    match ctx.storage.get(&key, None, meta).await {
+        Ok(Some(obj)) => {
+            if req.header("if-none-match") == Some(&format!("\"{}\"", obj.meta.etag)) {
+                return Response::new(304).with_header("ETag", format!("\"{}\"", obj.meta.etag));
+            }
+            let mut r = tarball_response(Response::new(200), &obj.meta);
+            r.body = obj.body;
+            r
+        }
+        Ok(None) => error(404, "Not found"),
+        Err(e) => storage_error(e),
+    }
+}
+
+fn tarball_response(r: Response, meta: &crate::platform::ObjectMeta) -> Response {
+    r.with_header("Content-Type", "application/octet-stream")
+        .with_header("Content-Length", meta.size.to_string())
+        // Keeps the runtime from compressing, which would drop Content-Length.
+        .with_header("Content-Encoding", "identity")
+        .with_header("ETag", format!("\"{}\"", meta.etag))
+        .with_header("Cache-Control", "public, max-age=31536000, immutable")
+        .with_header("Accept-Ranges", "none")
+}
+
+/// A tarball decoded from a publish, with the hashes npm records.
+struct Attachment {
+    version: String,
+    bytes: Vec<u8>,
+    shasum: String,
+    integrity: String,
+    sha512: Vec<u8>,
+}
+
+fn decode_attachments(name: &PackageName, body: &mut Value) -> Result<Vec<Attachment>, Response> {
+    let versions: Vec<String> = body["versions"].as_object().map(|v| v.keys().cloned().collect()).unwrap_or_default();
+    let Some(attachments) = body.get_mut("_attachments").and_then(Value::as_object_mut) else {
+        return Err(error(400, "_attachments must be an object"));
+    };
+    // A single attachment for a single version pairs up whatever its file name.
+    let single = versions.len() == 1 && attachments.len() == 1;
+    let mut out = Vec::new();
+    for (file, att) in attachments.iter_mut() {
+        // npm names attachments `{name}-{version}.tgz`, scoped ones with their scope.
+        let version = versions
+            .iter()
+            .find(|v| *file == format!("{}-{}.tgz", name.as_str(), v) || *file == name.tarball_filename(v))
+            .or(if single { versions.first() } else { None })
+            .cloned()
+            .ok_or_else(|| error(400, format!("attachment {file} matches no version in the publish")))?;
+        let data = match att.get_mut("data").map(Value::take) {
+            Some(Value::String(s)) => s,
+            _ => return Err(error(400, format!("attachment {file} has no base64 data"))),
+        };
+        let bytes = crate::util::b64_decode(&data).ok_or_else(|| error(400, format!("attachment {file} is not valid base64")))?;
+        drop(data);
+        if let Some(len) = att.get("length").and_then(Value::as_u64) {
+            if len != bytes.len() as u64 {
+                return Err(error(400, format!("attachment {file} is {} bytes, not the {len} announced", bytes.len())));
+            }
+        }
+        if bytes.len() < 2 || bytes[0] != 0x1f || bytes[1] != 0x8b {
+            return Err(error(400, format!("attachment {file} is not a gzipped tarball")));
+        }
+        let sha512 = sha2::Sha512::digest(&bytes).to_vec();
+        out.push(Attachment {
+            version,
+            shasum: crate::util::sha1_hex(&bytes),
+            integrity: format!("sha512-{}", crate::util::b64(&sha512)),
+            sha512,
+            bytes,
+        });
+    }
+    Ok(out)
+}
+
+async fn publish(ctx: &Ctx<'_>, req: Request, name: &PackageName) -> Response {
+    if !ctx.protocol_config().feature("publish") {
+        return error(405, "publishing is disabled on this registry");
+    }
+    let principal = match ctx.check(name, Action::Write) {
+        Ok(p) => p.clone(),
+        Err(r) => return r,
+    };
+    let mut body = match ctx.json_body(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if !body.is_object() {
+        return error(400, "publish body must be a JSON object");
+    }
+    if body.get("name").and_then(Value::as_str) != Some(name.as_str()) {
+        return error(400, format!("the name in the body does not match the URL ({name})"));
+    }
+    let has_attachments = body.get("_attachments").and_then(Value::as_object).is_some_and(|a| !a.is_empty());
+    if !has_attachments {
+        return update_metadata(ctx, name, body).await;
+    }
+    let attachments = match decode_attachments(name, &mut body) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Some(Value::Object(mut versions)) = body.get_mut("versions").map(Value::take) else {
+        return error(400, "versions must be an object");
+    };
+    if versions.is_empty() || versions.len() != attachments.len() {
+        return error(400, "a publish must carry one tarball for each version");
+    }
+    // Early refusal of republish, before any tarball is written (the job re-checks).
+    if let Ok(Some((existing, _))) = ctx.load_packument(name).await {
+        if let Some(v) = versions.keys().find(|v| existing["versions"].get(*v).is_some() || existing["time"].get(*v).is_some()) {
+            return error(403, format!("cannot publish over the previously published version {v}"));
+        }
+    }
+    for (version, manifest) in versions.iter_mut() {
+        if !valid_version(version) {
+            return error(400, format!("invalid version {version:?}"));
+        }
+        let Some(m) = manifest.as_object_mut() else {
+            return error(400, format!("version {version} must be an object"));
+        };
+        if m.get("version").and_then(Value::as_str) != Some(version) || m.get("name").and_then(Value::as_str) != Some(name.as_str()) {
+            return error(400, format!("version {version}: name and version must match the package"));
+        }
+        let att = attachments.iter().find(|a| &a.version == version).expect("one attachment per version");
+        let dist = m.entry("dist").or_insert_with(|| json!({}));
+        if !dist.is_object() {
+            return error(400, format!("version {version}: dist must be an object"));
+        }
+        if let Some(s) = dist.get("shasum").and_then(Value::as_str) {
+            if !s.eq_ignore_ascii_case(&att.shasum) {
+                return error(400, format!("version {version}: shasum {s} does not match the tarball ({})", att.shasum));
+            }
+        }
+        if let Some(i) = dist.get("integrity").and_then(Value::as_str) {
+            if i.starts_with("sha512-") && i != att.integrity {
+                return error(400, format!("version {version}: integrity does not match the tarball"));
+            }
+        }
+        dist["shasum"] = json!(att.shasum);
+        dist["integrity"] = json!(att.integrity);
+        dist["tarball"] = json!(format!("{}/{}/-/{}", ctx.registry_url, name, name.tarball_filename(version)));
+        m.insert("_id".into(), json!(format!("{name}@{version}")));
+        m.insert("_npmUser".into(), json!({"name": principal.user}));
+    }
+    // Tarballs first, then the packument that points at them.
+    let mut written = Vec::new();
+    for att in attachments {
+        let key = name.tarball_key(&name.tarball_filename(&att.version));
+        match store_tarball(ctx, name, &key, att).await {
+            Ok(newly) => {
+                if newly {
+                    written.push(key)
+                }
+            }
+            Err(r) => {
+                discard(ctx, &written).await;
+                return r;
+            }
+        }
+    }
+    let dist_tags: BTreeMap<String, String> = body
+        .get("dist-tags")
+        .and_then(Value::as_object)
+        .map(|t| t.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).filter(|(k, _)| valid_tag(k)).collect())
+        .unwrap_or_default();
+    let package_fields: Map<String, Value> = packument::PACKAGE_FIELDS
+        .iter()
+        .filter_map(|f| Some((f.to_string(), body.get(*f)?.clone())))
+        .collect();
+    let job = NpmJob::Publish {
+        name: name.to_string(),
+        versions,
+        dist_tags,
+        package_fields,
+        publisher: principal.user.clone(),
+    };
+    match ctx.run(name, job).await {
+        Ok(result) => Response::json(201, &result),
+        Err(r) => {
+            discard(ctx, &written).await;
+            r
+        }
+    }
+}
+
+/// Removes tarballs a failed publish wrote, so nothing unreferenced is left.
+async fn discard(ctx: &Ctx<'_>, keys: &[String]) {
+    if !keys.is_empty() {
+        if let Err(e) = ctx.app.platform.store.delete(keys).await {
+            log::error(&format!("could not remove tarballs of a failed publish: {e}"));
+        }
+    }
+}
+
+/// Writes a tarball create-only, R2 verifying its sha512. Returns whether this call created it.
+/// An existing object with the same content is accepted (a retried publish); one left by a
+/// failed publish more than ten minutes ago is replaced; anything else is a conflict.
+async fn store_tarball(ctx: &Ctx<'_>, name: &PackageName, key: &str, att: Attachment) -> Result<bool, Response> {
+    let meta = HookMetadata {
+        size: Some(att.bytes.len() as u64),
+        content_type: Some("application/octet-stream".into()),
+        digest: Some(att.integrity.clone()),
+        package: Some(name.to_string()),
+        version: Some(att.version.clone()),
+    };
+    let mut custom = BTreeMap::new();
+    custom.insert("integrity".to_string(), att.integrity.clone());
+    custom.insert("shasum".to_string(), att.shasum.clone());
+    let opts = |condition| PutOptions {
+        content_type: Some("application/octet-stream".into()),
+        custom: custom.clone(),
+        checksum: Some(Checksum::Sha512(att.sha512.clone())),
+        condition: Some(condition),
+    };
+    let bytes = att.bytes;
+    for _ in 0..2 {
+        let outcome = ctx
+            .storage
+            .put(key, bytes.clone().into(), opts(crate::platform::Condition::DoesNotExist), meta.clone())
+            .await
+            .map_err(storage_error)?;
+        match outcome {
+            PutOutcome::Stored(_) => return Ok(true),
+            PutOutcome::ChecksumMismatch => return Err(internal("tarball checksum mismatch on write")),
+            PutOutcome::ConditionFailed => {}
+        }
+        let Some(existing) = ctx.storage.head(key).await.map_err(storage_error)? else {
+            continue;
+        };
+        if existing.custom.get("integrity") == Some(&att.integrity) {
+            return Ok(false);
+        }
+        let stale = ctx.app.platform.now_ms() - existing.uploaded_ms > 10.0 * 60.0 * 1000.0;
+        if !stale {
+            return Err(error(409, format!("another publish of {name}@{} is in progress", att.version)));
+        }
+        ctx.app.platform.store.delete(&[key.to_string()]).await.map_err(internal)?;
+    }
+    Err(error(409, format!("could not store the tarball of {name}@{}", att.version)))
+}
+
+/// A PUT without attachments: `npm deprecate` (and undeprecate) sends the whole packument
+/// back with `deprecated` fields changed; only those changes are applied.
+async fn update_metadata(ctx: &Ctx<'_>, name: &PackageName, body: Value) -> Response {
+    let stored = match ctx.load_packument(name).await {
+        Ok(Some((doc, _))) => doc,
+        Ok(None) => return error(404, "Not found"),
+        Err(r) => return r,
+    };
+    let Some(versions) = body.get("versions").and_then(Value::as_object) else {
+        return error(400, "versions must be an object");
+    };
+    let mut messages = BTreeMap::new();
+    for (version, manifest) in versions {
+        let Some(old) = stored["versions"].get(version) else {
+            return error(400, format!("version {version} does not exist; publish it with its tarball"));
+        };
+        let new_msg = manifest.get("deprecated").and_then(Value::as_str);
+        let old_msg = old.get("deprecated").and_then(Value::as_str);
+        if new_msg != old_msg {
+            messages.insert(version.clone(), new_msg.map(str::to_string));
+        }
+    }
+    if messages.is_empty() {
+        let rev = stored.get("_rev").cloned().unwrap_or(Value::Null);
+        return Response::json(200, &json!({"ok": true, "id": name.as_str(), "rev": rev}));
+    }
+    match ctx.run(name, NpmJob::Deprecate { name: name.to_string(), messages }).await {
+        Ok(result) => Response::json(200, &result),
+        Err(r) => r,
+    }
+}
+
+/// `npm unpublish pkg@version`: PUT `/{pkg}/-rev/{rev}` with the remaining versions.
+async fn unpublish_versions(ctx: &Ctx<'_>, req: Request, name: &PackageName) -> Response {
+    if !ctx.protocol_config().feature("unpublish") {
+        return error(405, "unpublishing is disabled on this registry");
+    }
+    if let Err(r) = ctx.check(name, Action::Delete) {
+        return r;
+    }
+    let body = match ctx.json_body(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some(kept) = body.get("versions").and_then(Value::as_object) else {
+        return error(400, "versions must be an object");
+    };
+    let stored = match ctx.load_packument(name).await {
+        Ok(Some((doc, _))) => doc,
+        Ok(None) => return error(404, "Not found"),
+        Err(r) => return r,
+    };
+    let removed: Vec<String> = stored["versions"]
+        .as_object()
+        .map(|all| all.keys().filter(|v| !kept.contains_key(*v)).cloned().collect())
+        .unwrap_or_default();
+    if removed.is_empty() {
+        return Response::json(200, &json!({"ok": true, "id": name.as_str(), "rev": stored["_rev"]}));
+    }
+    let result = match ctx.run(name, NpmJob::RemoveVersions { name: name.to_string(), versions: removed.clone() }).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let keys: Vec<String> = removed.iter().map(|v| name.tarball_key(&name.tarball_filename(v))).collect();
+    let meta = HookMetadata { package: Some(name.to_string()), ..Default::default() };
+    if let Err(e) = ctx.storage.delete(&keys, meta).await {
+        return storage_error(e);
+    }
+    Response::json(200, &result)
+}
+
+/// `npm unpublish pkg --force`: removes the packument and every tarball.
+async fn unpublish_package(ctx: &Ctx<'_>, name: &PackageName) -> Response {
+    if !ctx.protocol_config().feature("unpublish") {
+        return error(405, "unpublishing is disabled on this registry");
+    }
+    if let Err(r) = ctx.check(name, Action::Delete) {
+        return r;
+    }
+    let meta = HookMetadata { package: Some(name.to_string()), ..Default::default() };
+    if let Err(e) = ctx.storage.check(Operation::Delete, &name.packument_key(), meta.clone()).await {
+        return storage_error(e);
+    }
+    if let Err(r) = ctx.run(name, NpmJob::DeletePackage { name: name.to_string() }).await {
+        return r;
+    }
+    // Every object under the package's prefix: tarballs, including orphans.
+    let mut cursor = None;
+    loop {
+        let page = match ctx.app.platform.store.list(&name.prefix(), ListOptions { cursor, ..Default::default() }).await {
+            Ok(p) => p,
+            Err(e) => return internal(e),
+        };
+        let keys: Vec<String> = page.objects.into_iter().map(|o| o.key).collect();
+        if let Err(e) = ctx.storage.delete(&keys, meta.clone()).await {
+            return storage_error(e);
+        }
+        match page.cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    Response::json(200, &json!({"ok": true}))
+}
+
+/// npm deletes a tarball after unpublishing its version; a tarball still referenced stays.
+async fn delete_tarball(ctx: &Ctx<'_>, name: &PackageName, file: &str) -> Response {
+    if let Err(r) = ctx.check(name, Action::Delete) {
+        return r;
+    }
+    let Some(version) = name.version_of_tarball(file) else {
+        return error(404, "Not found");
+    };
+    if let Ok(Some((doc, _))) = ctx.load_packument(name).await {
+        if doc["versions"].get(version).is_some() {
+            return error(400, format!("version {version} is still published; unpublish it first"));
+        }
+    }
+    let meta = HookMetadata { package: Some(name.to_string()), version: Some(version.into()), ..Default::default() };
+    match ctx.storage.delete(&[name.tarball_key(file)], meta).await {
+        Ok(()) => Response::json(200, &json!({"ok": true})),
+        Err(e) => storage_error(e),
+    }
+}
+
+/// `/-/package/{pkg}/dist-tags[/{tag}]`.
+async fn dist_tags(ctx: &Ctx<'_>, req: Request, path: &str) -> Response {
+    let Some((raw_name, rest)) = split_package(path) else {
+        return error(400, "invalid package path");
+    };
+    let Some(name) = PackageName::parse(&raw_name, true) else {
+        return error(400, format!("invalid package name {raw_name:?}"));
+    };
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    match (req.method, rest.as_slice()) {
+        (Method::Get, ["dist-tags"]) => {
+            if let Some(r) = ctx.check_read(&name) {
+                return r;
+            }
+            match ctx.load_packument(&name).await {
+                Ok(Some((doc, _))) => Response::json(200, &doc["dist-tags"]),
+                Ok(None) => error(404, "Not found"),
+                Err(r) => r,
+            }
+        }
+        (Method::Put | Method::Post, ["dist-tags", tag]) => {
+            if let Err(r) = ctx.check(&name, Action::Write) {
+                return r;
+            }
+            if !valid_tag(tag) {
+                return error(400, format!("invalid dist-tag {tag:?}: tags may not look like versions or ranges"));
+            }
+            let version = match ctx.json_body(req).await {
+                Ok(Value::String(v)) => v,
+                Ok(_) => return error(400, "the body must be a JSON string holding a version"),
+                Err(r) => return r,
+            };
+            let job = NpmJob::SetDistTag { name: name.to_string(), tag: tag.to_string(), version };
+            match ctx.run(&name, job).await {
+                Ok(_) => Response::json(201, &json!({"ok": true})),
+                Err(r) => r,
+            }
+        }
+        (Method::Delete, ["dist-tags", tag]) => {
+            if let Err(r) = ctx.check(&name, Action::Write) {
+                return r;
+            }
+            match ctx.run(&name, NpmJob::RemoveDistTag { name: name.to_string(), tag: tag.to_string() }).await {
+                Ok(_) => Response::json(200, &json!({"ok": true})),
+                Err(r) => r,
+            }
+        }
+        _ => error(404, "Not found"),
+    }
+}
+
+async fn search(ctx: &Ctx<'_>, req: &Request) -> Response {
+    if !ctx.protocol_config().feature("search") {
+        return error(404, "search is disabled on this registry");
+    }
+    if ctx.principal.is_none() && !ctx.protocol_config().anonymous_read {
+        return unauthorized("authentication required");
+    }
+    let text = req.query_param("text").unwrap_or_default().to_string();
+    let size = req.query_param("size").and_then(|s| s.parse().ok()).unwrap_or(20usize).clamp(1, 250);
+    let from = req.query_param("from").and_then(|s| s.parse().ok()).unwrap_or(0usize);
+    let mut candidates = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = match ctx.app.platform.store.list(names::SEARCH_PREFIX, ListOptions { cursor, ..Default::default() }).await {
+            Ok(p) => p,
+            Err(e) => return internal(format!("search listing failed: {e}")),
+        };
+        candidates.extend(page.objects.iter().filter_map(|o| search::Summary::from_metadata(&o.custom)));
+        match page.cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    // Private packages stay private: only those the caller may read are listed.
+    if !ctx.protocol_config().anonymous_read {
+        let p = ctx.principal.as_ref().expect("checked above");
+        candidates.retain(|s| p.can(Protocol::Npm, &s.name, Action::Read));
+    }
+    Response::json(200, &search::search(candidates, &text, size, from, &ctx.app.platform.now_iso()))
+}
+
+/// Legacy `npm login`/`npm adduser`: PUT `/-/user/org.couchdb.user:{name}`.
+async fn login(ctx: &Ctx<'_>, user_segment: &str, req: Request) -> Response {
+    let Some(user) = decode_path(user_segment).and_then(|u| u.strip_prefix("org.couchdb.user:").map(str::to_string)) else {
+        return error(400, "expected /-/user/org.couchdb.user:NAME");
+    };
+    let body = match ctx.json_body(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (Some(name), Some(password)) = (body.get("name").and_then(Value::as_str), body.get("password").and_then(Value::as_str)) else {
+        return error(400, "name and password are required");
+    };
+    if name != user {
+        return error(400, "the name in the body does not match the URL");
+    }
+    let auth = Auth::new(&ctx.app.platform, &ctx.app.config);
+    match auth.authenticate(name, password).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return unauthorized("bad username or password"),
+        Err(e) => return internal(format!("{e:?}")),
+    }
+    let opts = NewToken { protocol: Some(Protocol::Npm), readonly: ctx.app.config.npm_default_readonly, ..Default::default() };
+    match auth.create_token(name, opts).await {
+        Ok((token, _)) => Response::json(
+            201,
+            &json!({"ok": true, "id": format!("org.couchdb.user:{name}"), "rev": "1-0", "token": token}),
+        ),
+        Err(e) => internal(format!("{e:?}")),
+    }
+}
+
+fn npm_token_json(t: &crate::auth::TokenRecord) -> Value {
+    let time = crate::util::iso8601(t.created_ms);
+    json!({
+        "token": format!("{}…", t.preview),
+        "key": t.key,
+        "readonly": t.readonly,
+        "cidr_whitelist": t.cidr_whitelist,
+        "created": time,
+        "updated": time,
+    })
+}
+
+async fn list_tokens(ctx: &Ctx<'_>) -> Response {
+    let p = match ctx.logged_in() {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let auth = Auth::new(&ctx.app.platform, &ctx.app.config);
+    match auth.list_tokens(&p.user).await {
+        Ok(tokens) => {
+            let objects: Vec<Value> = tokens.iter().map(npm_token_json).collect();
+            Response::json(200, &json!({"objects": objects, "total": objects.len(), "urls": {}}))
+        }
+        Err(e) => internal(format!("{e:?}")),
+    }
+}
+
+async fn create_token(ctx: &Ctx<'_>, req: Request) -> Response {
+    let p = match ctx.logged_in() {
+        Ok(p) => p.clone(),
+        Err(r) => return r,
+    };
+    let body = match ctx.json_body(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let password = body.get("password").and_then(Value::as_str).unwrap_or_default();
+    let auth = Auth::new(&ctx.app.platform, &ctx.app.config);
+    match auth.authenticate(&p.user, password).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return unauthorized("password is incorrect"),
+        Err(e) => return internal(format!("{e:?}")),
+    }
+    let readonly = body.get("readonly").and_then(Value::as_bool).unwrap_or(ctx.app.config.npm_default_readonly);
+    let cidr: Vec<String> = body
+        .get("cidr_whitelist")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let expires_in_secs = body.get("expires").and_then(Value::as_u64).map(|days| days * 86_400);
+    let opts = NewToken { protocol: Some(Protocol::Npm), readonly, cidr_whitelist: cidr, expires_in_secs, ..Default::default() };
+    match auth.create_token(&p.user, opts).await {
+        Ok((token, record)) => {
+            let mut j = npm_token_json(&record);
+            j["token"] = json!(token);
+            Response::json(201, &j)
+        }
+        Err(e) => internal(format!("{e:?}")),
+    }
+}
+
+async fn revoke_token(ctx: &Ctx<'_>, key: &str) -> Response {
+    let p = match ctx.logged_in() {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let auth = Auth::new(&ctx.app.platform, &ctx.app.config);
+    match auth.revoke_token(&p.user, key).await {
+        Ok(true) => Response::new(204),
+        Ok(false) => error(404, "no such token"),
+        Err(e) => internal(format!("{e:?}")),
+    }
+}

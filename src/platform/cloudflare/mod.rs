@@ -1,0 +1,113 @@
+//! The Cloudflare side of the platform seam: R2, KV, Durable Objects and fetch, plus the
+//! Worker's entry point. Compiled for wasm32 only.
+
+mod durable;
+mod kv;
+mod net;
+mod r2;
+
+use std::rc::Rc;
+
+use worker::{event, Context, Env};
+
+use crate::config::{Config, VarSource};
+use crate::http::{Actor, Body, Headers, Method, Request, Response};
+use crate::platform::stream::PlatformStream;
+use crate::platform::{Clock, Platform};
+use crate::router::App;
+
+pub use durable::JobRunner;
+
+/// Binding names in wrangler.toml.
+pub const BUCKET: &str = "BUCKET";
+pub const KV: &str = "KV";
+pub const JOBS: &str = "JOBS";
+
+pub struct JsClock;
+
+impl Clock for JsClock {
+    fn now_ms(&self) -> f64 {
+        js_sys::Date::now()
+    }
+}
+
+struct EnvVars<'a>(&'a Env);
+
+impl VarSource for EnvVars<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0
+            .secret(name)
+            .or_else(|_| self.0.var(name))
+            .ok()
+            .map(|v| v.to_string())
+    }
+}
+
+fn platform(env: &Env) -> worker::Result<Platform> {
+    Ok(Platform {
+        store: Rc::new(r2::R2Store::new(env.bucket(BUCKET)?)),
+        kv: Rc::new(kv::Kv::new(env.kv(KV)?)),
+        coordinator: Rc::new(durable::DurableCoordinator::new(env.durable_object(JOBS)?)),
+        fetcher: Rc::new(net::WorkerFetcher),
+        clock: Rc::new(JsClock),
+    })
+}
+
+/// Converts the runtime's request; the body stays a JS stream.
+fn request(req: &worker::Request) -> worker::Result<Request> {
+    let url = req.url()?;
+    let mut headers = Headers::new();
+    for (k, v) in req.headers().entries() {
+        headers.append(&k, v);
+    }
+    let length = headers.get("content-length").and_then(|l| l.parse().ok());
+    let body = match req.inner().body() {
+        Some(stream) => Body::Stream(PlatformStream::new(stream, length)),
+        None => Body::Empty,
+    };
+    let origin = url.origin().ascii_serialization();
+    Ok(Request {
+        method: Method::parse(req.inner().method().as_str()),
+        origin,
+        path: url.path().to_string(),
+        query: url.query().map(crate::http::parse_query).unwrap_or_default(),
+        actor: Actor {
+            ip: headers.get("cf-connecting-ip").map(str::to_string),
+            user_agent: headers.get("user-agent").map(str::to_string),
+            ..Default::default()
+        },
+        headers,
+        body,
+    })
+}
+
+/// Converts back to the runtime's response; stream bodies pass through untouched.
+pub(crate) fn response(resp: Response) -> worker::Result<worker::Response> {
+    let headers = worker::Headers::new();
+    for (k, v) in resp.headers.iter() {
+        headers.append(k, v)?;
+    }
+    let body = match resp.body {
+        Body::Empty => worker::ResponseBody::Empty,
+        Body::Bytes(b) => worker::ResponseBody::Body(b),
+        Body::Stream(s) => worker::ResponseBody::Stream(s.raw),
+    };
+    Ok(worker::Response::builder()
+        .with_status(resp.status)
+        .with_headers(headers)
+        .body(body))
+}
+
+#[event(fetch)]
+async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+    let config = match Config::from_vars(&EnvVars(&env)) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::logging::error(&e.to_string());
+            return response(Response::json(500, &serde_json::json!({"error": e.to_string()})));
+        }
+    };
+    let app = App::new(platform(&env)?, config);
+    let resp = app.handle(request(&req)?).await;
+    response(resp)
+}

@@ -1,0 +1,54 @@
+//! Outbound fetch through the runtime; response bodies stay JS streams.
+
+use async_trait::async_trait;
+use wasm_bindgen::JsCast;
+
+use crate::http::{Body, Headers, Request, Response};
+use crate::platform::stream::PlatformStream;
+use crate::platform::{Fetcher, StoreError, StoreResult};
+
+pub struct WorkerFetcher;
+
+fn err(e: impl std::fmt::Debug) -> StoreError {
+    StoreError(format!("fetch: {e:?}"))
+}
+
+#[async_trait(?Send)]
+impl Fetcher for WorkerFetcher {
+    async fn fetch(&self, url: &str, req: Request) -> StoreResult<Response> {
+        let init = web_sys::RequestInit::new();
+        init.set_method(req.method.as_str());
+        let headers = web_sys::Headers::new().map_err(err)?;
+        for (k, v) in req.headers.iter() {
+            headers.append(k, v).map_err(err)?;
+        }
+        init.set_headers(&headers);
+        match req.body {
+            Body::Empty => {}
+            Body::Bytes(b) => init.set_body(&js_sys::Uint8Array::from(b.as_slice())),
+            Body::Stream(s) => init.set_body(&s.raw),
+        }
+        let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(err)?;
+        let promise = js_sys::global()
+            .unchecked_into::<web_sys::WorkerGlobalScope>()
+            .fetch_with_request(&request);
+        let resp: web_sys::Response = wasm_bindgen_futures::JsFuture::from(promise)
+            .await
+            .map_err(err)?
+            .unchecked_into();
+        let mut out_headers = Headers::new();
+        for entry in js_sys::try_iter(&resp.headers()).map_err(err)?.into_iter().flatten() {
+            let pair: js_sys::Array = entry.map_err(err)?.unchecked_into();
+            out_headers.append(&pair.get(0).as_string().unwrap_or_default(), pair.get(1).as_string().unwrap_or_default());
+        }
+        let length = out_headers.get("content-length").and_then(|l| l.parse().ok());
+        Ok(Response {
+            status: resp.status(),
+            body: match resp.body() {
+                Some(s) => Body::Stream(PlatformStream::new(s, length)),
+                None => Body::Empty,
+            },
+            headers: out_headers,
+        })
+    }
+}

@@ -1,0 +1,419 @@
+//! In-memory platform for native tests. It follows the R2/KV rules the Worker is bound by
+//! (checksums verified on put, conditional puts, multipart part-size rules) so that tests
+//! catch code that would break on the real platform.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+use async_trait::async_trait;
+use sha1::Digest;
+
+use super::*;
+use crate::http::{Body, Request, Response};
+use crate::jobs::{Job, JobEnv, JobResult};
+
+/// The smallest non-final multipart part R2 accepts.
+pub const R2_MIN_PART: u64 = 5 * 1024 * 1024;
+
+#[derive(Clone)]
+struct StoredObject {
+    data: Rc<Vec<u8>>,
+    meta: ObjectMeta,
+}
+
+#[derive(Default)]
+pub struct MemoryObjectStore {
+    objects: RefCell<BTreeMap<String, StoredObject>>,
+    uploads: RefCell<HashMap<String, (String, PutOptions, BTreeMap<u16, Vec<u8>>)>>,
+    counter: Cell<u64>,
+    clock: Option<Rc<dyn Clock>>,
+}
+
+impl MemoryObjectStore {
+    pub fn new(clock: Rc<dyn Clock>) -> Self {
+        MemoryObjectStore {
+            clock: Some(clock),
+            ..Default::default()
+        }
+    }
+
+    fn next_etag(&self) -> String {
+        self.counter.set(self.counter.get() + 1);
+        format!("{:032x}", self.counter.get())
+    }
+
+    /// Every key currently stored (tests assert nothing partial is left behind).
+    pub fn keys(&self) -> Vec<String> {
+        self.objects.borrow().keys().cloned().collect()
+    }
+
+    /// Number of multipart uploads still open.
+    pub fn open_uploads(&self) -> usize {
+        self.uploads.borrow().len()
+    }
+
+    fn now(&self) -> f64 {
+        self.clock.as_ref().map(|c| c.now_ms()).unwrap_or(0.0)
+    }
+
+    fn store(&self, key: &str, data: Vec<u8>, opts: PutOptions) -> ObjectMeta {
+        let meta = ObjectMeta {
+            key: key.to_string(),
+            size: data.len() as u64,
+            etag: self.next_etag(),
+            content_type: opts.content_type,
+            custom: opts.custom,
+            uploaded_ms: self.now(),
+        };
+        self.objects.borrow_mut().insert(
+            key.to_string(),
+            StoredObject {
+                data: Rc::new(data),
+                meta: meta.clone(),
+            },
+        );
+        meta
+    }
+}
+
+fn checksum_matches(sum: &Checksum, data: &[u8]) -> bool {
+    match sum {
+        Checksum::Sha1(want) => sha1::Sha1::digest(data).as_slice() == want.as_slice(),
+        Checksum::Sha256(want) => sha2::Sha256::digest(data).as_slice() == want.as_slice(),
+        Checksum::Sha512(want) => sha2::Sha512::digest(data).as_slice() == want.as_slice(),
+        Checksum::Md5(want) => md5::Md5::digest(data).as_slice() == want.as_slice(),
+    }
+}
+
+async fn body_bytes(body: Body) -> StoreResult<Vec<u8>> {
+    body.read_capped(u64::MAX)
+        .await
+        .map_err(|e| StoreError(e.to_string()))
+}
+
+#[async_trait(?Send)]
+impl ObjectStore for MemoryObjectStore {
+    async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
+        Ok(self.objects.borrow().get(key).map(|o| o.meta.clone()))
+    }
+
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> StoreResult<Option<Object>> {
+        let Some(obj) = self.objects.borrow().get(key).cloned() else {
+            return Ok(None);
+        };
+        let size = obj.data.len() as u64;
+        let (offset, length) = match range {
+            None => (0, size),
+            Some(ByteRange::Slice { offset, length }) => {
+                if offset >= size && size > 0 || offset > size {
+                    return Err(StoreError("range not satisfiable".into()));
+                }
+                (offset, length.min(size - offset))
+            }
+            Some(ByteRange::From { offset }) => {
+                if offset > size {
+                    return Err(StoreError("range not satisfiable".into()));
+                }
+                (offset, size - offset)
+            }
+            Some(ByteRange::Suffix { length }) => {
+                let length = length.min(size);
+                (size - length, length)
+            }
+        };
+        let data = obj.data[offset as usize..(offset + length) as usize].to_vec();
+        Ok(Some(Object {
+            meta: obj.meta.clone(),
+            body: Body::Stream(PlatformStream::from_bytes(data)),
+            range: range.map(|_| (offset, length)),
+        }))
+    }
+
+    async fn put(&self, key: &str, body: Body, opts: PutOptions) -> StoreResult<PutOutcome> {
+        let data = body_bytes(body).await?;
+        match (&opts.condition, self.objects.borrow().get(key)) {
+            (Some(Condition::DoesNotExist), Some(_)) => return Ok(PutOutcome::ConditionFailed),
+            (Some(Condition::EtagMatches(_)), None) => return Ok(PutOutcome::ConditionFailed),
+            (Some(Condition::EtagMatches(want)), Some(o)) if &o.meta.etag != want => {
+                return Ok(PutOutcome::ConditionFailed)
+            }
+            _ => {}
+        }
+        if let Some(sum) = &opts.checksum {
+            if !checksum_matches(sum, &data) {
+                return Ok(PutOutcome::ChecksumMismatch);
+            }
+        }
+        Ok(PutOutcome::Stored(self.store(key, data, opts)))
+    }
+
+    async fn delete(&self, keys: &[String]) -> StoreResult<()> {
+        let mut objects = self.objects.borrow_mut();
+        for k in keys {
+            objects.remove(k);
+        }
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str, opts: ListOptions) -> StoreResult<ListPage> {
+        let limit = opts.limit.unwrap_or(1000).clamp(1, 1000) as usize;
+        let after = opts.cursor.clone().or(opts.start_after.clone());
+        let objects = self.objects.borrow();
+        let mut page = ListPage::default();
+        let mut last_key = None;
+        for (key, obj) in objects.range(prefix.to_string()..) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if after.as_ref().is_some_and(|a| key <= a) {
+                continue;
+            }
+            if page.objects.len() + page.prefixes.len() >= limit {
+                page.cursor = last_key;
+                return Ok(page);
+            }
+            if let Some(d) = &opts.delimiter {
+                if let Some(i) = key[prefix.len()..].find(d.as_str()) {
+                    let common = key[..prefix.len() + i + d.len()].to_string();
+                    if page.prefixes.last() != Some(&common) {
+                        page.prefixes.push(common);
+                    }
+                    last_key = Some(key.clone());
+                    continue;
+                }
+            }
+            page.objects.push(obj.meta.clone());
+            last_key = Some(key.clone());
+        }
+        Ok(page)
+    }
+
+    async fn create_multipart(&self, key: &str, opts: PutOptions) -> StoreResult<String> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.uploads
+            .borrow_mut()
+            .insert(id.clone(), (key.to_string(), opts, BTreeMap::new()));
+        Ok(id)
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u16,
+        body: Body,
+    ) -> StoreResult<UploadedPart> {
+        let data = body_bytes(body).await?;
+        let mut uploads = self.uploads.borrow_mut();
+        let (k, _, parts) = uploads
+            .get_mut(upload_id)
+            .ok_or_else(|| StoreError("unknown multipart upload".into()))?;
+        if k != key || part_number == 0 || part_number > 10_000 {
+            return Err(StoreError("bad multipart part".into()));
+        }
+        parts.insert(part_number, data);
+        Ok(UploadedPart {
+            part_number,
+            etag: format!("part-{part_number}"),
+        })
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<UploadedPart>,
+    ) -> StoreResult<ObjectMeta> {
+        let (k, opts, stored) = self
+            .uploads
+            .borrow_mut()
+            .remove(upload_id)
+            .ok_or_else(|| StoreError("unknown multipart upload".into()))?;
+        if k != key {
+            return Err(StoreError("multipart key mismatch".into()));
+        }
+        // R2's rules: every part but the last the same size, at least 5 MiB, last not larger.
+        let sizes: Vec<u64> = parts
+            .iter()
+            .map(|p| stored.get(&p.part_number).map(|d| d.len() as u64))
+            .collect::<Option<_>>()
+            .ok_or_else(|| StoreError("completing with a part never uploaded".into()))?;
+        if let Some((last, rest)) = sizes.split_last() {
+            if let Some(first) = rest.first() {
+                if *first < R2_MIN_PART || rest.iter().any(|s| s != first) || last > first {
+                    return Err(StoreError(format!(
+                        "multipart parts must be equal and >= 5 MiB: {sizes:?}"
+                    )));
+                }
+            }
+        }
+        let mut data = Vec::new();
+        for p in &parts {
+            data.extend_from_slice(&stored[&p.part_number]);
+        }
+        let opts = PutOptions {
+            checksum: None,
+            condition: None,
+            ..opts
+        };
+        Ok(self.store(key, data, opts))
+    }
+
+    async fn abort_multipart(&self, _key: &str, upload_id: &str) -> StoreResult<()> {
+        self.uploads.borrow_mut().remove(upload_id);
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryKv {
+    entries: RefCell<BTreeMap<String, String>>,
+}
+
+#[async_trait(?Send)]
+impl KvStore for MemoryKv {
+    async fn get(&self, key: &str) -> StoreResult<Option<String>> {
+        Ok(self.entries.borrow().get(key).cloned())
+    }
+
+    async fn put(&self, key: &str, value: &str, _ttl: Option<u64>) -> StoreResult<()> {
+        self.entries
+            .borrow_mut()
+            .insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> StoreResult<()> {
+        self.entries.borrow_mut().remove(key);
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        _cursor: Option<String>,
+    ) -> StoreResult<(Vec<String>, Option<String>)> {
+        let keys = self
+            .entries
+            .borrow()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        Ok((keys, None))
+    }
+}
+
+/// Runs jobs in process, one at a time per lock name, like the Durable Object does.
+pub struct MemoryCoordinator {
+    env: JobEnv,
+    locks: RefCell<HashMap<String, Rc<futures::lock::Mutex<()>>>>,
+}
+
+#[async_trait(?Send)]
+impl Coordinator for MemoryCoordinator {
+    async fn run(&self, lock: &str, job: Job) -> JobResult {
+        let mutex = self
+            .locks
+            .borrow_mut()
+            .entry(lock.to_string())
+            .or_default()
+            .clone();
+        let _guard = mutex.lock().await;
+        // Round-trip through JSON, as the Durable Object call does.
+        let job: Job = serde_json::from_value(serde_json::to_value(&job).expect("job serialises"))
+            .expect("job deserialises");
+        crate::jobs::execute(&self.env, job).await
+    }
+}
+
+type FetchHandler = Box<dyn Fn(&str, Request) -> Response>;
+
+/// Outbound fetch for tests: a handler stands in for the network.
+#[derive(Default)]
+pub struct MemoryFetcher {
+    handler: RefCell<Option<FetchHandler>>,
+}
+
+impl MemoryFetcher {
+    pub fn set_handler(&self, f: impl Fn(&str, Request) -> Response + 'static) {
+        *self.handler.borrow_mut() = Some(Box::new(f));
+    }
+}
+
+#[async_trait(?Send)]
+impl Fetcher for MemoryFetcher {
+    async fn fetch(&self, url: &str, req: Request) -> StoreResult<Response> {
+        match &*self.handler.borrow() {
+            Some(h) => Ok(h(url, req)),
+            None => Err(StoreError(format!("no network in tests: {url}"))),
+        }
+    }
+}
+
+/// A clock tests can move.
+pub struct ManualClock(Cell<f64>);
+
+impl ManualClock {
+    pub fn new(start_ms: f64) -> Self {
+        ManualClock(Cell::new(start_ms))
+    }
+
+    pub fn advance(&self, ms: f64) {
+        self.0.set(self.0.get() + ms);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> f64 {
+        self.0.get()
+    }
+}
+
+/// A whole in-memory platform with handles to its parts.
+pub struct MemoryPlatform {
+    pub platform: Platform,
+    pub store: Rc<MemoryObjectStore>,
+    pub kv: Rc<MemoryKv>,
+    pub fetcher: Rc<MemoryFetcher>,
+    pub clock: Rc<ManualClock>,
+}
+
+impl MemoryPlatform {
+    pub fn new() -> Self {
+        // 2026-01-01T00:00:00Z
+        let clock = Rc::new(ManualClock::new(1_767_225_600_000.0));
+        let store = Rc::new(MemoryObjectStore::new(clock.clone()));
+        let kv = Rc::new(MemoryKv::default());
+        let fetcher = Rc::new(MemoryFetcher::default());
+        let coordinator = Rc::new(MemoryCoordinator {
+            env: JobEnv {
+                store: store.clone(),
+                clock: clock.clone(),
+            },
+            locks: RefCell::default(),
+        });
+        MemoryPlatform {
+            platform: Platform {
+                store: store.clone(),
+                kv: kv.clone(),
+                coordinator,
+                fetcher: fetcher.clone(),
+                clock: clock.clone(),
+            },
+            store,
+            kv,
+            fetcher,
+            clock,
+        }
+    }
+}
+
+impl Default for MemoryPlatform {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+use super::stream::PlatformStream;

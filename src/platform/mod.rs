@@ -1,0 +1,196 @@
+//! The one seam to the platform. Protocol code talks only to these traits, so the same code
+//! runs natively against in-memory backends (`memory`) and in workerd against R2, KV, Durable
+//! Objects and fetch (`cloudflare`, wasm32 only).
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use async_trait::async_trait;
+
+use crate::http::{Body, Request, Response};
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod memory;
+pub mod stream;
+
+#[cfg(target_arch = "wasm32")]
+pub mod cloudflare;
+
+/// Everything a request handler may use, cheap to clone.
+#[derive(Clone)]
+pub struct Platform {
+    pub store: Rc<dyn ObjectStore>,
+    pub kv: Rc<dyn KvStore>,
+    pub coordinator: Rc<dyn Coordinator>,
+    pub fetcher: Rc<dyn Fetcher>,
+    pub clock: Rc<dyn Clock>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What the object store knows about an object, without its body.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+    /// Opaque version tag, usable in conditional operations.
+    pub etag: String,
+    pub content_type: Option<String>,
+    pub custom: BTreeMap<String, String>,
+    /// Milliseconds since the epoch.
+    pub uploaded_ms: f64,
+}
+
+/// A byte range as R2 understands it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `length` bytes from `offset`.
+    Slice { offset: u64, length: u64 },
+    /// From `offset` to the end.
+    From { offset: u64 },
+    /// The last `length` bytes.
+    Suffix { length: u64 },
+}
+
+/// Conditions for conditional reads and writes, compared against the object's etag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// Only if the object exists with this etag.
+    EtagMatches(String),
+    /// Only if the object does not exist (create-only write).
+    DoesNotExist,
+}
+
+/// A checksum the store verifies on write; the write fails if the bytes disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checksum {
+    Sha1(Vec<u8>),
+    Sha256(Vec<u8>),
+    Sha512(Vec<u8>),
+    Md5(Vec<u8>),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    pub content_type: Option<String>,
+    pub custom: BTreeMap<String, String>,
+    pub checksum: Option<Checksum>,
+    pub condition: Option<Condition>,
+}
+
+#[derive(Debug)]
+pub enum PutOutcome {
+    Stored(ObjectMeta),
+    /// The condition did not hold; nothing was written.
+    ConditionFailed,
+    /// The bytes did not match the checksum; nothing was written.
+    ChecksumMismatch,
+}
+
+#[derive(Debug)]
+pub struct Object {
+    pub meta: ObjectMeta,
+    pub body: Body,
+    /// The range served when one was asked for: (offset, length).
+    pub range: Option<(u64, u64)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+    pub delimiter: Option<String>,
+    pub start_after: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub objects: Vec<ObjectMeta>,
+    /// Common prefixes when a delimiter was given.
+    pub prefixes: Vec<String>,
+    /// Present when more results follow.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedPart {
+    pub part_number: u16,
+    pub etag: String,
+}
+
+/// R2 and its in-memory twin.
+#[async_trait(?Send)]
+pub trait ObjectStore {
+    async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>>;
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> StoreResult<Option<Object>>;
+    async fn put(&self, key: &str, body: Body, opts: PutOptions) -> StoreResult<PutOutcome>;
+    async fn delete(&self, keys: &[String]) -> StoreResult<()>;
+    async fn list(&self, prefix: &str, opts: ListOptions) -> StoreResult<ListPage>;
+
+    async fn create_multipart(&self, key: &str, opts: PutOptions) -> StoreResult<String>;
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u16,
+        body: Body,
+    ) -> StoreResult<UploadedPart>;
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<UploadedPart>,
+    ) -> StoreResult<ObjectMeta>;
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> StoreResult<()>;
+}
+
+/// Workers KV and its in-memory twin: read-mostly records such as users and token hashes.
+#[async_trait(?Send)]
+pub trait KvStore {
+    async fn get(&self, key: &str) -> StoreResult<Option<String>>;
+    async fn put(&self, key: &str, value: &str, expiration_ttl_secs: Option<u64>)
+        -> StoreResult<()>;
+    async fn delete(&self, key: &str) -> StoreResult<()>;
+    /// Keys under a prefix, one page at a time.
+    async fn list(&self, prefix: &str, cursor: Option<String>)
+        -> StoreResult<(Vec<String>, Option<String>)>;
+}
+
+/// Serialised read-modify-write of shared documents: every job for one `lock` runs alone, in
+/// order, inside one Durable Object (in memory: behind one async mutex).
+#[async_trait(?Send)]
+pub trait Coordinator {
+    async fn run(&self, lock: &str, job: crate::jobs::Job) -> crate::jobs::JobResult;
+}
+
+/// Outbound HTTP (upstream registries).
+#[async_trait(?Send)]
+pub trait Fetcher {
+    async fn fetch(&self, url: &str, req: Request) -> StoreResult<Response>;
+}
+
+pub trait Clock {
+    fn now_ms(&self) -> f64;
+}
+
+impl Platform {
+    pub fn now_ms(&self) -> f64 {
+        self.clock.now_ms()
+    }
+
+    /// Current time as an RFC 3339 string with milliseconds, as npm writes it.
+    pub fn now_iso(&self) -> String {
+        crate::util::iso8601(self.now_ms())
+    }
+}
