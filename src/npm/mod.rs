@@ -738,11 +738,13 @@ async fn login(ctx: &Ctx<'_>, user_segment: &str, req: Request) -> Response {
 
 fn npm_token_json(t: &crate::auth::TokenRecord) -> Value {
     let time = crate::util::iso8601(t.created_ms);
+    // npm prints `token` with its own ellipsis, and any non-null whitelist.
+    let cidr = if t.cidr_whitelist.is_empty() { Value::Null } else { json!(t.cidr_whitelist) };
     json!({
-        "token": format!("{}…", t.preview),
+        "token": t.preview,
         "key": t.key,
         "readonly": t.readonly,
-        "cidr_whitelist": t.cidr_whitelist,
+        "cidr_whitelist": cidr,
         "created": time,
         "updated": time,
     })

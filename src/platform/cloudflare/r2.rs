@@ -73,8 +73,9 @@ impl ObjectStore for R2Store {
             return Ok(None);
         };
         let meta = meta(&o);
-        let served = match (range, o.range()) {
-            (Some(_), Ok(r)) => Some(match r {
+        // `range()` panics on objects fetched without a range, so ask only when we sent one.
+        let served = match range.map(|_| o.range()) {
+            Some(Ok(r)) => Some(match r {
                 Range::OffsetWithLength { offset, length } => (offset, length.min(meta.size.saturating_sub(offset))),
                 Range::OffsetToEnd { offset } => (offset, meta.size.saturating_sub(offset)),
                 Range::Prefix { length } => (0, length.min(meta.size)),
