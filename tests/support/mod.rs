@@ -1,0 +1,248 @@
+//! End-to-end harness: starts the built Worker in workerd (wrangler dev, local R2/KV/Durable
+//! Objects) on a free loopback port, speaks real HTTP to it, and runs real clients.
+//! `scripts/test.sh` builds the Worker and installs the clients before these tests run.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789abcdef";
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    root().join("miniflare/node_modules/.bin").join(name)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Worker {
+    pub url: String,
+    pub port: u16,
+    _state: tempfile::TempDir,
+}
+
+impl Worker {
+    /// Starts a Worker with extra `[vars]`; it stops when this test process exits.
+    pub fn start(vars: &[(&str, &str)]) -> Worker {
+        assert!(
+            root().join("build/worker/shim.mjs").exists(),
+            "the Worker is not built: run scripts/test.sh (it builds, then runs these tests)"
+        );
+        let state = tempfile::tempdir().unwrap();
+        for _attempt in 0..3 {
+            let port = free_port();
+            let mut cmd = Command::new("setsid");
+            cmd.arg("bash")
+                .arg(root().join("miniflare/worker.sh"))
+                .arg(port.to_string())
+                .arg(state.path())
+                .arg(std::process::id().to_string())
+                .args(["--var", &format!("ADMIN_TOKEN:{ADMIN_TOKEN}")])
+                .args(["--var", "PASSWORD_ITERATIONS:1000"]);
+            for (k, v) in vars {
+                cmd.args(["--var", &format!("{k}:{v}")]);
+            }
+            let log = std::fs::File::create(state.path().join("wrangler.log")).unwrap();
+            cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+            cmd.spawn().expect("start miniflare/worker.sh");
+            let url = format!("http://127.0.0.1:{port}");
+            let deadline = Instant::now() + Duration::from_secs(90);
+            while Instant::now() < deadline {
+                if let Ok(r) = http().get(&format!("{url}/-/health")).call() {
+                    if r.status() == 200 {
+                        return Worker { url, port, _state: state };
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            eprintln!(
+                "worker on port {port} did not start:\n{}",
+                std::fs::read_to_string(state.path().join("wrangler.log")).unwrap_or_default()
+            );
+        }
+        panic!("the Worker did not start");
+    }
+
+    pub fn npm_registry(&self) -> String {
+        format!("{}/npm/", self.url)
+    }
+
+    /// Creates a user (password = name + "-password") and an npm token for it.
+    pub fn user_with_token(&self, name: &str, extra: serde_json::Value) -> String {
+        let r = post_json(
+            &format!("{}/-/admin/users", self.url),
+            Some(ADMIN_TOKEN),
+            &serde_json::json!({"name": name, "password": format!("{name}-password")}),
+        );
+        assert!(r.0 == 201 || r.0 == 409, "create user {name}: {} {}", r.0, r.1);
+        let mut body = serde_json::json!({"user": name, "protocol": "npm"});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let r = post_json(&format!("{}/-/admin/tokens", self.url), Some(ADMIN_TOKEN), &body);
+        assert_eq!(r.0, 201, "create token: {}", r.1);
+        serde_json::from_str::<serde_json::Value>(&r.1).unwrap()["token"].as_str().unwrap().to_string()
+    }
+}
+
+pub fn http() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into()
+}
+
+/// (status, body text, headers) of a request.
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn request(method: &str, url: &str, token: Option<&str>, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
+    let mut b = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let agent = http();
+    let resp = match body {
+        Some(bytes) => agent.run(b.body(bytes).unwrap()),
+        None => agent.run(b.body(()).unwrap()),
+    }
+    .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+        .collect();
+    let body = resp.into_body().with_config().limit(2 << 30).read_to_vec().unwrap_or_default();
+    Reply { status, body, headers }
+}
+
+pub fn post_json(url: &str, token: Option<&str>, body: &serde_json::Value) -> (u16, String) {
+    let r = request("POST", url, token, &[("content-type", "application/json")], Some(body.to_string().into_bytes()));
+    (r.status, r.text())
+}
+
+/// A gzipped tarball with `package/package.json` and `package/index.js`, as npm packs.
+pub fn tarball(name: &str, version: &str) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let pkg = serde_json::json!({"name": name, "version": version}).to_string();
+    for (path, data) in [("package/package.json", pkg.as_bytes()), ("package/index.js", b"module.exports = 1;\n" as &[u8])] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, path, data).unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar.into_inner().unwrap()).unwrap();
+    gz.finish().unwrap()
+}
+
+/// The JSON body `npm publish` sends for one version.
+pub fn publish_body(name: &str, version: &str, tgz: &[u8]) -> serde_json::Value {
+    use base64::Engine;
+    let file = format!("{name}-{version}.tgz");
+    serde_json::json!({
+        "_id": name,
+        "name": name,
+        "description": format!("{name} for tests"),
+        "dist-tags": {"latest": version},
+        "versions": {version: {"name": name, "version": version, "dist": {}}},
+        "_attachments": {file: {
+            "content_type": "application/octet-stream",
+            "data": base64::engine::general_purpose::STANDARD.encode(tgz),
+            "length": tgz.len(),
+        }},
+    })
+}
+
+/// A scratch directory for one client run: its own HOME, npm cache and config.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        Scratch { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, contents: &str) -> PathBuf {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+
+    /// Runs a client with HOME and caches inside the scratch dir; returns (success, output).
+    pub fn run(&self, cwd: &str, program: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+        let cwd = self.path().join(cwd);
+        std::fs::create_dir_all(&cwd).unwrap();
+        let home = self.path().join("home");
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .current_dir(&cwd)
+            .env("HOME", &home)
+            .env("npm_config_cache", self.path().join("npm-cache"))
+            .env("npm_config_userconfig", home.join(".npmrc"))
+            .env("npm_config_update_notifier", "false")
+            .env("npm_config_fund", "false")
+            .env("npm_config_audit", "false")
+            .env("COREPACK_ENABLE_STRICT", "0")
+            .env("YARN_ENABLE_TELEMETRY", "0")
+            .env("YARN_CACHE_FOLDER", self.path().join("yarn-cache"))
+            .env_remove("npm_config_registry")
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = format!(
+            "$ {} {}\n{}{}",
+            program.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+}
+
+pub fn npm() -> PathBuf {
+    PathBuf::from("npm")
+}
