@@ -178,7 +178,7 @@ impl<'a> Auth<'a> {
         let record = UserRecord {
             name: name.to_string(),
             email,
-            password: PasswordHash::new(password, self.config.password_iterations),
+            password: PasswordHash::new(&*self.platform.crypto, password, self.config.password_iterations).await?,
             admin,
             created: self.platform.now_iso(),
         };
@@ -189,7 +189,10 @@ impl<'a> Auth<'a> {
 
     /// The user if the password is right.
     pub async fn authenticate(&self, name: &str, password: &str) -> Result<Option<UserRecord>, AuthError> {
-        Ok(self.user(name).await?.filter(|u| u.password.verify(password)))
+        let Some(user) = self.user(name).await? else {
+            return Ok(None);
+        };
+        Ok(user.password.verify(&*self.platform.crypto, password).await?.then_some(user))
     }
 
     /// Makes a token; returns the secret (shown once) and its stored record.

@@ -1,6 +1,9 @@
-//! Salted, slow password hashes (PBKDF2-HMAC-SHA256) for the user records in KV.
+//! Salted, slow password hashes (PBKDF2-HMAC-SHA256) for the user records in KV. The
+//! derivation itself runs on the platform's crypto (WebCrypto in the Worker).
 
 use serde::{Deserialize, Serialize};
+
+use crate::platform::{Crypto, StoreResult};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PasswordHash {
@@ -10,51 +13,48 @@ pub struct PasswordHash {
     pub hash: String,
 }
 
-fn derive(password: &str, salt: &[u8], iterations: u32) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt, iterations, &mut out);
-    out
-}
-
 impl PasswordHash {
-    pub fn new(password: &str, iterations: u32) -> PasswordHash {
+    pub async fn new(crypto: &dyn Crypto, password: &str, iterations: u32) -> StoreResult<PasswordHash> {
         let salt = crate::util::random_hex();
-        PasswordHash {
+        let hash = crypto.pbkdf2_sha256(password, salt.as_bytes(), iterations).await?;
+        Ok(PasswordHash {
             algorithm: "pbkdf2-sha256".into(),
             iterations,
-            hash: hex::encode(derive(password, salt.as_bytes(), iterations)),
+            hash: hex::encode(hash),
             salt,
-        }
+        })
     }
 
-    pub fn verify(&self, password: &str) -> bool {
+    pub async fn verify(&self, crypto: &dyn Crypto, password: &str) -> StoreResult<bool> {
         if self.algorithm != "pbkdf2-sha256" {
-            return false;
+            return Ok(false);
         }
         let Ok(want) = hex::decode(&self.hash) else {
-            return false;
+            return Ok(false);
         };
-        crate::util::secret_eq(&derive(password, self.salt.as_bytes(), self.iterations), &want)
+        let got = crypto.pbkdf2_sha256(password, self.salt.as_bytes(), self.iterations).await?;
+        Ok(crate::util::secret_eq(&got, &want))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::memory::RustCrypto;
+    use futures::executor::block_on;
 
     #[test]
     fn verifies_only_the_right_password_and_salts_differ() {
-        let a = PasswordHash::new("s3cret", 1000);
-        let b = PasswordHash::new("s3cret", 1000);
-        assert!(a.verify("s3cret"));
-        assert!(!a.verify("s3cret "));
+        let a = block_on(PasswordHash::new(&RustCrypto, "s3cret", 1000)).unwrap();
+        let b = block_on(PasswordHash::new(&RustCrypto, "s3cret", 1000)).unwrap();
+        assert!(block_on(a.verify(&RustCrypto, "s3cret")).unwrap());
+        assert!(!block_on(a.verify(&RustCrypto, "s3cret ")).unwrap());
         assert_ne!(a.hash, b.hash);
     }
 
     #[test]
     fn matches_rfc7914_pbkdf2_sha256_vector() {
-        let mut out = [0u8; 64];
-        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(b"passwd", b"salt", 1, &mut out);
-        assert_eq!(&hex::encode(out)[..32], "55ac046e56e3089fec1691c22544b605");
+        let out = block_on(RustCrypto.pbkdf2_sha256("passwd", b"salt", 1)).unwrap();
+        assert_eq!(hex::encode(out), "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc");
     }
 }

@@ -352,6 +352,18 @@ impl Fetcher for MemoryFetcher {
     }
 }
 
+/// PBKDF2 in Rust, for native builds.
+pub struct RustCrypto;
+
+#[async_trait(?Send)]
+impl Crypto for RustCrypto {
+    async fn pbkdf2_sha256(&self, password: &str, salt: &[u8], iterations: u32) -> StoreResult<[u8; 32]> {
+        let mut out = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt, iterations, &mut out);
+        Ok(out)
+    }
+}
+
 /// A clock tests can move.
 pub struct ManualClock(Cell<f64>);
 
@@ -401,6 +413,7 @@ impl MemoryPlatform {
                 coordinator,
                 fetcher: fetcher.clone(),
                 clock: clock.clone(),
+                crypto: Rc::new(RustCrypto),
             },
             store,
             kv,

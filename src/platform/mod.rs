@@ -24,6 +24,7 @@ pub struct Platform {
     pub coordinator: Rc<dyn Coordinator>,
     pub fetcher: Rc<dyn Fetcher>,
     pub clock: Rc<dyn Clock>,
+    pub crypto: Rc<dyn Crypto>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +183,13 @@ pub trait Fetcher {
 
 pub trait Clock {
     fn now_ms(&self) -> f64;
+}
+
+/// Slow key derivation, run by the platform's native crypto where there is one (WebCrypto in
+/// the Worker), so password checks do not burn wasm CPU time.
+#[async_trait(?Send)]
+pub trait Crypto {
+    async fn pbkdf2_sha256(&self, password: &str, salt: &[u8], iterations: u32) -> StoreResult<[u8; 32]>;
 }
 
 impl Platform {

@@ -50,6 +50,7 @@ fn platform(env: &Env) -> worker::Result<Platform> {
         coordinator: Rc::new(durable::DurableCoordinator::new(env.durable_object(JOBS)?)),
         fetcher: Rc::new(net::WorkerFetcher),
         clock: Rc::new(JsClock),
+        crypto: Rc::new(WebCrypto),
     })
 }
 
@@ -110,4 +111,33 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
     let app = App::new(platform(&env)?, config);
     let resp = app.handle(request(&req)?).await;
     response(resp)
+}
+
+/// PBKDF2 through WebCrypto: runs natively in the runtime, not in wasm.
+pub struct WebCrypto;
+
+#[async_trait::async_trait(?Send)]
+impl crate::platform::Crypto for WebCrypto {
+    async fn pbkdf2_sha256(&self, password: &str, salt: &[u8], iterations: u32) -> crate::platform::StoreResult<[u8; 32]> {
+        use wasm_bindgen::JsCast;
+        use wasm_bindgen_futures::JsFuture;
+        let err = |e: wasm_bindgen::JsValue| crate::platform::StoreError(format!("WebCrypto: {e:?}"));
+        let subtle = js_sys::global()
+            .unchecked_into::<web_sys::WorkerGlobalScope>()
+            .crypto()
+            .map_err(err)?
+            .subtle();
+        let usages = js_sys::Array::of1(&"deriveBits".into());
+        let raw = js_sys::Uint8Array::from(password.as_bytes());
+        let key = JsFuture::from(subtle.import_key_with_str("raw", &raw, "PBKDF2", false, &usages).map_err(err)?)
+            .await
+            .map_err(err)?;
+        let params = web_sys::Pbkdf2Params::new_with_str("PBKDF2", "SHA-256", iterations, &js_sys::Uint8Array::from(salt));
+        let bits = JsFuture::from(subtle.derive_bits_with_object(&params, &key.unchecked_into(), 256).map_err(err)?)
+            .await
+            .map_err(err)?;
+        let mut out = [0u8; 32];
+        js_sys::Uint8Array::new(&bits).copy_to(&mut out);
+        Ok(out)
+    }
 }
