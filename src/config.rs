@@ -41,7 +41,7 @@ impl Protocol {
     ];
 
     /// Protocols this build serves; the others are refused in `ENABLED_PROTOCOLS`.
-    pub const IMPLEMENTED: [Protocol; 1] = [Protocol::Npm];
+    pub const IMPLEMENTED: [Protocol; 2] = [Protocol::Oci, Protocol::Npm];
 
     pub fn as_str(&self) -> &'static str {
         match self {

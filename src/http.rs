@@ -148,6 +148,21 @@ impl Body {
     }
 }
 
+/// A body read piece by piece, for the few handlers that must see every byte (hashing) but
+/// must not hold them all.
+pub type Chunks = futures::stream::LocalBoxStream<'static, Result<Vec<u8>, BodyError>>;
+
+impl Body {
+    pub fn into_chunks(self) -> Chunks {
+        use futures::StreamExt;
+        match self {
+            Body::Empty => futures::stream::empty().boxed_local(),
+            Body::Bytes(b) => futures::stream::once(async move { Ok(b) }).boxed_local(),
+            Body::Stream(s) => s.into_chunks(),
+        }
+    }
+}
+
 impl From<Vec<u8>> for Body {
     fn from(v: Vec<u8>) -> Self {
         Body::Bytes(v)

@@ -11,6 +11,7 @@ pub mod http;
 pub mod jobs;
 pub mod logging;
 pub mod npm;
+pub mod oci;
 pub mod platform;
 pub mod router;
 pub mod storage;

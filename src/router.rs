@@ -71,8 +71,16 @@ impl App {
         if path.starts_with("/-/admin/") {
             return crate::auth::admin::handle(self, req).await;
         }
+        // Container clients always call `/v2/...` at the host root.
+        if self.config.protocol(Protocol::Oci).enabled && (path == "/v2" || path.starts_with("/v2/")) {
+            return crate::oci::handle(self, req, &path, "/v2".into()).await;
+        }
         match self.route(&path) {
             Some((Protocol::Npm, rest)) => crate::npm::handle(self, req, &rest).await,
+            Some((Protocol::Oci, rest)) => {
+                let prefix = format!("{}/v2", self.config.protocol(Protocol::Oci).base_path);
+                crate::oci::handle(self, req, &rest, prefix).await
+            }
             _ => Response::json(404, &json!({"error": "Not Found"})),
         }
     }

@@ -256,6 +256,16 @@ impl<'a> Auth<'a> {
                 }));
             }
         }
+        // JWTs come from the OCI token endpoint; they carry their own grants.
+        if token.matches('.').count() == 2 {
+            let Some(secret) = &self.config.jwt_secret else {
+                return Ok(None);
+            };
+            let now = (self.platform.now_ms() / 1000.0) as i64;
+            return Ok(jwt::decode(secret.as_bytes(), token, now)
+                .ok()
+                .and_then(|claims| crate::oci::token::principal_from_claims(&claims)));
+        }
         let Some(record) = self.token_record(&sha256_hex(token.as_bytes())).await? else {
             return Ok(None);
         };

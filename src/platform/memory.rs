@@ -328,6 +328,83 @@ impl Coordinator for MemoryCoordinator {
     }
 }
 
+struct MemorySession {
+    record: serde_json::Value,
+    version: u64,
+    cleanup: Cleanup,
+    expires_ms: f64,
+}
+
+/// Sessions in memory; `sweep` plays the Durable Object alarm.
+pub struct MemorySessions {
+    sessions: RefCell<HashMap<String, MemorySession>>,
+    store: Rc<MemoryObjectStore>,
+    clock: Rc<ManualClock>,
+}
+
+impl MemorySessions {
+    pub fn len(&self) -> usize {
+        self.sessions.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Cleans up every session idle past its time-to-live, as the alarm would.
+    pub async fn sweep(&self) {
+        let now = self.clock.now_ms();
+        let expired: Vec<(String, Cleanup)> = self
+            .sessions
+            .borrow()
+            .iter()
+            .filter(|(_, s)| s.expires_ms <= now)
+            .map(|(id, s)| (id.clone(), s.cleanup.clone()))
+            .collect();
+        for (id, cleanup) in expired {
+            run_cleanup(&*self.store, &cleanup).await;
+            self.sessions.borrow_mut().remove(&id);
+        }
+    }
+}
+
+#[async_trait(?Send)]
+impl SessionStore for MemorySessions {
+    async fn create(&self, id: &str, record: &serde_json::Value, cleanup: &Cleanup, ttl_ms: f64) -> StoreResult<()> {
+        let session = MemorySession {
+            record: record.clone(),
+            version: 1,
+            cleanup: cleanup.clone(),
+            expires_ms: self.clock.now_ms() + ttl_ms,
+        };
+        self.sessions.borrow_mut().insert(id.to_string(), session);
+        Ok(())
+    }
+
+    async fn get(&self, id: &str) -> StoreResult<Option<(serde_json::Value, u64)>> {
+        Ok(self.sessions.borrow().get(id).map(|s| (s.record.clone(), s.version)))
+    }
+
+    async fn update(&self, id: &str, version: u64, record: &serde_json::Value, cleanup: &Cleanup, ttl_ms: f64) -> StoreResult<bool> {
+        let mut sessions = self.sessions.borrow_mut();
+        match sessions.get_mut(id) {
+            Some(s) if s.version == version => {
+                s.record = record.clone();
+                s.cleanup = cleanup.clone();
+                s.version += 1;
+                s.expires_ms = self.clock.now_ms() + ttl_ms;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete(&self, id: &str) -> StoreResult<()> {
+        self.sessions.borrow_mut().remove(id);
+        Ok(())
+    }
+}
+
 type FetchHandler = Box<dyn Fn(&str, Request) -> Response>;
 
 /// Outbound fetch for tests: a handler stands in for the network.
@@ -390,6 +467,7 @@ pub struct MemoryPlatform {
     pub kv: Rc<MemoryKv>,
     pub fetcher: Rc<MemoryFetcher>,
     pub clock: Rc<ManualClock>,
+    pub sessions: Rc<MemorySessions>,
 }
 
 impl MemoryPlatform {
@@ -406,11 +484,17 @@ impl MemoryPlatform {
             },
             locks: RefCell::default(),
         });
+        let sessions = Rc::new(MemorySessions {
+            sessions: RefCell::default(),
+            store: store.clone(),
+            clock: clock.clone(),
+        });
         MemoryPlatform {
             platform: Platform {
                 store: store.clone(),
                 kv: kv.clone(),
                 coordinator,
+                sessions: sessions.clone(),
                 fetcher: fetcher.clone(),
                 clock: clock.clone(),
                 crypto: Rc::new(RustCrypto),
@@ -419,6 +503,7 @@ impl MemoryPlatform {
             kv,
             fetcher,
             clock,
+            sessions,
         }
     }
 }

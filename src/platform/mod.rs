@@ -22,6 +22,7 @@ pub struct Platform {
     pub store: Rc<dyn ObjectStore>,
     pub kv: Rc<dyn KvStore>,
     pub coordinator: Rc<dyn Coordinator>,
+    pub sessions: Rc<dyn SessionStore>,
     pub fetcher: Rc<dyn Fetcher>,
     pub clock: Rc<dyn Clock>,
     pub crypto: Rc<dyn Crypto>,
@@ -173,6 +174,37 @@ pub trait KvStore {
 #[async_trait(?Send)]
 pub trait Coordinator {
     async fn run(&self, lock: &str, job: crate::jobs::Job) -> crate::jobs::JobResult;
+}
+
+/// What to remove when a session expires or is cancelled: an open multipart upload and
+/// temporary objects.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cleanup {
+    pub multipart: Option<(String, String)>,
+    pub keys: Vec<String>,
+}
+
+/// Short-lived sessions (OCI uploads) with compare-and-set updates; a session idle past its
+/// time-to-live is cleaned up by the platform (a Durable Object alarm in the Worker).
+#[async_trait(?Send)]
+pub trait SessionStore {
+    async fn create(&self, id: &str, record: &serde_json::Value, cleanup: &Cleanup, ttl_ms: f64) -> StoreResult<()>;
+    /// The record and its version.
+    async fn get(&self, id: &str) -> StoreResult<Option<(serde_json::Value, u64)>>;
+    /// Replaces the record if its version is still `version`; false when another request won.
+    async fn update(&self, id: &str, version: u64, record: &serde_json::Value, cleanup: &Cleanup, ttl_ms: f64) -> StoreResult<bool>;
+    /// Forgets the session (its objects are the caller's to remove or keep).
+    async fn delete(&self, id: &str) -> StoreResult<()>;
+}
+
+/// Aborts the multipart upload and deletes the temporary objects of a session.
+pub async fn run_cleanup(store: &dyn ObjectStore, cleanup: &Cleanup) {
+    if let Some((key, upload)) = &cleanup.multipart {
+        let _ = store.abort_multipart(key, upload).await;
+    }
+    if !cleanup.keys.is_empty() {
+        let _ = store.delete(&cleanup.keys).await;
+    }
 }
 
 /// Outbound HTTP (upstream registries).

@@ -21,6 +21,13 @@ impl PlatformStream {
         Some(self.data.len() as u64)
     }
 
+    /// Natively the bytes come in 64 KiB pieces, so chunk boundaries get exercised.
+    pub fn into_chunks(self) -> crate::http::Chunks {
+        use futures::StreamExt;
+        let pieces: Vec<Result<Vec<u8>, BodyError>> = self.data.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+        futures::stream::iter(pieces).boxed_local()
+    }
+
     pub async fn read_capped(self, limit: u64) -> Result<Vec<u8>, BodyError> {
         if self.data.len() as u64 > limit {
             return Err(BodyError::TooLarge { limit });
@@ -43,6 +50,18 @@ impl PlatformStream {
 
     pub fn length(&self) -> Option<u64> {
         self.length
+    }
+
+    pub fn into_chunks(self) -> crate::http::Chunks {
+        use futures::StreamExt;
+        use wasm_bindgen::JsCast;
+        wasm_streams::ReadableStream::from_raw(self.raw.unchecked_into())
+            .into_stream()
+            .map(|chunk| {
+                let chunk = chunk.map_err(|e| BodyError::Io(format!("{e:?}")))?;
+                Ok(js_sys::Uint8Array::new(&chunk).to_vec())
+            })
+            .boxed_local()
     }
 
     /// Pulls the stream into wasm, chunk by chunk, stopping as soon as it passes `limit`.

@@ -5,6 +5,7 @@ mod durable;
 mod kv;
 mod net;
 mod r2;
+mod sessions;
 
 use std::rc::Rc;
 
@@ -17,11 +18,13 @@ use crate::platform::{Clock, Platform};
 use crate::router::App;
 
 pub use durable::JobRunner;
+pub use sessions::UploadSession;
 
 /// Binding names in wrangler.toml.
 pub const BUCKET: &str = "BUCKET";
 pub const KV: &str = "KV";
 pub const JOBS: &str = "JOBS";
+pub const UPLOADS: &str = "UPLOADS";
 
 pub struct JsClock;
 
@@ -48,6 +51,7 @@ fn platform(env: &Env) -> worker::Result<Platform> {
         store: Rc::new(r2::R2Store::new(env.bucket(BUCKET)?)),
         kv: Rc::new(kv::Kv::new(env.kv(KV)?)),
         coordinator: Rc::new(durable::DurableCoordinator::new(env.durable_object(JOBS)?)),
+        sessions: Rc::new(sessions::DurableSessions::new(env.durable_object(UPLOADS)?)),
         fetcher: Rc::new(net::WorkerFetcher),
         clock: Rc::new(JsClock),
         crypto: Rc::new(WebCrypto),

@@ -1,0 +1,726 @@
+//! OCI Distribution v1.1 (hosted): manifests, blobs, uploads, tags, catalog, referrers, and
+//! the Docker token endpoint. Reached at the host root `/v2/...` (what every container client
+//! requests) and under the OCI base path, with or without `/v2`.
+
+pub mod names;
+pub mod token;
+pub mod upload;
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::auth::{Action, Auth, AuthError, Principal};
+use crate::config::Protocol;
+use crate::http::{decode_path, Method, Request, Response};
+use crate::platform::{ByteRange, Checksum, ListOptions, ObjectMeta, PutOptions, PutOutcome};
+use crate::router::App;
+use crate::storage::{HookMetadata, Storage, StorageError};
+use names::{keys, valid_repository, valid_tag, Digest};
+
+/// Manifests larger than this are refused, as distribution does.
+const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
+
+pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+
+pub fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
+    Response::json(status, &json!({"errors": [{"code": code, "message": message.into(), "detail": null}]}))
+}
+
+pub(crate) fn internal(e: impl std::fmt::Display) -> Response {
+    crate::logging::error(&format!("oci: {e}"));
+    error(500, "UNKNOWN", "internal error")
+}
+
+fn storage_error(e: StorageError) -> Response {
+    match e {
+        StorageError::Denied(reason) => error(403, "DENIED", reason),
+        StorageError::Store(e) => internal(e),
+    }
+}
+
+/// One OCI request with what every route needs.
+pub struct Ctx<'a> {
+    pub app: &'a App,
+    pub req_origin: String,
+    pub storage: Storage,
+    pub principal: Option<Principal>,
+    /// Where clients reach the API: `/v2` at the root, or `{base}/v2`.
+    pub prefix: String,
+}
+
+impl Ctx<'_> {
+    fn anonymous_read(&self) -> bool {
+        self.app.config.protocol(Protocol::Oci).anonymous_read
+    }
+
+    pub fn realm(&self) -> String {
+        let origin = self.app.config.public_url.as_deref().unwrap_or(&self.req_origin);
+        format!("{origin}{}/v2/token", self.app.config.protocol(Protocol::Oci).base_path)
+    }
+
+    /// 401 with the Bearer challenge naming what the client must ask the token endpoint for.
+    pub fn challenge(&self, repo: Option<&str>, actions: &str) -> Response {
+        let mut value = format!("Bearer realm=\"{}\",service=\"{}\"", self.realm(), token::SERVICE);
+        if let Some(r) = repo {
+            value.push_str(&format!(",scope=\"repository:{r}:{actions}\""));
+        }
+        error(401, "UNAUTHORIZED", "authentication required").with_header("WWW-Authenticate", value)
+    }
+
+    /// Checks `action` on `repo`: anonymous pulls where allowed, else the principal's scopes.
+    pub fn check(&self, repo: &str, action: Action) -> Result<(), Response> {
+        let actions = match action {
+            Action::Read => "pull",
+            Action::Write => "pull,push",
+            Action::Delete => "delete",
+        };
+        match &self.principal {
+            Some(p) if p.can(Protocol::Oci, repo, action) => Ok(()),
+            _ if action == Action::Read && self.anonymous_read() => Ok(()),
+            None => Err(self.challenge(Some(repo), actions)),
+            Some(p) if p.readonly => Err(error(403, "DENIED", "read-only credentials")),
+            // A token without the scope: the client asks the token endpoint for a better one.
+            Some(_) => {
+                let mut r = self.challenge(Some(repo), actions);
+                let value = format!("{},error=\"insufficient_scope\"", r.headers.get("WWW-Authenticate").unwrap_or_default());
+                r.headers.set("WWW-Authenticate", value);
+                Err(r)
+            }
+        }
+    }
+
+    pub fn hook_meta(&self, repo: &str, digest: Option<&Digest>) -> HookMetadata {
+        HookMetadata {
+            package: Some(repo.to_string()),
+            digest: digest.map(|d| d.to_string()),
+            ..Default::default()
+        }
+    }
+}
+
+/// The parsed path of an OCI request.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Base,
+    Catalog,
+    Token,
+    Manifest(String, String),
+    Blob(String, String),
+    UploadStart(String),
+    Upload(String, String),
+    Tags(String),
+    Referrers(String, String),
+}
+
+/// Parses from the right: names may contain slashes; the last marker wins.
+fn parse_route(path: &str) -> Option<Route> {
+    let p = path.trim_start_matches('/');
+    let p = p.strip_prefix("v2").filter(|r| r.is_empty() || r.starts_with('/')).unwrap_or(p);
+    let p = p.trim_start_matches('/');
+    if p.is_empty() {
+        return Some(Route::Base);
+    }
+    if p == "_catalog" {
+        return Some(Route::Catalog);
+    }
+    if p == "token" {
+        return Some(Route::Token);
+    }
+    let p = decode_path(p)?;
+    if let Some(name) = p.strip_suffix("/tags/list") {
+        return Some(Route::Tags(name.to_string()));
+    }
+    if let Some(name) = p.strip_suffix("/blobs/uploads").or_else(|| p.strip_suffix("/blobs/uploads/")) {
+        return Some(Route::UploadStart(name.to_string()));
+    }
+    for (marker, make) in [
+        ("/blobs/uploads/", Route::Upload as fn(String, String) -> Route),
+        ("/manifests/", Route::Manifest),
+        ("/blobs/", Route::Blob),
+        ("/referrers/", Route::Referrers),
+    ] {
+        if let Some(i) = p.rfind(marker) {
+            let (name, rest) = (&p[..i], &p[i + marker.len()..]);
+            if !rest.is_empty() && !rest.contains('/') {
+                return Some(make(name.to_string(), rest.to_string()));
+            }
+        }
+    }
+    None
+}
+
+pub async fn handle(app: &App, req: Request, path: &str, prefix: String) -> Response {
+    let route = match parse_route(path) {
+        Some(r) => r,
+        None => return error(404, "NAME_UNKNOWN", "unknown path"),
+    };
+    if route == Route::Token {
+        return token::handle(app, &req).await;
+    }
+    let auth = Auth::new(&app.platform, &app.config);
+    // Bad or expired credentials count as none: the challenge sends the client for a token.
+    let principal = match auth.principal(&req.headers, Protocol::Oci).await {
+        Ok(p) => p,
+        Err(AuthError::InvalidCredentials) => None,
+        Err(e) => return internal(format!("{e:?}")),
+    };
+    let mut actor = req.actor.clone();
+    if let Some(p) = &principal {
+        actor.user_id = Some(p.user.clone());
+        actor.token_id = p.token_key.clone();
+    }
+    let ctx = Ctx {
+        app,
+        req_origin: req.origin.clone(),
+        storage: app.storage(Protocol::Oci, &actor),
+        principal,
+        prefix,
+    };
+    route_request(&ctx, req, route).await
+}
+
+async fn route_request(ctx: &Ctx<'_>, req: Request, route: Route) -> Response {
+    let repo = match &route {
+        Route::Manifest(n, _) | Route::Blob(n, _) | Route::UploadStart(n) | Route::Upload(n, _) | Route::Tags(n) | Route::Referrers(n, _) => {
+            Some(n.clone())
+        }
+        _ => None,
+    };
+    if let Some(r) = &repo {
+        if !valid_repository(r) {
+            return error(400, "NAME_INVALID", format!("invalid repository name {r:?}"));
+        }
+    }
+    let features = &ctx.app.config.protocol(Protocol::Oci).features;
+    let deletion = features.get("deletion").copied().unwrap_or(true);
+    match (req.method, route) {
+        (Method::Get | Method::Head, Route::Base) => {
+            if ctx.principal.is_none() && !ctx.anonymous_read() {
+                return ctx.challenge(None, "");
+            }
+            Response::json(200, &json!({})).with_header("Docker-Distribution-API-Version", "registry/2.0")
+        }
+        (Method::Get, Route::Catalog) => catalog(ctx, &req).await,
+        (Method::Get | Method::Head, Route::Manifest(name, reference)) => get_manifest(ctx, &req, &name, &reference).await,
+        (Method::Put, Route::Manifest(name, reference)) => put_manifest(ctx, req, &name, &reference).await,
+        (Method::Delete, Route::Manifest(name, reference)) if deletion => delete_manifest(ctx, &name, &reference).await,
+        (Method::Get | Method::Head, Route::Blob(name, digest)) => get_blob(ctx, &req, &name, &digest).await,
+        (Method::Delete, Route::Blob(name, digest)) if deletion => delete_blob(ctx, &name, &digest).await,
+        (Method::Post, Route::UploadStart(name)) => upload::start(ctx, req, &name).await,
+        (Method::Patch, Route::Upload(name, id)) => upload::patch(ctx, req, &name, &id).await,
+        (Method::Put, Route::Upload(name, id)) => upload::finish(ctx, req, &name, &id).await,
+        (Method::Get, Route::Upload(name, id)) => upload::status(ctx, &name, &id).await,
+        (Method::Delete, Route::Upload(name, id)) => upload::cancel(ctx, &name, &id).await,
+        (Method::Get, Route::Tags(name)) => tags_list(ctx, &req, &name).await,
+        (Method::Get, Route::Referrers(name, digest)) if ctx.app.config.protocol(Protocol::Oci).feature("referrers") => {
+            referrers(ctx, &req, &name, &digest).await
+        }
+        (Method::Delete, _) => error(405, "UNSUPPORTED", "deletion is disabled on this registry"),
+        _ => error(405, "UNSUPPORTED", "method not allowed"),
+    }
+}
+
+/// `?n=&last=` pagination over sorted names, with the `Link` header for the next page.
+fn paginate(all: Vec<String>, req: &Request, link_base: &str) -> (Vec<String>, Option<String>) {
+    let n = req.query_param("n").and_then(|n| n.parse::<usize>().ok());
+    let last = req.query_param("last").unwrap_or_default();
+    let mut items: Vec<String> = all.into_iter().filter(|t| last.is_empty() || t.as_str() > last).collect();
+    items.sort();
+    match n {
+        Some(n) if items.len() > n => {
+            items.truncate(n);
+            let link = format!("<{link_base}?n={n}&last={}>; rel=\"next\"", items.last().cloned().unwrap_or_default());
+            (items, Some(link))
+        }
+        Some(0) => (vec![], None),
+        _ => (items, None),
+    }
+}
+
+async fn list_all(ctx: &Ctx<'_>, prefix: &str) -> Result<Vec<ObjectMeta>, Response> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = ctx
+            .app
+            .platform
+            .store
+            .list(prefix, ListOptions { cursor, ..Default::default() })
+            .await
+            .map_err(internal)?;
+        out.extend(page.objects);
+        match page.cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(out),
+        }
+    }
+}
+
+async fn catalog(ctx: &Ctx<'_>, req: &Request) -> Response {
+    let all = match list_all(ctx, keys::REPOSITORIES).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    // Only repositories the caller may pull are listed.
+    let names: Vec<String> = all
+        .into_iter()
+        .map(|o| o.key[keys::REPOSITORIES.len()..].to_string())
+        .filter(|r| ctx.check(r, Action::Read).is_ok())
+        .collect();
+    if names.is_empty() && ctx.principal.is_none() && !ctx.anonymous_read() {
+        return ctx.challenge(None, "");
+    }
+    let (page, link) = paginate(names, req, &format!("{}/_catalog", ctx.prefix));
+    let mut r = Response::json(200, &json!({"repositories": page}));
+    if let Some(l) = link {
+        r = r.with_header("Link", l);
+    }
+    r
+}
+
+async fn tags_list(ctx: &Ctx<'_>, req: &Request, name: &str) -> Response {
+    if let Err(r) = ctx.check(name, Action::Read) {
+        return r;
+    }
+    let prefix = keys::tags_prefix(name);
+    let all = match list_all(ctx, &prefix).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if all.is_empty() && ctx.app.platform.store.head(&keys::repository(name)).await.ok().flatten().is_none() {
+        return error(404, "NAME_UNKNOWN", format!("repository {name} not known"));
+    }
+    let tags: Vec<String> = all.into_iter().map(|o| o.key[prefix.len()..].to_string()).collect();
+    let (page, link) = paginate(tags, req, &format!("{}/{name}/tags/list", ctx.prefix));
+    let mut r = Response::json(200, &json!({"name": name, "tags": page}));
+    if let Some(l) = link {
+        r = r.with_header("Link", l);
+    }
+    r
+}
+
+/// Resolves a tag or digest reference to the manifest digest.
+async fn resolve(ctx: &Ctx<'_>, name: &str, reference: &str) -> Result<Digest, Response> {
+    if let Some(d) = Digest::parse(reference) {
+        return Ok(d);
+    }
+    if reference.contains(':') {
+        return Err(error(400, "DIGEST_INVALID", format!("unsupported digest {reference}")));
+    }
+    if !valid_tag(reference) {
+        return Err(error(400, "TAG_INVALID", format!("invalid tag {reference:?}")));
+    }
+    let tag = ctx.app.platform.store.head(&keys::tag(name, reference)).await.map_err(internal)?;
+    tag.and_then(|t| t.custom.get("digest").and_then(|d| Digest::parse(d)))
+        .ok_or_else(|| error(404, "MANIFEST_UNKNOWN", format!("manifest {name}:{reference} not found")))
+}
+
+async fn get_manifest(ctx: &Ctx<'_>, req: &Request, name: &str, reference: &str) -> Response {
+    if let Err(r) = ctx.check(name, Action::Read) {
+        return r;
+    }
+    let digest = match resolve(ctx, name, reference).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let key = keys::manifest(name, &digest);
+    let found = if req.method == Method::Head {
+        ctx.storage.head(&key).await.map(|m| m.map(|m| (m, None)))
+    } else {
+        ctx.storage
+            .get(&key, None, ctx.hook_meta(name, Some(&digest)))
+            .await
+            .map(|o| o.map(|o| (o.meta, Some(o.body))))
+    };
+    let (meta, body) = match found {
+        Ok(Some(f)) => f,
+        Ok(None) => return error(404, "MANIFEST_UNKNOWN", format!("manifest {name}@{digest} not found")),
+        Err(e) => return storage_error(e),
+    };
+    let etag = format!("\"{digest}\"");
+    let mut r = Response::new(200)
+        .with_header("Content-Type", meta.content_type.clone().unwrap_or_else(|| MANIFEST_MEDIA_TYPE.into()))
+        .with_header("Content-Length", meta.size.to_string())
+        .with_header("Docker-Content-Digest", digest.to_string())
+        .with_header("ETag", etag.clone())
+        .with_header("Content-Encoding", "identity");
+    if req.header("if-none-match") == Some(etag.as_str()) {
+        return Response::new(304).with_header("ETag", etag).with_header("Docker-Content-Digest", digest.to_string());
+    }
+    if let Some(b) = body {
+        r.body = b;
+    }
+    r
+}
+
+/// The media type a manifest says it has, or what its shape implies.
+fn detect_media_type(doc: &Value) -> String {
+    if let Some(m) = doc.get("mediaType").and_then(Value::as_str) {
+        return m.to_string();
+    }
+    if doc.get("manifests").is_some() {
+        INDEX_MEDIA_TYPE.into()
+    } else {
+        MANIFEST_MEDIA_TYPE.into()
+    }
+}
+
+fn digests_in(doc: &Value, field: &str) -> Vec<String> {
+    doc.get(field)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|d| d.get("digest")?.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+async fn put_manifest(ctx: &Ctx<'_>, req: Request, name: &str, reference: &str) -> Response {
+    if let Err(r) = ctx.check(name, Action::Write) {
+        return r;
+    }
+    let tag = if Digest::parse(reference).is_some() {
+        None
+    } else if valid_tag(reference) {
+        Some(reference.to_string())
+    } else {
+        return error(400, "TAG_INVALID", format!("invalid tag {reference:?}"));
+    };
+    let content_type = req.header("content-type").map(|c| c.split(';').next().unwrap_or(c).trim().to_string());
+    let bytes = match req.body.read_capped(MAX_MANIFEST).await {
+        Ok(b) => b,
+        Err(crate::http::BodyError::TooLarge { .. }) => return error(413, "SIZE_INVALID", "manifest larger than 4 MiB"),
+        Err(e) => return error(400, "MANIFEST_INVALID", e.to_string()),
+    };
+    let digest = Digest::of(&bytes);
+    if tag.is_none() && reference != digest.as_str() {
+        return error(400, "DIGEST_INVALID", format!("manifest digest is {digest}, not {reference}"));
+    }
+    let doc: Value = match serde_json::from_slice(&bytes) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return error(400, "MANIFEST_INVALID", "manifest is not a JSON object"),
+    };
+    if doc.get("schemaVersion").and_then(Value::as_i64) != Some(2) {
+        return error(400, "MANIFEST_INVALID", "only schemaVersion 2 manifests are accepted");
+    }
+    let media_type = content_type.filter(|c| !c.is_empty()).unwrap_or_else(|| detect_media_type(&doc));
+    // Everything the manifest references must be here, except its subject.
+    let store = &ctx.app.platform.store;
+    let mut blobs: Vec<String> = digests_in(&doc, "layers");
+    if let Some(c) = doc.pointer("/config/digest").and_then(Value::as_str) {
+        blobs.push(c.to_string());
+    }
+    for b in &blobs {
+        let known = match Digest::parse(b) {
+            Some(d) => store.head(&keys::link(name, &d)).await.map_err(internal),
+            None => return error(400, "MANIFEST_INVALID", format!("unsupported digest {b}")),
+        };
+        match known {
+            Ok(Some(_)) => {}
+            Ok(None) => return error(400, "MANIFEST_BLOB_UNKNOWN", format!("blob {b} is not in {name}")),
+            Err(r) => return r,
+        }
+    }
+    for m in digests_in(&doc, "manifests") {
+        let Some(d) = Digest::parse(&m) else {
+            return error(400, "MANIFEST_INVALID", format!("unsupported digest {m}"));
+        };
+        match store.head(&keys::manifest(name, &d)).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return error(400, "MANIFEST_BLOB_UNKNOWN", format!("manifest {m} is not in {name}")),
+            Err(e) => return internal(e),
+        }
+    }
+    let subject = doc.pointer("/subject/digest").and_then(Value::as_str).and_then(Digest::parse);
+    let artifact_type = doc
+        .get("artifactType")
+        .and_then(Value::as_str)
+        .or_else(|| doc.pointer("/config/mediaType").and_then(Value::as_str))
+        .map(str::to_string);
+    let mut custom = BTreeMap::new();
+    if let Some(s) = &subject {
+        custom.insert("subject".to_string(), s.to_string());
+    }
+    let size = bytes.len();
+    let opts = PutOptions {
+        content_type: Some(media_type.clone()),
+        custom,
+        checksum: Some(Checksum::Sha256(digest.raw())),
+        condition: None,
+    };
+    let meta = HookMetadata { size: Some(size as u64), content_type: Some(media_type.clone()), ..ctx.hook_meta(name, Some(&digest)) };
+    match ctx.storage.put(&keys::manifest(name, &digest), bytes.into(), opts, meta).await {
+        Ok(PutOutcome::Stored(_)) => {}
+        Ok(other) => return internal(format!("manifest write refused: {other:?}")),
+        Err(e) => return storage_error(e),
+    }
+    if let Some(s) = &subject {
+        let mut custom = BTreeMap::new();
+        custom.insert("mediaType".to_string(), media_type.clone());
+        custom.insert("size".to_string(), size.to_string());
+        if let Some(a) = &artifact_type {
+            custom.insert("artifactType".to_string(), a.clone());
+        }
+        if let Some(a) = doc.get("annotations").filter(|a| a.is_object()) {
+            let text = a.to_string();
+            if text.len() <= 1500 {
+                custom.insert("annotations".to_string(), text);
+            }
+        }
+        let opts = PutOptions { custom, ..Default::default() };
+        if let Err(e) = store.put(&keys::referrer(name, s, &digest), Vec::new().into(), opts).await {
+            return internal(e);
+        }
+    }
+    if let Some(t) = &tag {
+        let mut custom = BTreeMap::new();
+        custom.insert("digest".to_string(), digest.to_string());
+        let opts = PutOptions { custom, ..Default::default() };
+        if let Err(e) = store.put(&keys::tag(name, t), digest.to_string().into_bytes().into(), opts).await {
+            return internal(e);
+        }
+    }
+    if let Err(r) = ensure_repository(ctx, name).await {
+        return r;
+    }
+    let mut r = Response::new(201)
+        .with_header("Location", format!("{}/{name}/manifests/{digest}", ctx.prefix))
+        .with_header("Docker-Content-Digest", digest.to_string())
+        .with_header("Content-Length", "0");
+    if let Some(s) = subject {
+        r = r.with_header("OCI-Subject", s.to_string());
+    }
+    r
+}
+
+/// Records the repository for `_catalog` (once: R2 allows one write per second per key).
+async fn ensure_repository(ctx: &Ctx<'_>, name: &str) -> Result<(), Response> {
+    let store = &ctx.app.platform.store;
+    let key = keys::repository(name);
+    if store.head(&key).await.map_err(internal)?.is_none() {
+        store.put(&key, Vec::new().into(), PutOptions::default()).await.map_err(internal)?;
+    }
+    Ok(())
+}
+
+async fn delete_manifest(ctx: &Ctx<'_>, name: &str, reference: &str) -> Response {
+    if let Err(r) = ctx.check(name, Action::Delete) {
+        return r;
+    }
+    let store = &ctx.app.platform.store;
+    if Digest::parse(reference).is_none() {
+        if !valid_tag(reference) {
+            return error(400, "TAG_INVALID", format!("invalid tag {reference:?}"));
+        }
+        let key = keys::tag(name, reference);
+        return match store.head(&key).await {
+            Ok(Some(_)) => match ctx.storage.delete(&[key], ctx.hook_meta(name, None)).await {
+                Ok(()) => Response::new(202),
+                Err(e) => storage_error(e),
+            },
+            Ok(None) => error(404, "MANIFEST_UNKNOWN", format!("tag {reference} not found")),
+            Err(e) => internal(e),
+        };
+    }
+    let digest = Digest::parse(reference).expect("checked");
+    let key = keys::manifest(name, &digest);
+    let meta = match store.head(&key).await {
+        Ok(Some(m)) => m,
+        Ok(None) => return error(404, "MANIFEST_UNKNOWN", format!("manifest {digest} not found")),
+        Err(e) => return internal(e),
+    };
+    let mut doomed = vec![key];
+    // Tags pointing at it go too, and its entry in its subject's referrers.
+    let prefix = keys::tags_prefix(name);
+    match list_all(ctx, &prefix).await {
+        Ok(tags) => doomed.extend(tags.into_iter().filter(|t| t.custom.get("digest").map(String::as_str) == Some(digest.as_str())).map(|t| t.key)),
+        Err(r) => return r,
+    }
+    if let Some(s) = meta.custom.get("subject").and_then(|s| Digest::parse(s)) {
+        doomed.push(keys::referrer(name, &s, &digest));
+    }
+    match ctx.storage.delete(&doomed, ctx.hook_meta(name, Some(&digest))).await {
+        Ok(()) => Response::new(202),
+        Err(e) => storage_error(e),
+    }
+}
+
+/// `bytes=a-b`, `bytes=a-` or `bytes=-n` against an object of `size` bytes.
+fn parse_range(header: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None; // several ranges: serve the whole blob
+    }
+    let (a, b) = spec.split_once('-')?;
+    let range = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            if n == 0 {
+                return Some(Err(()));
+            }
+            (size.saturating_sub(n), size.saturating_sub(1))
+        }
+        (a, "") => (a.parse().ok()?, size.saturating_sub(1)),
+        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(size.saturating_sub(1))),
+    };
+    if range.0 >= size || range.0 > range.1 {
+        return Some(Err(()));
+    }
+    Some(Ok(range))
+}
+
+/// The blob object, following the pointer a chunked upload leaves.
+pub(crate) async fn blob_meta(ctx: &Ctx<'_>, digest: &Digest) -> Result<Option<(String, ObjectMeta)>, Response> {
+    let store = &ctx.app.platform.store;
+    let Some(meta) = store.head(&keys::blob(digest)).await.map_err(internal)? else {
+        return Ok(None);
+    };
+    match meta.custom.get("location") {
+        Some(loc) => Ok(store.head(loc).await.map_err(internal)?.map(|m| (loc.clone(), m))),
+        None => Ok(Some((keys::blob(digest), meta))),
+    }
+}
+
+async fn get_blob(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &str) -> Response {
+    if let Err(r) = ctx.check(name, Action::Read) {
+        return r;
+    }
+    let Some(digest) = Digest::parse(digest) else {
+        return error(400, "DIGEST_INVALID", format!("invalid digest {digest}"));
+    };
+    let unknown = || error(404, "BLOB_UNKNOWN", format!("blob {digest} not found"));
+    match ctx.app.platform.store.head(&keys::link(name, &digest)).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return unknown(),
+        Err(e) => return internal(e),
+    }
+    let (key, meta) = match blob_meta(ctx, &digest).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return unknown(),
+        Err(r) => return r,
+    };
+    let range = match req.header("range").and_then(|r| parse_range(r, meta.size)) {
+        Some(Err(())) => {
+            return error(416, "BLOB_UNKNOWN", "range not satisfiable").with_header("Content-Range", format!("bytes */{}", meta.size))
+        }
+        Some(Ok(r)) => Some(r),
+        None => None,
+    };
+    let base = |status: u16, length: u64| {
+        Response::new(status)
+            .with_header("Content-Type", "application/octet-stream")
+            .with_header("Content-Length", length.to_string())
+            .with_header("Docker-Content-Digest", digest.to_string())
+            .with_header("ETag", format!("\"{digest}\""))
+            .with_header("Accept-Ranges", "bytes")
+            .with_header("Cache-Control", "max-age=31536000")
+            // Keeps the runtime from compressing, which would drop Content-Length.
+            .with_header("Content-Encoding", "identity")
+    };
+    if req.method == Method::Head {
+        return base(200, meta.size);
+    }
+    let byte_range = range.map(|(a, b)| ByteRange::Slice { offset: a, length: b - a + 1 });
+    match ctx.storage.get(&key, byte_range, ctx.hook_meta(name, Some(&digest))).await {
+        Ok(Some(obj)) => {
+            let mut r = match range {
+                Some((a, b)) => base(206, b - a + 1).with_header("Content-Range", format!("bytes {a}-{b}/{}", meta.size)),
+                None => base(200, meta.size),
+            };
+            r.body = obj.body;
+            r
+        }
+        Ok(None) => unknown(),
+        Err(e) => storage_error(e),
+    }
+}
+
+async fn delete_blob(ctx: &Ctx<'_>, name: &str, digest: &str) -> Response {
+    if let Err(r) = ctx.check(name, Action::Delete) {
+        return r;
+    }
+    let Some(digest) = Digest::parse(digest) else {
+        return error(400, "DIGEST_INVALID", format!("invalid digest {digest}"));
+    };
+    let link = keys::link(name, &digest);
+    match ctx.app.platform.store.head(&link).await {
+        // The blob leaves this repository; its bytes stay for others that link it.
+        Ok(Some(_)) => match ctx.storage.delete(&[link], ctx.hook_meta(name, Some(&digest))).await {
+            Ok(()) => Response::new(202),
+            Err(e) => storage_error(e),
+        },
+        Ok(None) => error(404, "BLOB_UNKNOWN", format!("blob {digest} not found")),
+        Err(e) => internal(e),
+    }
+}
+
+async fn referrers(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &str) -> Response {
+    if let Err(r) = ctx.check(name, Action::Read) {
+        return r;
+    }
+    let Some(subject) = Digest::parse(digest) else {
+        return error(400, "DIGEST_INVALID", format!("invalid digest {digest}"));
+    };
+    let prefix = keys::referrers_prefix(name, &subject);
+    let all = match list_all(ctx, &prefix).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let filter = req.query_param("artifactType").filter(|f| !f.is_empty());
+    let manifests: Vec<Value> = all
+        .iter()
+        .filter(|o| filter.is_none() || o.custom.get("artifactType").map(String::as_str) == filter)
+        .map(|o| {
+            let mut m = json!({
+                "mediaType": o.custom.get("mediaType").cloned().unwrap_or_else(|| MANIFEST_MEDIA_TYPE.into()),
+                "size": o.custom.get("size").and_then(|s| s.parse::<u64>().ok()).unwrap_or(0),
+                "digest": format!("sha256:{}", &o.key[prefix.len()..]),
+            });
+            if let Some(a) = o.custom.get("artifactType") {
+                m["artifactType"] = json!(a);
+            }
+            if let Some(a) = o.custom.get("annotations").and_then(|a| serde_json::from_str::<Value>(a).ok()) {
+                m["annotations"] = a;
+            }
+            m
+        })
+        .collect();
+    let body = json!({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": manifests});
+    let mut r = Response::bytes(200, INDEX_MEDIA_TYPE, serde_json::to_vec(&body).unwrap_or_default());
+    if filter.is_some() {
+        r = r.with_header("OCI-Filters-Applied", "artifactType");
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_parse_from_the_right() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(parse_route("/v2/"), Some(Route::Base));
+        assert_eq!(parse_route("/v2"), Some(Route::Base));
+        assert_eq!(parse_route(""), Some(Route::Base));
+        assert_eq!(parse_route("/v2/_catalog"), Some(Route::Catalog));
+        assert_eq!(parse_route("/v2/a/b/manifests/latest"), Some(Route::Manifest("a/b".into(), "latest".into())));
+        assert_eq!(parse_route(&format!("/a/blobs/{d}")), Some(Route::Blob("a".into(), d.clone())));
+        assert_eq!(parse_route("/v2/x/manifests/y/blobs/uploads/"), Some(Route::UploadStart("x/manifests/y".into())));
+        assert_eq!(parse_route("/v2/x/blobs/uploads/abc"), Some(Route::Upload("x".into(), "abc".into())));
+        assert_eq!(parse_route("/v2/x/tags/list"), Some(Route::Tags("x".into())));
+        assert_eq!(parse_route(&format!("/v2/x/referrers/{d}")), Some(Route::Referrers("x".into(), d)));
+        assert_eq!(parse_route("/v2/x/unknown"), None);
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some(Ok((0, 9))));
+        assert_eq!(parse_range("bytes=90-", 100), Some(Ok((90, 99))));
+        assert_eq!(parse_range("bytes=-10", 100), Some(Ok((90, 99))));
+        assert_eq!(parse_range("bytes=95-200", 100), Some(Ok((95, 99))));
+        assert_eq!(parse_range("bytes=100-", 100), Some(Err(())));
+        assert_eq!(parse_range("bytes=5-2", 100), Some(Err(())));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
+    }
+}

@@ -1,0 +1,104 @@
+//! The Docker token endpoint (`{base}/v2/token`): Basic credentials (a user's password, or a
+//! token as password) or nothing → an HS256 JWT whose `access` claim grants what the caller
+//! may do of what it asked for. `docker login`, `podman login` and `skopeo --creds` use it.
+
+use serde_json::{json, Value};
+
+use super::{error, internal};
+use crate::auth::{jwt, Action, Auth, AuthError, Principal};
+use crate::config::Protocol;
+use crate::http::Request;
+use crate::router::App;
+
+pub const SERVICE: &str = "edgeregistry";
+const LIFETIME_SECS: i64 = 3600;
+
+/// The actions of `repository:NAME:ACTIONS` the caller gets.
+fn granted(principal: Option<&Principal>, anonymous_read: bool, repo: &str, wanted: &str) -> Vec<String> {
+    let may = |a: Action| principal.is_some_and(|p| p.can(Protocol::Oci, repo, a));
+    wanted
+        .split(',')
+        .filter(|a| match *a {
+            "pull" => may(Action::Read) || anonymous_read,
+            "push" => may(Action::Write),
+            "delete" => may(Action::Delete),
+            "*" => may(Action::Write) && may(Action::Delete),
+            _ => false,
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+pub async fn handle(app: &App, req: &Request) -> Response {
+    let Some(secret) = app.config.jwt_secret.clone() else {
+        crate::logging::error("oci: the token endpoint needs the JWT_SECRET secret");
+        return internal("JWT_SECRET is not configured");
+    };
+    let auth = Auth::new(&app.platform, &app.config);
+    let principal = match auth.principal(&req.headers, Protocol::Oci).await {
+        Ok(p) => p,
+        Err(AuthError::InvalidCredentials) => {
+            return error(401, "UNAUTHORIZED", "invalid username or password")
+                .with_header("WWW-Authenticate", "Basic realm=\"edgeregistry\"")
+        }
+        Err(e) => return internal(format!("{e:?}")),
+    };
+    let anonymous_read = app.config.protocol(Protocol::Oci).anonymous_read;
+    let mut access = Vec::new();
+    for scope in req.query.iter().filter(|(k, _)| k == "scope").flat_map(|(_, v)| v.split(' ')) {
+        let parts: Vec<&str> = scope.split(':').collect();
+        if parts.len() < 3 || !parts[0].starts_with("repository") {
+            continue;
+        }
+        let (name, actions) = (parts[1..parts.len() - 1].join(":"), parts[parts.len() - 1]);
+        if !super::names::valid_repository(&name) {
+            continue;
+        }
+        let actions = granted(principal.as_ref(), anonymous_read, &name, actions);
+        access.push(json!({"type": "repository", "name": name, "actions": actions}));
+    }
+    let now = (app.platform.now_ms() / 1000.0) as i64;
+    let subject = principal.as_ref().map(|p| p.user.clone()).unwrap_or_else(|| "anonymous".into());
+    let claims = json!({
+        "iss": SERVICE,
+        "sub": subject,
+        "aud": req.query_param("service").unwrap_or(SERVICE),
+        "iat": now,
+        "nbf": now - 10,
+        "exp": now + LIFETIME_SECS,
+        "jti": crate::util::random_hex(),
+        "access": access,
+        "ro": principal.as_ref().is_some_and(|p| p.readonly),
+    });
+    let token = jwt::encode(secret.as_bytes(), &claims);
+    Response::json(200, &json!({
+        "token": token,
+        "access_token": token,
+        "expires_in": LIFETIME_SECS,
+        "issued_at": app.platform.now_iso(),
+    }))
+}
+
+/// A principal from a token this endpoint issued.
+pub fn principal_from_claims(claims: &Value) -> Option<Principal> {
+    let scopes = claims
+        .get("access")?
+        .as_array()?
+        .iter()
+        .filter(|a| a.get("type").and_then(Value::as_str) == Some("repository"))
+        .flat_map(|a| {
+            let name = a.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+            let actions: Vec<String> = a.get("actions").and_then(Value::as_array).map(|v| v.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default();
+            actions.into_iter().filter_map(move |act| crate::auth::Scope::parse(&format!("oci:repository:{name}:{act}")))
+        })
+        .collect();
+    Some(Principal {
+        user: claims.get("sub")?.as_str()?.to_string(),
+        token_key: None,
+        scopes,
+        readonly: claims.get("ro").and_then(Value::as_bool).unwrap_or(false),
+        admin: false,
+    })
+}
+
+use crate::http::Response;

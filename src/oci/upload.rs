@@ -1,0 +1,424 @@
+//! Blob uploads: monolithic, POST+PUT, and chunked POST/PATCH…/PUT, plus mount, status and
+//! cancel.
+//!
+//! A chunked upload lives in a session (a Durable Object): the running SHA-256 state (sha2
+//! `SerializableState`), the byte offset, and an R2 multipart upload. Incoming bytes are
+//! hashed and re-cut into equal parts of `PART_SIZE` (R2 wants every part but the last the
+//! same size); the tail shorter than a part waits in a temporary object for the next request.
+//! Nothing beyond one part is held in memory, and the blob becomes visible only after its
+//! digest matched. A single request with a known length and digest goes straight to R2,
+//! which verifies the SHA-256 itself, without the bytes entering wasm.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::digest::common::hazmat::{SerializableState, SerializedState};
+use sha2::{Digest as _, Sha256};
+
+use super::names::{keys, valid_repository, Digest};
+use super::{blob_meta, error, internal, Ctx};
+use crate::auth::Action;
+use crate::http::{Body, BodyError, Request, Response};
+use crate::platform::{Checksum, Cleanup, PutOptions, PutOutcome, UploadedPart};
+
+/// Size of every multipart part but the last (R2: at least 5 MiB, all equal).
+pub const PART_SIZE: usize = 10 * 1024 * 1024;
+/// Largest chunk we invite: under the platform's 100 MB request body limit.
+pub const MAX_CHUNK: u64 = 95 * 1000 * 1000;
+/// An idle session is cleaned up after this long.
+pub const SESSION_TTL_MS: f64 = 3_600_000.0;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Session {
+    repo: String,
+    offset: u64,
+    hash: String,
+    multipart: Option<String>,
+    parts: Vec<(u16, String)>,
+    tail_key: Option<String>,
+    tail_seq: u64,
+}
+
+impl Session {
+    fn new(repo: &str) -> Session {
+        Session {
+            repo: repo.to_string(),
+            offset: 0,
+            hash: hex::encode(Sha256::new().serialize().as_slice()),
+            multipart: None,
+            parts: Vec::new(),
+            tail_key: None,
+            tail_seq: 0,
+        }
+    }
+
+    fn hasher(&self) -> Option<Sha256> {
+        let bytes = hex::decode(&self.hash).ok()?;
+        let state = SerializedState::<Sha256>::try_from(bytes.as_slice()).ok()?;
+        Sha256::deserialize(&state).ok()
+    }
+
+    fn cleanup(&self, id: &str) -> Cleanup {
+        Cleanup {
+            multipart: self.multipart.clone().map(|m| (keys::blob_data(id), m)),
+            keys: self.tail_key.iter().cloned().collect(),
+        }
+    }
+}
+
+fn location(ctx: &Ctx<'_>, repo: &str, id: &str) -> String {
+    format!("{}/{repo}/blobs/uploads/{id}", ctx.prefix)
+}
+
+fn range_header(offset: u64) -> String {
+    format!("0-{}", offset.saturating_sub(1))
+}
+
+fn accepted(ctx: &Ctx<'_>, repo: &str, id: &str, offset: u64, status: u16) -> Response {
+    Response::new(status)
+        .with_header("Location", location(ctx, repo, id))
+        .with_header("Docker-Upload-UUID", id)
+        .with_header("Range", range_header(offset))
+        .with_header("Content-Length", "0")
+        .with_header("OCI-Chunk-Min-Length", PART_SIZE.to_string())
+        .with_header("OCI-Chunk-Max-Length", MAX_CHUNK.to_string())
+}
+
+fn created(ctx: &Ctx<'_>, repo: &str, digest: &Digest) -> Response {
+    Response::new(201)
+        .with_header("Location", format!("{}/{repo}/blobs/{digest}", ctx.prefix))
+        .with_header("Docker-Content-Digest", digest.to_string())
+        .with_header("Content-Length", "0")
+}
+
+fn unknown_upload(id: &str) -> Response {
+    error(404, "BLOB_UPLOAD_UNKNOWN", format!("upload {id} not found"))
+}
+
+async fn link(ctx: &Ctx<'_>, repo: &str, digest: &Digest) -> Result<(), Response> {
+    let key = keys::link(repo, digest);
+    let store = &ctx.app.platform.store;
+    if store.head(&key).await.map_err(internal)?.is_none() {
+        store.put(&key, Vec::new().into(), PutOptions::default()).await.map_err(internal)?;
+    }
+    super::ensure_repository(ctx, repo).await
+}
+
+async fn load(ctx: &Ctx<'_>, repo: &str, id: &str) -> Result<(Session, u64), Response> {
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(unknown_upload(id));
+    }
+    let found = ctx.app.platform.sessions.get(id).await.map_err(internal)?;
+    let Some((record, version)) = found else {
+        return Err(unknown_upload(id));
+    };
+    let session: Session = serde_json::from_value(record).map_err(internal)?;
+    if session.repo != repo {
+        return Err(unknown_upload(id));
+    }
+    Ok((session, version))
+}
+
+async fn save(ctx: &Ctx<'_>, id: &str, session: &Session, version: u64) -> Result<(), Response> {
+    let record = serde_json::to_value(session).map_err(internal)?;
+    let stored = ctx
+        .app
+        .platform
+        .sessions
+        .update(id, version, &record, &session.cleanup(id), SESSION_TTL_MS)
+        .await
+        .map_err(internal)?;
+    if stored {
+        Ok(())
+    } else {
+        Err(error(409, "BLOB_UPLOAD_INVALID", "the upload changed concurrently"))
+    }
+}
+
+/// Ends a session: aborts its multipart upload (unless it became a blob) and removes its tail.
+async fn discard(ctx: &Ctx<'_>, id: &str, session: &Session, keep_multipart: bool) {
+    let mut cleanup = session.cleanup(id);
+    if keep_multipart {
+        cleanup.multipart = None;
+    }
+    crate::platform::run_cleanup(&*ctx.app.platform.store, &cleanup).await;
+    if let Err(e) = ctx.app.platform.sessions.delete(id).await {
+        crate::logging::error(&format!("oci: could not forget upload session {id}: {e}"));
+    }
+}
+
+/// Hashes `body` onto the session and uploads every full part; returns the bytes after the
+/// last full part (the previous tail included), which the caller stores or finishes with.
+async fn append(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body) -> Result<Vec<u8>, Response> {
+    let store = &ctx.app.platform.store;
+    let mut hasher = session.hasher().ok_or_else(|| internal("corrupt hash state in upload session"))?;
+    let mut buf = match &session.tail_key {
+        Some(k) => match store.get(k, None).await.map_err(internal)? {
+            Some(o) => o.body.read_capped(PART_SIZE as u64).await.map_err(internal)?,
+            None => return Err(internal(format!("upload tail {k} vanished"))),
+        },
+        None => Vec::new(),
+    };
+    let mut chunks = body.into_chunks();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e: BodyError| error(400, "BLOB_UPLOAD_INVALID", e.to_string()))?;
+        hasher.update(&chunk);
+        session.offset += chunk.len() as u64;
+        buf.extend_from_slice(&chunk);
+        while buf.len() >= PART_SIZE {
+            let rest = buf.split_off(PART_SIZE);
+            let part = std::mem::replace(&mut buf, rest);
+            upload_part(ctx, id, session, part).await?;
+        }
+    }
+    session.hash = hex::encode(hasher.serialize().as_slice());
+    Ok(buf)
+}
+
+async fn upload_part(ctx: &Ctx<'_>, id: &str, session: &mut Session, part: Vec<u8>) -> Result<(), Response> {
+    let store = &ctx.app.platform.store;
+    let key = keys::blob_data(id);
+    let upload = match &session.multipart {
+        Some(u) => u.clone(),
+        None => {
+            let u = store.create_multipart(&key, PutOptions { content_type: Some("application/octet-stream".into()), ..Default::default() }).await.map_err(internal)?;
+            session.multipart = Some(u.clone());
+            u
+        }
+    };
+    let number = session.parts.len() as u16 + 1;
+    let uploaded = store.upload_part(&key, &upload, number, part.into()).await.map_err(internal)?;
+    session.parts.push((uploaded.part_number, uploaded.etag));
+    Ok(())
+}
+
+/// Keeps the bytes after the last full part in a fresh temporary object (a new key each time:
+/// R2 allows one write per second per key).
+async fn store_tail(ctx: &Ctx<'_>, id: &str, session: &mut Session, tail: Vec<u8>) -> Result<(), Response> {
+    let store = &ctx.app.platform.store;
+    let old = session.tail_key.take();
+    if !tail.is_empty() {
+        session.tail_seq += 1;
+        let key = keys::upload_tail(id, session.tail_seq);
+        store.put(&key, tail.into(), PutOptions::default()).await.map_err(internal)?;
+        session.tail_key = Some(key);
+    }
+    if let Some(k) = old {
+        store.delete(&[k]).await.map_err(internal)?;
+    }
+    Ok(())
+}
+
+/// `Content-Range: a-b` must continue where the upload is.
+fn check_range(req: &Request, offset: u64) -> Result<(), Response> {
+    let Some(range) = req.header("content-range") else {
+        return Ok(());
+    };
+    let spec = range.trim().trim_start_matches("bytes").trim_start_matches([' ', '=']);
+    let start = spec.split(['-', '/']).next().and_then(|s| s.trim().parse::<u64>().ok());
+    if start != Some(offset) {
+        return Err(error(416, "BLOB_UPLOAD_INVALID", format!("chunk starts at {range}, upload is at {offset}"))
+            .with_header("Range", range_header(offset)));
+    }
+    Ok(())
+}
+
+fn digest_param(req: &Request) -> Result<Digest, Response> {
+    let d = req.query_param("digest").ok_or_else(|| error(400, "DIGEST_INVALID", "the digest parameter is required"))?;
+    Digest::parse(d).ok_or_else(|| error(400, "DIGEST_INVALID", format!("unsupported digest {d}")))
+}
+
+/// One request carries the whole blob with a known length: R2 verifies the digest as it
+/// stores it, and the bytes never enter wasm.
+async fn store_whole(ctx: &Ctx<'_>, repo: &str, digest: &Digest, body: Body) -> Result<Response, Response> {
+    if blob_meta(ctx, digest).await?.is_none() {
+        let opts = PutOptions {
+            content_type: Some("application/octet-stream".into()),
+            custom: BTreeMap::new(),
+            checksum: Some(Checksum::Sha256(digest.raw())),
+            condition: None,
+        };
+        let meta = ctx.hook_meta(repo, Some(digest));
+        match ctx.storage.put(&keys::blob(digest), body, opts, meta).await {
+            Ok(PutOutcome::Stored(_)) | Ok(PutOutcome::ConditionFailed) => {}
+            Ok(PutOutcome::ChecksumMismatch) => return Err(error(400, "DIGEST_INVALID", format!("the content does not match {digest}"))),
+            Err(crate::storage::StorageError::Denied(r)) => return Err(error(403, "DENIED", r)),
+            Err(e) => return Err(internal(e)),
+        }
+    }
+    link(ctx, repo, digest).await?;
+    Ok(created(ctx, repo, digest))
+}
+
+pub async fn start(ctx: &Ctx<'_>, req: Request, repo: &str) -> Response {
+    if let Err(r) = ctx.check(repo, Action::Write) {
+        return r;
+    }
+    // Cross-repository mount, only from a repository the caller may pull.
+    if let (Some(mount), Some(from)) = (req.query_param("mount"), req.query_param("from")) {
+        if let (Some(d), true) = (Digest::parse(mount), valid_repository(from)) {
+            if ctx.check(from, Action::Read).is_ok() {
+                match ctx.app.platform.store.head(&keys::link(from, &d)).await {
+                    Ok(Some(_)) => {
+                        return match link(ctx, repo, &d).await {
+                            Ok(()) => created(ctx, repo, &d),
+                            Err(r) => r,
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => return internal(e),
+                }
+            }
+        }
+    }
+    if req.query_param("digest").is_some() {
+        let digest = match digest_param(&req) {
+            Ok(d) => d,
+            Err(r) => return r,
+        };
+        if req.body.known_length().is_some() {
+            return store_whole(ctx, repo, &digest, req.body).await.unwrap_or_else(|r| r);
+        }
+        // Unknown length: hash it through a session of its own.
+        let id = crate::util::random_hex();
+        let session = Session::new(repo);
+        return complete(ctx, &id, session, req.body, &digest, false).await;
+    }
+    let id = crate::util::random_hex();
+    let session = Session::new(repo);
+    let record = serde_json::to_value(&session).expect("session serialises");
+    if let Err(e) = ctx.app.platform.sessions.create(&id, &record, &session.cleanup(&id), SESSION_TTL_MS).await {
+        return internal(e);
+    }
+    accepted(ctx, repo, &id, 0, 202)
+}
+
+pub async fn patch(ctx: &Ctx<'_>, req: Request, repo: &str, id: &str) -> Response {
+    if let Err(r) = ctx.check(repo, Action::Write) {
+        return r;
+    }
+    let (mut session, version) = match load(ctx, repo, id).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_range(&req, session.offset) {
+        return r;
+    }
+    let tail = match append(ctx, id, &mut session, req.body).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Err(r) = store_tail(ctx, id, &mut session, tail).await {
+        return r;
+    }
+    match save(ctx, id, &session, version).await {
+        Ok(()) => accepted(ctx, repo, id, session.offset, 202),
+        Err(r) => r,
+    }
+}
+
+pub async fn finish(ctx: &Ctx<'_>, req: Request, repo: &str, id: &str) -> Response {
+    if let Err(r) = ctx.check(repo, Action::Write) {
+        return r;
+    }
+    let digest = match digest_param(&req) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let (session, _version) = match load(ctx, repo, id).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_range(&req, session.offset) {
+        return r;
+    }
+    // POST then one PUT with the whole blob: straight into R2.
+    if session.offset == 0 && req.body.known_length().is_some_and(|n| n > 0) {
+        let result = store_whole(ctx, repo, &digest, req.body).await;
+        discard(ctx, id, &session, false).await;
+        return result.unwrap_or_else(|r| r);
+    }
+    complete(ctx, id, session, req.body, &digest, true).await
+}
+
+/// Appends the last bytes, checks the digest, and makes the blob visible.
+async fn complete(ctx: &Ctx<'_>, id: &str, mut session: Session, body: Body, digest: &Digest, persisted: bool) -> Response {
+    let result = complete_inner(ctx, id, &mut session, body, digest).await;
+    let became_blob = matches!(result, Ok(true));
+    if persisted || session.multipart.is_some() || session.tail_key.is_some() {
+        discard(ctx, id, &session, became_blob).await;
+    }
+    match result {
+        Ok(_) => match link(ctx, &session.repo, digest).await {
+            Ok(()) => created(ctx, &session.repo, digest),
+            Err(r) => r,
+        },
+        Err(r) => r,
+    }
+}
+
+/// Ok(true) when the multipart object became the blob, Ok(false) when stored otherwise.
+async fn complete_inner(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body, digest: &Digest) -> Result<bool, Response> {
+    let last = append(ctx, id, session, body).await?;
+    let hasher = session.hasher().ok_or_else(|| internal("corrupt hash state"))?;
+    let actual = Digest::from_hex(&hex::encode(hasher.finalize()));
+    if &actual != digest {
+        return Err(error(400, "DIGEST_INVALID", format!("the uploaded content is {actual}, not {digest}")));
+    }
+    if blob_meta(ctx, digest).await?.is_some() {
+        return Ok(false);
+    }
+    let store = &ctx.app.platform.store;
+    let meta = ctx.hook_meta(&session.repo, Some(digest));
+    ctx.storage.check(crate::storage::Operation::Put, &keys::blob(digest), meta.clone()).await.map_err(|e| error(403, "DENIED", e.to_string()))?;
+    let Some(upload) = session.multipart.clone() else {
+        // Smaller than one part: a plain put, verified by R2 once more.
+        let opts = PutOptions {
+            content_type: Some("application/octet-stream".into()),
+            checksum: Some(Checksum::Sha256(digest.raw())),
+            ..Default::default()
+        };
+        return match store.put(&keys::blob(digest), last.into(), opts).await.map_err(internal)? {
+            PutOutcome::Stored(_) | PutOutcome::ConditionFailed => Ok(false),
+            PutOutcome::ChecksumMismatch => Err(error(400, "DIGEST_INVALID", "content changed in flight")),
+        };
+    };
+    if !last.is_empty() {
+        upload_part(ctx, id, session, last).await?;
+    }
+    let data_key = keys::blob_data(id);
+    let parts = session.parts.iter().map(|(n, e)| UploadedPart { part_number: *n, etag: e.clone() }).collect();
+    let stored = store.complete_multipart(&data_key, &upload, parts).await.map_err(internal)?;
+    // R2 cannot rename: the blob key points at the assembled object.
+    let mut custom = BTreeMap::new();
+    custom.insert("location".to_string(), data_key);
+    custom.insert("size".to_string(), stored.size.to_string());
+    let opts = PutOptions { content_type: Some("application/octet-stream".into()), custom, ..Default::default() };
+    store.put(&keys::blob(digest), Vec::new().into(), opts).await.map_err(internal)?;
+    session.multipart = None;
+    Ok(true)
+}
+
+pub async fn status(ctx: &Ctx<'_>, repo: &str, id: &str) -> Response {
+    if let Err(r) = ctx.check(repo, Action::Write) {
+        return r;
+    }
+    match load(ctx, repo, id).await {
+        Ok((s, _)) => accepted(ctx, repo, id, s.offset, 204),
+        Err(r) => r,
+    }
+}
+
+pub async fn cancel(ctx: &Ctx<'_>, repo: &str, id: &str) -> Response {
+    if let Err(r) = ctx.check(repo, Action::Write) {
+        return r;
+    }
+    match load(ctx, repo, id).await {
+        Ok((s, _)) => {
+            discard(ctx, id, &s, false).await;
+            Response::new(204)
+        }
+        Err(r) => r,
+    }
+}
