@@ -24,6 +24,21 @@ if [ "$("$WASM_BINDGEN_BIN" --version 2>/dev/null | awk '{print $2}')" != "$WASM
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
 
+# Container clients for the OCI end-to-end tests, from Debian's packages; oras and crane are
+# built from Debian's archive by install-oci-tools.sh (no other download).
+missing=()
+for tool in skopeo podman buildah python3 setsid; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  step "Debian packages: skopeo podman buildah"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends skopeo podman buildah python3 util-linux
+fi
+if [ ! -x /opt/oci-tools/bin/oras ] || [ ! -x /opt/oci-tools/bin/crane ]; then
+  step "oras and crane"
+  bash scripts/install-oci-tools.sh /opt/oci-tools
+fi
+
 # npm packages: wrangler/miniflare and the JS clients the tests drive. Reinstall when the
 # lockfile changed since the last install.
 stamp=miniflare/node_modules/.lock-stamp

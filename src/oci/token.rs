@@ -47,6 +47,13 @@ pub async fn handle(app: &App, req: &Request) -> Response {
     let mut access = Vec::new();
     for scope in req.query.iter().filter(|(k, _)| k == "scope").flat_map(|(_, v)| v.split(' ')) {
         let parts: Vec<&str> = scope.split(':').collect();
+        // `registry:catalog:*`: listing, for callers who may pull every repository.
+        if scope == "registry:catalog:*" {
+            if principal.as_ref().is_some_and(|p| p.can(Protocol::Oci, "*", Action::Read)) || anonymous_read {
+                access.push(json!({"type": "registry", "name": "catalog", "actions": ["*"]}));
+            }
+            continue;
+        }
         if parts.len() < 3 || !parts[0].starts_with("repository") {
             continue;
         }
@@ -85,11 +92,17 @@ pub fn principal_from_claims(claims: &Value) -> Option<Principal> {
         .get("access")?
         .as_array()?
         .iter()
-        .filter(|a| a.get("type").and_then(Value::as_str) == Some("repository"))
         .flat_map(|a| {
+            // The catalog grant stands for pulling every repository (it was only given so).
+            if a.get("type").and_then(Value::as_str) == Some("registry") {
+                return crate::auth::Scope::parse("oci:repository:*:pull").into_iter().collect::<Vec<_>>();
+            }
+            if a.get("type").and_then(Value::as_str) != Some("repository") {
+                return Vec::new();
+            }
             let name = a.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
             let actions: Vec<String> = a.get("actions").and_then(Value::as_array).map(|v| v.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default();
-            actions.into_iter().filter_map(move |act| crate::auth::Scope::parse(&format!("oci:repository:{name}:{act}")))
+            actions.into_iter().filter_map(|act| crate::auth::Scope::parse(&format!("oci:repository:{name}:{act}"))).collect()
         })
         .collect();
     Some(Principal {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use worker::{Bucket, Conditional, Data, HttpMetadata, Include, Range, ResponseBody};
+use worker::{Bucket, Conditional, Data, HttpMetadata, Include, ResponseBody};
 
 use crate::http::Body;
 use crate::platform::stream::PlatformStream;
@@ -54,6 +54,62 @@ fn http_metadata(content_type: Option<String>) -> HttpMetadata {
     HttpMetadata { content_type, ..Default::default() }
 }
 
+impl R2Store {
+    /// A ranged read through the raw binding: the SDK's range object carries `undefined`
+    /// members that the local R2 simulator trips over (the request hangs).
+    async fn ranged_get(&self, key: &str, range: ByteRange) -> StoreResult<Option<Object>> {
+        use js_sys::{Function, Object as JsObject, Reflect};
+        use wasm_bindgen::{JsCast, JsValue};
+        let jerr = |e: JsValue| StoreError(format!("R2 ranged get: {e:?}"));
+        let bucket: &JsValue = self.bucket.as_ref();
+        let r = JsObject::new();
+        let set = |o: &JsObject, k: &str, v: JsValue| Reflect::set(o, &k.into(), &v).map(|_| ()).map_err(jerr);
+        match range {
+            ByteRange::Slice { offset, length } => {
+                set(&r, "offset", (offset as f64).into())?;
+                set(&r, "length", (length as f64).into())?;
+            }
+            ByteRange::From { offset } => set(&r, "offset", (offset as f64).into())?,
+            ByteRange::Suffix { length } => set(&r, "suffix", (length as f64).into())?,
+        }
+        let opts = JsObject::new();
+        set(&opts, "range", r.into())?;
+        let get: Function = Reflect::get(bucket, &"get".into()).map_err(jerr)?.unchecked_into();
+        let promise: js_sys::Promise = get.call2(bucket, &key.into(), &opts).map_err(jerr)?.unchecked_into();
+        let obj = wasm_bindgen_futures::JsFuture::from(promise).await.map_err(jerr)?;
+        if obj.is_null() || obj.is_undefined() {
+            return Ok(None);
+        }
+        let field = |k: &str| Reflect::get(&obj, &k.into()).unwrap_or(JsValue::UNDEFINED);
+        let num = |v: JsValue| v.as_f64().unwrap_or(0.0) as u64;
+        let size = num(field("size"));
+        let custom = field("customMetadata");
+        let mut custom_map = std::collections::BTreeMap::new();
+        if custom.is_object() {
+            for entry in JsObject::entries(custom.unchecked_ref()).iter() {
+                let pair: js_sys::Array = entry.unchecked_into();
+                custom_map.insert(pair.get(0).as_string().unwrap_or_default(), pair.get(1).as_string().unwrap_or_default());
+            }
+        }
+        let served = field("range");
+        let offset = num(Reflect::get(&served, &"offset".into()).unwrap_or(JsValue::UNDEFINED));
+        let length = Reflect::get(&served, &"length".into()).ok().and_then(|v| v.as_f64()).map(|l| l as u64).unwrap_or(size - offset);
+        let meta = ObjectMeta {
+            key: key.to_string(),
+            size,
+            etag: field("etag").as_string().unwrap_or_default(),
+            content_type: Reflect::get(&field("httpMetadata"), &"contentType".into()).ok().and_then(|v| v.as_string()),
+            custom: custom_map,
+            uploaded_ms: js_sys::Date::from(field("uploaded")).get_time(),
+        };
+        let body = match field("body").dyn_into::<web_sys::ReadableStream>() {
+            Ok(s) => Body::Stream(PlatformStream::new(s, Some(length))),
+            Err(_) => Body::Empty,
+        };
+        Ok(Some(Object { meta, body, range: Some((offset, length)) }))
+    }
+}
+
 #[async_trait(?Send)]
 impl ObjectStore for R2Store {
     async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
@@ -61,29 +117,14 @@ impl ObjectStore for R2Store {
     }
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> StoreResult<Option<Object>> {
-        let mut req = self.bucket.get(key);
         if let Some(r) = range {
-            req = req.range(match r {
-                ByteRange::Slice { offset, length } => Range::OffsetWithLength { offset, length },
-                ByteRange::From { offset } => Range::OffsetToEnd { offset },
-                ByteRange::Suffix { length } => Range::Suffix { suffix: length },
-            });
+            return self.ranged_get(key, r).await;
         }
-        let Some(o) = req.execute().await.map_err(err)? else {
+        let Some(o) = self.bucket.get(key).execute().await.map_err(err)? else {
             return Ok(None);
         };
         let meta = meta(&o);
-        // `range()` panics on objects fetched without a range, so ask only when we sent one.
-        let served = match range.map(|_| o.range()) {
-            Some(Ok(r)) => Some(match r {
-                Range::OffsetWithLength { offset, length } => (offset, length.min(meta.size.saturating_sub(offset))),
-                Range::OffsetToEnd { offset } => (offset, meta.size.saturating_sub(offset)),
-                Range::Prefix { length } => (0, length.min(meta.size)),
-                Range::Suffix { suffix } => (meta.size.saturating_sub(suffix), suffix.min(meta.size)),
-            }),
-            _ => None,
-        };
-        let length = served.map(|(_, l)| l).unwrap_or(meta.size);
+        let length = meta.size;
         let body = match o.body() {
             Some(b) => match b.response_body().map_err(err)? {
                 ResponseBody::Stream(s) => Body::Stream(PlatformStream::new(s, Some(length))),
@@ -92,7 +133,7 @@ impl ObjectStore for R2Store {
             },
             None => Body::Empty,
         };
-        Ok(Some(Object { meta, body, range: served }))
+        Ok(Some(Object { meta, body, range: None }))
     }
 
     async fn put(&self, key: &str, body: Body, opts: PutOptions) -> StoreResult<PutOutcome> {

@@ -1,0 +1,262 @@
+//! buildah, podman, skopeo, crane and oras against the Worker in workerd, over real HTTP.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use support::*;
+
+const PASSWORD: &str = "oci-user-password";
+
+fn worker() -> &'static Worker {
+    static W: OnceLock<Worker> = OnceLock::new();
+    W.get_or_init(|| {
+        let w = Worker::start(&[("JWT_SECRET", "e2e-jwt-secret-for-tests")]);
+        w.user_with_token("oci-user", serde_json::json!({}));
+        w
+    })
+}
+
+fn host() -> String {
+    format!("127.0.0.1:{}", worker().port)
+}
+
+fn oci_tool(name: &str) -> PathBuf {
+    let p = PathBuf::from("/opt/oci-tools/bin").join(name);
+    assert!(p.exists(), "{name} is not installed: scripts/setup.sh installs it");
+    p
+}
+
+fn ok(r: (bool, String)) -> String {
+    assert!(r.0, "command failed:\n{}", r.1);
+    r.1
+}
+
+fn crane(s: &Scratch, args: &[&str]) -> (bool, String) {
+    let mut all = args.to_vec();
+    all.push("--insecure");
+    s.run(".", &oci_tool("crane"), &all, None)
+}
+
+fn crane_login(s: &Scratch) {
+    ok(crane(s, &["auth", "login", &host(), "-u", "oci-user", "-p", PASSWORD]));
+}
+
+/// A tar layer with one file of `size` random-ish bytes.
+fn layer(s: &Scratch, name: &str, size: usize) -> PathBuf {
+    let mut data = Vec::with_capacity(size);
+    let mut x: u64 = size as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    while data.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    data.truncate(size);
+    let dir = s.path().join(format!("{name}-src"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("payload.bin"), &data).unwrap();
+    let tar_path = s.path().join(format!("{name}.tar"));
+    let mut tar = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+    tar.append_path_with_name(dir.join("payload.bin"), "payload.bin").unwrap();
+    tar.finish().unwrap();
+    tar_path
+}
+
+#[test]
+fn crane_pushes_lists_copies_and_deletes() {
+    let s = Scratch::new();
+    crane_login(&s);
+    let small = layer(&s, "small", 1000);
+    let image = format!("{}/crane/app:v1", host());
+    ok(crane(&s, &["append", "-f", small.to_str().unwrap(), "-t", &image]));
+    let manifest: Value = serde_json::from_str(ok(crane(&s, &["manifest", &image])).lines().last().unwrap()).unwrap();
+    assert_eq!(manifest["schemaVersion"], 2);
+    let digest = ok(crane(&s, &["digest", &image])).lines().last().unwrap().trim().to_string();
+    assert!(digest.starts_with("sha256:"));
+    assert!(ok(crane(&s, &["ls", &format!("{}/crane/app", host())])).contains("v1"));
+
+    // Copy to another repository: blobs are mounted, the digest is unchanged.
+    let copy = format!("{}/crane/copy:latest", host());
+    ok(crane(&s, &["copy", &image, &copy]));
+    assert_eq!(ok(crane(&s, &["digest", &copy])).lines().last().unwrap().trim(), digest);
+    assert!(ok(crane(&s, &["catalog", &host()])).contains("crane/copy"));
+
+    ok(crane(&s, &["delete", &format!("{}/crane/copy@{digest}", host())]));
+    let (found, out) = crane(&s, &["manifest", &copy]);
+    assert!(!found && out.contains("MANIFEST_UNKNOWN"), "{out}");
+}
+
+#[test]
+fn crane_round_trips_a_layer_larger_than_several_parts() {
+    let s = Scratch::new();
+    crane_login(&s);
+    // 27 MiB: three 10 MiB parts' worth, so the upload re-cuts chunks into parts and a tail.
+    let big = layer(&s, "big", 27 * 1024 * 1024 + 12345);
+    let image = format!("{}/crane/big:v1", host());
+    ok(crane(&s, &["append", "-f", big.to_str().unwrap(), "-t", &image]));
+    let out = s.path().join("export.tar");
+    ok(crane(&s, &["export", &image, out.to_str().unwrap()]));
+    let mut archive = tar::Archive::new(std::fs::File::open(&out).unwrap());
+    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut got).unwrap();
+    assert_eq!(got, std::fs::read(s.path().join("big-src/payload.bin")).unwrap());
+}
+
+/// buildah and podman with their own storage inside the scratch dir.
+fn containers(s: &Scratch, program: &str, args: &[&str]) -> (bool, String) {
+    let root = s.path().join("storage");
+    let runroot = s.path().join("run");
+    let mut all = vec!["--root", root.to_str().unwrap(), "--runroot", runroot.to_str().unwrap(), "--storage-driver", "vfs"];
+    all.extend_from_slice(args);
+    s.run(".", Path::new(program), &all, None)
+}
+
+#[test]
+fn buildah_builds_and_pushes_podman_pulls_skopeo_copies_and_inspects() {
+    let s = Scratch::new();
+    let creds = format!("oci-user:{PASSWORD}");
+    let c = ok(containers(&s, "buildah", &["from", "scratch"])).lines().last().unwrap().trim().to_string();
+    s.write("hello.txt", "hello from buildah\n");
+    ok(containers(&s, "buildah", &["copy", &c, s.path().join("hello.txt").to_str().unwrap(), "/hello.txt"]));
+    ok(containers(&s, "buildah", &["config", "--label", "e2e=yes", &c]));
+    ok(containers(&s, "buildah", &["commit", &c, "e2e-built"]));
+    let target = format!("docker://{}/podman/hello:1.0", host());
+    ok(containers(&s, "buildah", &["push", "--tls-verify=false", "--creds", &creds, "e2e-built", &target]));
+
+    ok(containers(&s, "podman", &["pull", "--tls-verify=false", "--creds", &creds, &target]));
+    let images = ok(containers(&s, "podman", &["images", "--format", "{{.Repository}}:{{.Tag}}"]));
+    assert!(images.contains("podman/hello:1.0"), "{images}");
+
+    let inspect = ok(s.run(".", Path::new("skopeo"), &["inspect", "--tls-verify=false", "--creds", &creds, &target], None));
+    let inspect: Value = serde_json::from_str(&inspect[inspect.find('{').unwrap()..]).unwrap();
+    assert_eq!(inspect["Labels"]["e2e"], "yes");
+    let copy = format!("docker://{}/skopeo/hello:copied", host());
+    ok(s.run(".", Path::new("skopeo"), &["copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--src-creds", &creds, "--dest-creds", &creds, &target, &copy], None));
+    let dir = s.path().join("dir-copy");
+    ok(s.run(".", Path::new("skopeo"), &["copy", "--src-tls-verify=false", "--src-creds", &creds, &copy, &format!("dir:{}", dir.display())], None));
+    assert!(std::fs::read_dir(&dir).unwrap().count() >= 3, "manifest, config and layer copied out");
+    ok(s.run(".", Path::new("skopeo"), &["delete", "--tls-verify=false", "--creds", &creds, &copy], None));
+}
+
+#[test]
+fn oras_pushes_artifacts_attaches_and_discovers_referrers() {
+    let s = Scratch::new();
+    let oras = oci_tool("oras");
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--plain-http", "-u", "oci-user", "-p", PASSWORD]);
+        s.run("work", &oras, &all, None)
+    };
+    s.write("work/notes.txt", "artifact payload\n");
+    s.write("work/sbom.json", "{\"sbom\": true}\n");
+    let reference = format!("{}/oras/notes:v1", host());
+    ok(run(&["push", "--artifact-type", "application/vnd.e2e.notes", &reference, "notes.txt"]));
+    ok(run(&["attach", "--artifact-type", "application/vnd.e2e.sbom", &reference, "sbom.json"]));
+    let discovered = ok(run(&["discover", "--format", "json", &reference]));
+    assert!(discovered.contains("application/vnd.e2e.sbom"), "{discovered}");
+
+    // The referrers API filters by artifact type and says so.
+    let resolved = ok(run(&["resolve", &reference]));
+    let at = resolved.rfind("sha256:").expect("a digest");
+    let digest = resolved[at..at + 71].to_string();
+    let token = support::post_json(&format!("{}/-/admin/tokens", worker().url), Some(ADMIN_TOKEN), &serde_json::json!({"user": "oci-user", "protocol": "oci"}));
+    let token: Value = serde_json::from_str(&token.1).unwrap();
+    let token = token["token"].as_str().unwrap();
+    let url = format!("{}/v2/oras/notes/referrers/{digest}?artifactType=application/vnd.e2e.sbom", worker().url);
+    let r = request("GET", &url, Some(token), &[], None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("oci-filters-applied"), Some("artifactType"));
+    assert_eq!(r.json()["manifests"].as_array().unwrap().len(), 1);
+
+    ok(s.run("out", &oras, &["pull", "--plain-http", "-u", "oci-user", "-p", PASSWORD, &reference], None));
+    assert_eq!(std::fs::read_to_string(s.path().join("out/notes.txt")).unwrap(), "artifact payload\n");
+}
+
+fn oci_error(r: &Reply) -> String {
+    r.json()["errors"][0]["code"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn protocol_errors_and_auth_challenges() {
+    let w = worker();
+    let token = {
+        let r = support::post_json(&format!("{}/-/admin/tokens", w.url), Some(ADMIN_TOKEN), &serde_json::json!({"user": "oci-user", "protocol": "oci"}));
+        serde_json::from_str::<Value>(&r.1).unwrap()["token"].as_str().unwrap().to_string()
+    };
+    // Anonymous: a Bearer challenge naming the realm, service and scope.
+    let r = request("GET", &format!("{}/v2/some/repo/manifests/latest", w.url), None, &[], None);
+    assert_eq!(r.status, 401);
+    let challenge = r.header("www-authenticate").unwrap();
+    assert!(challenge.starts_with("Bearer realm=") && challenge.contains("scope=\"repository:some/repo:pull\""), "{challenge}");
+    assert_eq!(oci_error(&r), "UNAUTHORIZED");
+    // The token endpoint: bad credentials refused, good ones get a JWT that works.
+    let bad = request("GET", &format!("{}/oci/v2/token?service=edgeregistry&scope=repository:x:pull", w.url), None, &[("authorization", "Basic b2NpLXVzZXI6d3Jvbmc=")], None);
+    assert_eq!(bad.status, 401);
+
+    let v2 = request("GET", &format!("{}/v2/", w.url), Some(&token), &[], None);
+    assert_eq!(v2.status, 200);
+    assert_eq!(v2.header("docker-distribution-api-version"), Some("registry/2.0"));
+
+    let bad_name = request("GET", &format!("{}/v2/Bad_Name/tags/list", w.url), Some(&token), &[], None);
+    assert_eq!((bad_name.status, oci_error(&bad_name).as_str()), (400, "NAME_INVALID"));
+    let unknown = request("GET", &format!("{}/v2/nothing/here/manifests/latest", w.url), Some(&token), &[], None);
+    assert_eq!((unknown.status, oci_error(&unknown).as_str()), (404, "MANIFEST_UNKNOWN"));
+
+    let missing_blob = format!(
+        "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"size\":2,\"digest\":\"sha256:{}\"}},\"layers\":[]}}",
+        "4".repeat(64)
+    );
+    let r = request("PUT", &format!("{}/v2/errs/app/manifests/v1", w.url), Some(&token), &[("content-type", "application/vnd.oci.image.manifest.v1+json")], Some(missing_blob.into_bytes()));
+    assert_eq!((r.status, oci_error(&r).as_str()), (400, "MANIFEST_BLOB_UNKNOWN"));
+    let wrong_digest = format!("{}/v2/errs/app/manifests/sha256:{}", w.url, "0".repeat(64));
+    let r = request("PUT", &wrong_digest, Some(&token), &[("content-type", "application/vnd.oci.image.manifest.v1+json")], Some(b"{\"schemaVersion\":2}".to_vec()));
+    assert_eq!((r.status, oci_error(&r).as_str()), (400, "DIGEST_INVALID"));
+    let r = request("PUT", &format!("{}/v2/errs/app/manifests/v2", w.url), Some(&token), &[], Some(b"not json".to_vec()));
+    assert_eq!((r.status, oci_error(&r).as_str()), (400, "MANIFEST_INVALID"));
+
+    // Chunked upload: out-of-order chunk → 416 with the current Range; wrong digest → refused, nothing stored.
+    let start = request("POST", &format!("{}/v2/errs/app/blobs/uploads/", w.url), Some(&token), &[], None);
+    assert_eq!(start.status, 202);
+    let location = start.header("location").unwrap().to_string();
+    assert!(start.header("oci-chunk-min-length").is_some());
+    let upload = format!("{}{}", w.url, location);
+    let r = request("PATCH", &upload, Some(&token), &[("content-range", "0-4"), ("content-type", "application/octet-stream")], Some(b"hello".to_vec()));
+    assert_eq!(r.status, 202);
+    assert_eq!(r.header("range"), Some("0-4"));
+    let r = request("PATCH", &upload, Some(&token), &[("content-range", "10-14")], Some(b"again".to_vec()));
+    assert_eq!(r.status, 416);
+    assert_eq!(r.header("range"), Some("0-4"));
+    let status = request("GET", &upload, Some(&token), &[], None);
+    assert_eq!((status.status, status.header("range")), (204, Some("0-4")));
+    let wrong = format!("{upload}?digest=sha256:{}", "1".repeat(64));
+    let r = request("PUT", &wrong, Some(&token), &[], None);
+    assert_eq!((r.status, oci_error(&r).as_str()), (400, "DIGEST_INVALID"));
+    let gone = request("GET", &format!("{}/v2/errs/app/blobs/sha256:{}", w.url, "1".repeat(64)), Some(&token), &[], None);
+    assert_eq!((gone.status, oci_error(&gone).as_str()), (404, "BLOB_UNKNOWN"));
+    let after = request("GET", &upload, Some(&token), &[], None);
+    assert_eq!((after.status, oci_error(&after).as_str()), (404, "BLOB_UPLOAD_UNKNOWN"));
+
+    // Monolithic upload and ranged reads.
+    let data = b"0123456789abcdef".to_vec();
+    let digest = format!("sha256:{}", edgeregistry::util::sha256_hex(&data));
+    let r = request("POST", &format!("{}/v2/errs/app/blobs/uploads/?digest={digest}", w.url), Some(&token), &[("content-type", "application/octet-stream")], Some(data.clone()));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let blob = format!("{}/v2/errs/app/blobs/{digest}", w.url);
+    let r = request("GET", &blob, Some(&token), &[("range", "bytes=2-5")], None);
+    assert_eq!((r.status, r.body.as_slice(), r.header("content-range")), (206, &b"2345"[..], Some("bytes 2-5/16")));
+    let r = request("GET", &blob, Some(&token), &[("range", "bytes=20-")], None);
+    assert_eq!(r.status, 416);
+    let head = request("HEAD", &blob, Some(&token), &[("accept-encoding", "gzip")], None);
+    assert_eq!((head.status, head.header("content-length")), (200, Some("16")));
+    // Another repository cannot read it by digest until it is mounted there.
+    let other = request("GET", &format!("{}/v2/errs/other/blobs/{digest}", w.url), Some(&token), &[], None);
+    assert_eq!(other.status, 404);
+    let mount = request("POST", &format!("{}/v2/errs/other/blobs/uploads/?mount={digest}&from=errs/app", w.url), Some(&token), &[], None);
+    assert_eq!(mount.status, 201);
+    let other = request("GET", &format!("{}/v2/errs/other/blobs/{digest}", w.url), Some(&token), &[], None);
+    assert_eq!(other.body, data);
+}
