@@ -30,6 +30,8 @@ edgeregistry will listen on $URL  (data in .wrangler/, secrets in .dev.vars)
          npm login --auth-type=legacy --registry $URL/npm/
          (pnpm and yarn 1 read the same .npmrc; yarn 4: npmRegistryServer: "$URL/npm",
           unsafeHttpWhitelist: ["127.0.0.1"])
+  OCI:   crane auth login 127.0.0.1:$PORT -u alice -p correct-horse --insecure
+         podman login --tls-verify=false 127.0.0.1:$PORT ; images are 127.0.0.1:$PORT/REPO:TAG
 
 EOT
 exec "$WRANGLER" dev --ip 127.0.0.1 --port "$PORT" --persist-to .wrangler/state --show-interactive-dev-session=false
