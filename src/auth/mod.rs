@@ -58,6 +58,18 @@ pub struct Principal {
     pub admin: bool,
 }
 
+impl crate::http::Actor {
+    /// The actor with the authenticated user and token filled in (for hooks and logs).
+    pub fn identified(&self, principal: Option<&Principal>) -> crate::http::Actor {
+        let mut actor = self.clone();
+        if let Some(p) = principal {
+            actor.user_id = Some(p.user.clone());
+            actor.token_id = p.token_key.clone();
+        }
+        actor
+    }
+}
+
 impl Principal {
     pub fn can(&self, protocol: Protocol, name: &str, action: Action) -> bool {
         if self.readonly && action != Action::Read {

@@ -139,11 +139,7 @@ pub async fn handle(app: &App, req: Request, path: &str) -> Response {
         Err(AuthError::InvalidCredentials) => return unauthorized("invalid or expired token"),
         Err(e) => return internal(format!("{e:?}")),
     };
-    let mut actor = req.actor.clone();
-    if let Some(p) = &principal {
-        actor.user_id = Some(p.user.clone());
-        actor.token_id = p.token_key.clone();
-    }
+    let actor = req.actor.identified(principal.as_ref());
     let ctx = Ctx {
         app,
         registry_url: app.config.registry_url(Protocol::Npm, &req.origin),

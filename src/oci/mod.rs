@@ -166,11 +166,7 @@ pub async fn handle(app: &App, req: Request, path: &str, prefix: String) -> Resp
         Err(AuthError::InvalidCredentials) => None,
         Err(e) => return internal(format!("{e:?}")),
     };
-    let mut actor = req.actor.clone();
-    if let Some(p) = &principal {
-        actor.user_id = Some(p.user.clone());
-        actor.token_id = p.token_key.clone();
-    }
+    let actor = req.actor.identified(principal.as_ref());
     let ctx = Ctx {
         app,
         req_origin: req.origin.clone(),
