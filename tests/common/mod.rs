@@ -1,0 +1,240 @@
+//! Shared helpers for the native integration tests: an `App` over `MemoryPlatform`, request
+//! building, response reading, users and tokens through the admin API, and npm publish bodies
+//! with real gzipped tarballs.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::rc::Rc;
+
+use base64::Engine;
+use edgeregistry::config::Config;
+use edgeregistry::http::{Headers, Method, Request, Response};
+use edgeregistry::platform::memory::MemoryPlatform;
+use edgeregistry::platform::KvStore;
+use edgeregistry::storage::StorageHooks;
+use edgeregistry::App;
+use futures::executor::block_on;
+use serde_json::{json, Value};
+use sha2::Digest;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+pub const PASSWORD: &str = "correct-horse-battery";
+
+/// The registry under test and handles to its in-memory backends.
+pub struct Reg {
+    pub mem: MemoryPlatform,
+    pub app: App,
+}
+
+/// A response with its body already read.
+pub struct Resp {
+    pub status: u16,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
+    }
+}
+
+impl std::fmt::Debug for Resp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.text())
+    }
+}
+
+/// Test configuration: an admin token and cheap password hashing, plus `extra`.
+pub fn vars(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut v: BTreeMap<String, String> = [("ADMIN_TOKEN", ADMIN_TOKEN), ("PASSWORD_ITERATIONS", "1000")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (k, val) in extra {
+        v.insert(k.to_string(), val.to_string());
+    }
+    v
+}
+
+impl Reg {
+    pub fn new() -> Reg {
+        Reg::with_vars(&[])
+    }
+
+    pub fn with_vars(extra: &[(&str, &str)]) -> Reg {
+        let mem = MemoryPlatform::new();
+        let config = Config::from_vars(&vars(extra)).expect("valid test config");
+        let app = App::new(mem.platform.clone(), config);
+        Reg { mem, app }
+    }
+
+    pub fn with_hook(self, hook: Rc<dyn StorageHooks>) -> Reg {
+        Reg { mem: self.mem, app: self.app.with_hook(hook) }
+    }
+
+    pub fn send(&self, req: Request) -> Resp {
+        block_on(send_async(&self.app, req))
+    }
+
+    /// Every object key under `prefix`.
+    pub fn keys_with(&self, prefix: &str) -> Vec<String> {
+        self.mem.store.keys().into_iter().filter(|k| k.starts_with(prefix)).collect()
+    }
+
+    /// Objects belonging to an npm package: packument, tarballs and its search marker.
+    pub fn package_keys(&self, name: &str) -> Vec<String> {
+        let dir = format!("npm/packages/{name}/");
+        let marker = format!("npm/search/{name}");
+        self.mem.store.keys().into_iter().filter(|k| k.starts_with(&dir) || *k == marker).collect()
+    }
+
+    /// Every KV entry as (key, value), through the `KvStore` trait.
+    pub fn kv_entries(&self) -> Vec<(String, String)> {
+        block_on(async {
+            let (keys, _) = self.mem.kv.list("", None).await.unwrap();
+            let mut out = Vec::new();
+            for k in keys {
+                let v = self.mem.kv.get(&k).await.unwrap().unwrap_or_default();
+                out.push((k, v));
+            }
+            out
+        })
+    }
+
+    /// Creates a user through the admin API.
+    pub fn create_user(&self, name: &str) {
+        let r = self.send(admin(Method::Post, "/-/admin/users").with_body(json_body(&json!({"name": name, "password": PASSWORD}))));
+        assert_eq!(r.status, 201, "create user {name}: {r:?}");
+    }
+
+    /// Makes a token through the admin API; `body` is merged into `{user}`.
+    pub fn create_token(&self, user: &str, body: Value) -> String {
+        let mut b = json!({"user": user});
+        if let Value::Object(extra) = body {
+            for (k, v) in extra {
+                b[k] = v;
+            }
+        }
+        let r = self.send(admin(Method::Post, "/-/admin/tokens").with_body(json_body(&b)));
+        assert_eq!(r.status, 201, "create token for {user}: {r:?}");
+        r.json()["token"].as_str().expect("token in response").to_string()
+    }
+
+    /// A user with a full-rights token: the usual publisher in tests.
+    pub fn user_with_token(&self, name: &str) -> String {
+        self.create_user(name);
+        self.create_token(name, json!({}))
+    }
+
+    /// Publishes `name@version` (path built from the name as-is), asserting success.
+    pub fn publish_ok(&self, token: &str, name: &str, version: &str) -> Vec<u8> {
+        let tgz = tarball(name, version);
+        let r = self.send(put_json(&format!("/npm/{name}"), token, &publish_body(name, version, &tgz)));
+        assert_eq!(r.status, 201, "publish {name}@{version}: {r:?}");
+        tgz
+    }
+
+    pub fn get_json(&self, path: &str) -> Value {
+        let r = self.send(Request::new(Method::Get, path));
+        assert_eq!(r.status, 200, "GET {path}: {r:?}");
+        r.json()
+    }
+}
+
+pub async fn send_async(app: &App, req: Request) -> Resp {
+    let resp: Response = app.handle(req).await;
+    let (status, headers) = (resp.status, resp.headers.clone());
+    Resp { status, headers, body: resp.into_bytes().await }
+}
+
+pub fn json_body(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap()
+}
+
+pub fn bearer(req: Request, token: &str) -> Request {
+    req.with_header("Authorization", &format!("Bearer {token}"))
+}
+
+/// A request carrying the admin token.
+pub fn admin(method: Method, path: &str) -> Request {
+    bearer(Request::new(method, path), ADMIN_TOKEN)
+}
+
+pub fn get(path: &str, token: &str) -> Request {
+    bearer(Request::new(Method::Get, path), token)
+}
+
+pub fn put_json(path: &str, token: &str, body: &Value) -> Request {
+    bearer(Request::new(Method::Put, path), token)
+        .with_header("Content-Type", "application/json")
+        .with_body(json_body(body))
+}
+
+/// A real npm tarball: `package/package.json` in a tar, gzipped.
+pub fn tarball(name: &str, version: &str) -> Vec<u8> {
+    let manifest = json_body(&json!({"name": name, "version": version}));
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(manifest.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "package/package.json", manifest.as_slice()).unwrap();
+    let tar_bytes = tar.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar_bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+pub fn b64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+pub fn sha1_hex(data: &[u8]) -> String {
+    hex::encode(sha1::Sha1::digest(data))
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+pub fn integrity(data: &[u8]) -> String {
+    format!("sha512-{}", b64(&sha2::Sha512::digest(data)))
+}
+
+/// The body `npm publish` sends for one version.
+pub fn publish_body(name: &str, version: &str, tgz: &[u8]) -> Value {
+    json!({
+        "_id": name,
+        "name": name,
+        "description": format!("the {name} package"),
+        "dist-tags": {"latest": version},
+        "versions": {
+            version: {
+                "name": name,
+                "version": version,
+                "description": format!("the {name} package"),
+                "readme": "# readme text",
+                "dependencies": {"left-pad": "^1.0.0"},
+                "dist": {"shasum": sha1_hex(tgz), "integrity": integrity(tgz)}
+            }
+        },
+        "_attachments": {
+            format!("{name}-{version}.tgz"): {
+                "content_type": "application/octet-stream",
+                "data": b64(tgz),
+                "length": tgz.len()
+            }
+        }
+    })
+}
