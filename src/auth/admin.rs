@@ -144,6 +144,23 @@ pub async fn handle(app: &App, req: Request) -> Response {
                 Err(e) => auth_error(e),
             }
         }
+        (Method::Get, ["stats"]) => Response::json(
+            200,
+            &json!({ "wasm_memory_bytes": wasm_memory_bytes() }),
+        ),
         _ => error(404, "Not Found"),
+    }
+}
+
+/// Size of this isolate's wasm linear memory. Linear memory only ever grows, so this is the
+/// high-water mark since the isolate started (what benchmarks report). `None` natively.
+fn wasm_memory_bytes() -> Option<u64> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        Some(core::arch::wasm32::memory_size(0) as u64 * 65536)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        None
     }
 }
