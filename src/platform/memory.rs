@@ -458,6 +458,43 @@ impl Clock for ManualClock {
     fn now_ms(&self) -> f64 {
         self.0.get()
     }
+
+    /// Time passes at once: a test never waits, and backoff shows up on the clock.
+    fn sleep(&self, ms: u64) -> futures::future::LocalBoxFuture<'static, ()> {
+        self.advance(ms as f64);
+        Box::pin(futures::future::ready(()))
+    }
+}
+
+/// Background work queued until the test runs it (after the response, as in the Worker).
+#[derive(Default)]
+pub struct MemoryBackground {
+    queue: RefCell<Vec<futures::future::LocalBoxFuture<'static, ()>>>,
+}
+
+impl MemoryBackground {
+    /// Runs every queued task, and whatever those queue in turn.
+    pub fn run_all(&self) {
+        loop {
+            let work: Vec<_> = self.queue.borrow_mut().drain(..).collect();
+            if work.is_empty() {
+                return;
+            }
+            for w in work {
+                futures::executor::block_on(w);
+            }
+        }
+    }
+
+    pub fn pending(&self) -> usize {
+        self.queue.borrow().len()
+    }
+}
+
+impl Background for MemoryBackground {
+    fn spawn(&self, work: futures::future::LocalBoxFuture<'static, ()>) {
+        self.queue.borrow_mut().push(work);
+    }
 }
 
 /// A whole in-memory platform with handles to its parts.
@@ -468,6 +505,7 @@ pub struct MemoryPlatform {
     pub fetcher: Rc<MemoryFetcher>,
     pub clock: Rc<ManualClock>,
     pub sessions: Rc<MemorySessions>,
+    pub background: Rc<MemoryBackground>,
 }
 
 impl MemoryPlatform {
@@ -489,6 +527,7 @@ impl MemoryPlatform {
             store: store.clone(),
             clock: clock.clone(),
         });
+        let background = Rc::new(MemoryBackground::default());
         MemoryPlatform {
             platform: Platform {
                 store: store.clone(),
@@ -498,12 +537,14 @@ impl MemoryPlatform {
                 fetcher: fetcher.clone(),
                 clock: clock.clone(),
                 crypto: Rc::new(RustCrypto),
+                background: background.clone(),
             },
             store,
             kv,
             fetcher,
             clock,
             sessions,
+            background,
         }
     }
 }

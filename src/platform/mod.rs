@@ -26,6 +26,7 @@ pub struct Platform {
     pub fetcher: Rc<dyn Fetcher>,
     pub clock: Rc<dyn Clock>,
     pub crypto: Rc<dyn Crypto>,
+    pub background: Rc<dyn Background>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +216,14 @@ pub trait Fetcher {
 
 pub trait Clock {
     fn now_ms(&self) -> f64;
+    /// Resolves after `ms` milliseconds (timeouts, retry backoff).
+    fn sleep(&self, ms: u64) -> futures::future::LocalBoxFuture<'static, ()>;
+}
+
+/// Work that goes on after the response is sent: cache fills, background revalidation. In the
+/// Worker this is `ctx.wait_until`, which keeps the isolate alive for it.
+pub trait Background {
+    fn spawn(&self, work: futures::future::LocalBoxFuture<'static, ()>);
 }
 
 /// Slow key derivation, run by the platform's native crypto where there is one (WebCrypto in

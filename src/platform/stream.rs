@@ -34,6 +34,25 @@ impl PlatformStream {
         }
         Ok(self.data)
     }
+
+    pub fn tee(self) -> (PlatformStream, PlatformStream) {
+        (PlatformStream { data: self.data.clone() }, self)
+    }
+
+    /// Natively the bytes are all there already; the verdict is checked by the tests through
+    /// what got stored.
+    pub fn gate(self, _verdict: futures::future::LocalBoxFuture<'static, bool>) -> PlatformStream {
+        self
+    }
+
+    pub async fn from_chunks(mut chunks: crate::http::Chunks) -> Result<PlatformStream, BodyError> {
+        use futures::StreamExt;
+        let mut data = Vec::new();
+        while let Some(c) = chunks.next().await {
+            data.extend_from_slice(&c?);
+        }
+        Ok(PlatformStream { data })
+    }
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -64,6 +83,71 @@ impl PlatformStream {
             .boxed_local()
     }
 
+    /// Two streams with the same bytes (and the same known length), read independently: one
+    /// for the client, one for R2.
+    pub fn tee(self) -> (PlatformStream, PlatformStream) {
+        let pair = self.raw.tee();
+        use wasm_bindgen::JsCast;
+        let a: web_sys::ReadableStream = pair.get(0).unchecked_into();
+        let b: web_sys::ReadableStream = pair.get(1).unchecked_into();
+        (PlatformStream::new(a, self.length), PlatformStream::new(b, self.length))
+    }
+
+    /// Passes the chunks through untouched (they stay JS objects) but holds the last one back
+    /// until `verdict` resolves: on `false` the stream errors instead, so a client never
+    /// receives a complete body that failed verification on the way into the cache.
+    pub fn gate(self, verdict: futures::future::LocalBoxFuture<'static, bool>) -> PlatformStream {
+        use futures::StreamExt;
+        use wasm_bindgen::{JsCast, JsValue};
+        let length = self.length;
+        let source = wasm_streams::ReadableStream::from_raw(self.raw.unchecked_into()).into_stream();
+        struct State {
+            source: futures::stream::LocalBoxStream<'static, Result<JsValue, JsValue>>,
+            held: Option<JsValue>,
+            verdict: Option<futures::future::LocalBoxFuture<'static, bool>>,
+        }
+        let state = State { source: source.boxed_local(), held: None, verdict: Some(verdict) };
+        let gated = futures::stream::unfold(state, |mut st| async move {
+            loop {
+                match st.source.next().await {
+                    Some(Ok(chunk)) => {
+                        if let Some(prev) = st.held.replace(chunk) {
+                            return Some((Ok(prev), st));
+                        }
+                    }
+                    Some(Err(e)) => {
+                        st.verdict = None;
+                        return Some((Err(e), st));
+                    }
+                    None => {
+                        let verdict = st.verdict.take()?;
+                        return if verdict.await {
+                            let last = st.held.take()?;
+                            Some((Ok(last), st))
+                        } else {
+                            st.held = None;
+                            Some((Err(JsValue::from_str("upstream content failed verification")), st))
+                        };
+                    }
+                }
+            }
+        });
+        let raw: web_sys::ReadableStream = wasm_streams::ReadableStream::from_stream(gated).into_raw().unchecked_into();
+        PlatformStream::new(fixed_length(raw, length), length)
+    }
+
+    /// A stream made in Rust; its length is unknown.
+    pub async fn from_chunks(chunks: crate::http::Chunks) -> Result<PlatformStream, BodyError> {
+        use futures::StreamExt;
+        use wasm_bindgen::{JsCast, JsValue};
+        let js = chunks.map(|c| {
+            c.map(|bytes| JsValue::from(js_sys::Uint8Array::from(bytes.as_slice())))
+                .map_err(|e| JsValue::from_str(&e.to_string()))
+        });
+        let raw = wasm_streams::ReadableStream::from_stream(js).into_raw().unchecked_into();
+        Ok(PlatformStream::new(raw, None))
+    }
+
     /// Pulls the stream into wasm, chunk by chunk, stopping as soon as it passes `limit`.
     pub async fn read_capped(self, limit: u64) -> Result<Vec<u8>, BodyError> {
         use futures::StreamExt;
@@ -81,5 +165,34 @@ impl PlatformStream {
             array.copy_to(&mut out[start..]);
         }
         Ok(out)
+    }
+}
+
+/// Pipes a stream made in Rust through the runtime's `FixedLengthStream`, so the response
+/// carries a Content-Length (and R2 accepts it) when the length is known.
+#[cfg(target_arch = "wasm32")]
+fn fixed_length(raw: web_sys::ReadableStream, length: Option<u64>) -> web_sys::ReadableStream {
+    use js_sys::{Array, Function, Reflect};
+    use wasm_bindgen::{JsCast, JsValue};
+    let Some(length) = length else { return raw };
+    let attempt = || -> Result<web_sys::ReadableStream, JsValue> {
+        let ctor: Function = Reflect::get(&js_sys::global(), &"FixedLengthStream".into())?.dyn_into()?;
+        let fixed = Reflect::construct(&ctor, &Array::of1(&JsValue::from_f64(length as f64)))?;
+        let writable = Reflect::get(&fixed, &"writable".into())?;
+        let readable: web_sys::ReadableStream = Reflect::get(&fixed, &"readable".into())?.dyn_into()?;
+        let pipe_to: Function = Reflect::get(raw.as_ref(), &"pipeTo".into())?.dyn_into()?;
+        // The pipe's own promise only reports what the readable side reports anyway.
+        let promise: js_sys::Promise = pipe_to.call1(raw.as_ref(), &writable)?.dyn_into()?;
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+        });
+        Ok(readable)
+    };
+    match attempt() {
+        Ok(r) => r,
+        Err(e) => {
+            crate::logging::error(&format!("FixedLengthStream unavailable: {e:?}"));
+            raw
+        }
     }
 }

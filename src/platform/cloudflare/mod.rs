@@ -32,6 +32,19 @@ impl Clock for JsClock {
     fn now_ms(&self) -> f64 {
         js_sys::Date::now()
     }
+
+    fn sleep(&self, ms: u64) -> futures::future::LocalBoxFuture<'static, ()> {
+        Box::pin(worker::Delay::from(std::time::Duration::from_millis(ms)))
+    }
+}
+
+/// `ctx.wait_until`: the runtime keeps the request's isolate alive until the work ends.
+struct WaitUntil(Context);
+
+impl crate::platform::Background for WaitUntil {
+    fn spawn(&self, work: futures::future::LocalBoxFuture<'static, ()>) {
+        self.0.wait_until(work);
+    }
 }
 
 struct EnvVars<'a>(&'a Env);
@@ -46,7 +59,7 @@ impl VarSource for EnvVars<'_> {
     }
 }
 
-fn platform(env: &Env) -> worker::Result<Platform> {
+fn platform(env: &Env, ctx: Context) -> worker::Result<Platform> {
     Ok(Platform {
         store: Rc::new(r2::R2Store::new(env.bucket(BUCKET)?)),
         kv: Rc::new(kv::Kv::new(env.kv(KV)?)),
@@ -55,6 +68,7 @@ fn platform(env: &Env) -> worker::Result<Platform> {
         fetcher: Rc::new(net::WorkerFetcher),
         clock: Rc::new(JsClock),
         crypto: Rc::new(WebCrypto),
+        background: Rc::new(WaitUntil(ctx)),
     })
 }
 
@@ -104,7 +118,7 @@ pub(crate) fn response(resp: Response) -> worker::Result<worker::Response> {
 }
 
 #[event(fetch)]
-async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+async fn fetch(req: worker::Request, env: Env, ctx: Context) -> worker::Result<worker::Response> {
     let config = match Config::from_vars(&EnvVars(&env)) {
         Ok(c) => c,
         Err(e) => {
@@ -112,7 +126,7 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
             return response(Response::json(500, &serde_json::json!({"error": e.to_string()})));
         }
     };
-    let app = App::new(platform(&env)?, config);
+    let app = App::new(platform(&env, ctx)?, config);
     let resp = app.handle(request(&req)?).await;
     response(resp)
 }
