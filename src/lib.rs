@@ -15,6 +15,7 @@ pub mod oci;
 pub mod platform;
 pub mod router;
 pub mod storage;
+pub mod upstream;
 pub mod util;
 
 pub use router::App;

@@ -8,6 +8,8 @@
 pub mod jobs;
 pub mod names;
 pub mod packument;
+pub mod proxy;
+pub mod rewrite;
 pub mod search;
 
 use std::collections::BTreeMap;

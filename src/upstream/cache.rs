@@ -1,0 +1,166 @@
+//! Cached copies of mutable upstream metadata (packuments, tags): an entry object says where
+//! the bytes are, which upstream they came from, their validators and how long they are fresh.
+//! The bytes live under a new key per fetch, so switching the entry is atomic and a reader
+//! never sees half a document. Immutable content (tarballs, blobs) needs none of this: it is
+//! stored once, verified, under its final key.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+
+use futures::future::{FutureExt, LocalBoxFuture, Shared};
+use serde::{Deserialize, Serialize};
+
+use super::config::CachePolicy;
+use crate::http::Body;
+use crate::platform::{ObjectStore, PutOptions, StoreResult};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    /// 200, or 404 for a negative entry ("not found upstream").
+    pub status: u16,
+    pub data_key: Option<String>,
+    pub upstream: String,
+    pub fetched_ms: f64,
+    pub expires_ms: f64,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub content_type: Option<String>,
+    pub size: u64,
+    /// What the protocol adapter needs to know about the stored bytes.
+    #[serde(default)]
+    pub extra: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    Fresh,
+    /// Past its TTL but within the stale window: serve it and revalidate in the background.
+    Stale,
+    /// Too old to serve without asking the upstream (served only if the upstream fails).
+    Expired,
+}
+
+impl Entry {
+    pub fn freshness(&self, now_ms: f64, policy: &CachePolicy) -> Freshness {
+        if now_ms < self.expires_ms {
+            Freshness::Fresh
+        } else if policy.stale_while_revalidate
+            && self.status == 200
+            && now_ms < self.expires_ms + policy.stale_max_age_seconds as f64 * 1000.0
+        {
+            Freshness::Stale
+        } else {
+            Freshness::Expired
+        }
+    }
+
+    pub fn age_seconds(&self, now_ms: f64) -> u64 {
+        ((now_ms - self.fetched_ms).max(0.0) / 1000.0) as u64
+    }
+}
+
+/// The entry at `key`; an unreadable one counts as absent (it is refetched and replaced).
+pub async fn load(store: &dyn ObjectStore, key: &str) -> StoreResult<Option<Entry>> {
+    let Some(obj) = store.get(key, None).await? else { return Ok(None) };
+    let bytes = obj.body.read_capped(1 << 20).await.map_err(|e| crate::platform::StoreError(e.to_string()))?;
+    Ok(serde_json::from_slice(&bytes).ok())
+}
+
+pub async fn save(store: &dyn ObjectStore, key: &str, entry: &Entry) -> StoreResult<()> {
+    let body = serde_json::to_vec(entry).map_err(|e| crate::platform::StoreError(e.to_string()))?;
+    let opts = PutOptions { content_type: Some("application/json".into()), ..Default::default() };
+    store.put(key, Body::Bytes(body), opts).await.map(|_| ())
+}
+
+type Flight = Shared<LocalBoxFuture<'static, Result<(), String>>>;
+
+thread_local! {
+    static IN_FLIGHT: RefCell<HashMap<String, Flight>> = RefCell::new(HashMap::new());
+}
+
+/// Runs `work` for `key` unless it is already running in this isolate, in which case this
+/// waits for that run instead: concurrent misses for one document make one upstream fetch.
+pub async fn single_flight(key: &str, work: impl FnOnce() -> LocalBoxFuture<'static, Result<(), String>>) -> Result<(), String> {
+    let existing = IN_FLIGHT.with(|m| m.borrow().get(key).cloned());
+    if let Some(flight) = existing {
+        return flight.await;
+    }
+    let flight = work().shared();
+    IN_FLIGHT.with(|m| m.borrow_mut().insert(key.to_string(), flight.clone()));
+    let result = flight.await;
+    IN_FLIGHT.with(|m| m.borrow_mut().remove(key));
+    result
+}
+
+/// Whether work for `key` is running in this isolate now.
+pub fn in_flight(key: &str) -> bool {
+    IN_FLIGHT.with(|m| m.borrow().contains_key(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(expires_ms: f64, status: u16) -> Entry {
+        Entry {
+            status,
+            data_key: None,
+            upstream: "u".into(),
+            fetched_ms: 0.0,
+            expires_ms,
+            etag: None,
+            last_modified: None,
+            content_type: None,
+            size: 0,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn freshness_windows() {
+        let p = CachePolicy { stale_max_age_seconds: 10, ..Default::default() };
+        assert_eq!(entry(1000.0, 200).freshness(999.0, &p), Freshness::Fresh);
+        assert_eq!(entry(1000.0, 200).freshness(1000.0, &p), Freshness::Stale);
+        assert_eq!(entry(1000.0, 200).freshness(10_999.0, &p), Freshness::Stale);
+        assert_eq!(entry(1000.0, 200).freshness(11_000.0, &p), Freshness::Expired);
+        assert_eq!(entry(1000.0, 404).freshness(1000.0, &p), Freshness::Expired, "negative entries are never served stale");
+        let no_swr = CachePolicy { stale_while_revalidate: false, ..p };
+        assert_eq!(entry(1000.0, 200).freshness(1000.0, &no_swr), Freshness::Expired);
+    }
+
+    #[test]
+    fn single_flight_runs_once_for_concurrent_callers() {
+        use std::rc::Rc;
+        let runs = Rc::new(std::cell::Cell::new(0));
+        let (tx, rx) = futures::channel::oneshot::channel::<()>();
+        let r1 = runs.clone();
+        let first = single_flight("k", move || {
+            async move {
+                r1.set(r1.get() + 1);
+                let _ = rx.await;
+                Ok(())
+            }
+            .boxed_local()
+        });
+        let r2 = runs.clone();
+        let second = single_flight("k", move || {
+            async move {
+                r2.set(r2.get() + 1);
+                Ok(())
+            }
+            .boxed_local()
+        });
+        let both = futures::future::join(first, async move {
+            let out = second.await;
+            out
+        });
+        let release = async move {
+            let _ = tx.send(());
+        };
+        let ((a, b), ()) = futures::executor::block_on(futures::future::join(both, release));
+        assert_eq!((a, b), (Ok(()), Ok(())));
+        assert_eq!(runs.get(), 1);
+        assert!(!in_flight("k"));
+    }
+}

@@ -1,0 +1,75 @@
+//! The pull-through cache machinery every protocol shares: upstream settings and selection
+//! (`config`), talking to upstreams (`client`), circuit breakers (`breaker`) and the cache
+//! policy for mutable metadata (`cache`). Protocol adapters (`npm::proxy`, `oci::proxy`) say
+//! what to fetch, how to verify it and where to keep it.
+
+pub mod breaker;
+pub mod cache;
+pub mod client;
+pub mod config;
+
+use std::rc::Rc;
+
+use async_trait::async_trait;
+
+pub use config::{CachePolicy, ProtocolUpstreams, Upstream};
+
+use crate::config::Protocol;
+use crate::http::Actor;
+
+/// What an upstream provider is asked (SPEC §4.2).
+pub struct ResolveContext<'a> {
+    pub protocol: Protocol,
+    /// Package or repository name.
+    pub resource: &'a str,
+    /// `packument`, `tarball`, `manifest`, `blob`, …
+    pub resource_type: &'a str,
+    pub actor: &'a Actor,
+}
+
+/// Chooses the upstreams for a request: the seam for multi-tenant hosts that pick upstreams
+/// per organisation or user.
+#[async_trait(?Send)]
+pub trait UpstreamProvider {
+    async fn resolve(&self, ctx: &ResolveContext<'_>) -> Option<Rc<ProtocolUpstreams>>;
+}
+
+/// The upstreams from `<PROTO>_UPSTREAMS`, whatever the resource or actor.
+pub struct StaticProvider(pub std::collections::BTreeMap<Protocol, Rc<ProtocolUpstreams>>);
+
+#[async_trait(?Send)]
+impl UpstreamProvider for StaticProvider {
+    async fn resolve(&self, ctx: &ResolveContext<'_>) -> Option<Rc<ProtocolUpstreams>> {
+        self.0.get(&ctx.protocol).filter(|p| p.enabled && !p.upstreams.is_empty()).cloned()
+    }
+}
+
+/// How a response was served, for the `X-Cache` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Fresh from the cache.
+    Hit,
+    /// Fetched from upstream now.
+    Miss,
+    /// Past its TTL, served while a background revalidation runs, or because the upstream
+    /// failed.
+    Stale,
+    /// Past its TTL, confirmed unchanged by the upstream (304) just now.
+    Revalidated,
+}
+
+impl CacheStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "HIT",
+            CacheStatus::Miss => "MISS",
+            CacheStatus::Stale => "STALE",
+            CacheStatus::Revalidated => "REVALIDATED",
+        }
+    }
+}
+
+/// Marks a response with how it was served and from which upstream.
+pub fn mark(resp: crate::http::Response, status: CacheStatus, upstream: &str) -> crate::http::Response {
+    resp.with_header("X-Cache", status.as_str()).with_header("X-Cache-Upstream", upstream)
+}
