@@ -14,6 +14,7 @@
 //! | `PASSWORD_ITERATIONS` | PBKDF2-SHA256 iterations for stored passwords | 100000 |
 //! | secret `ADMIN_TOKEN` | bootstrap credential for the admin API | none: admin API disabled |
 //! | secret `JWT_SECRET` | HS256 key for OCI tokens | none: OCI tokens disabled |
+//! | `<PROTO>_UPSTREAMS` | pull-through upstreams, JSON or a preset name (`upstream::config`) | none: hosted only |
 
 use std::collections::BTreeMap;
 
@@ -114,6 +115,8 @@ pub struct Config {
     pub password_iterations: u32,
     pub admin_token: Option<String>,
     pub jwt_secret: Option<String>,
+    /// Pull-through upstreams by protocol, from `<PROTO>_UPSTREAMS` (see `upstream::config`).
+    pub upstreams: BTreeMap<Protocol, std::rc::Rc<crate::upstream::ProtocolUpstreams>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,7 +225,14 @@ impl Config {
                 .filter(|n| *n >= 1000)
                 .ok_or_else(|| ConfigError("PASSWORD_ITERATIONS must be a number >= 1000".into()))?,
         };
+        let mut upstreams = BTreeMap::new();
+        for p in Protocol::ALL {
+            if let Some(u) = crate::upstream::config::from_vars(p, vars)? {
+                upstreams.insert(p, std::rc::Rc::new(u));
+            }
+        }
         Ok(Config {
+            upstreams,
             public_url: get("PUBLIC_URL").map(|u| u.trim().trim_end_matches('/').to_string()),
             protocols,
             max_body_bytes,

@@ -10,11 +10,13 @@ use crate::http::{Actor, Method, Request, Response};
 use crate::platform::Platform;
 use crate::storage::hooks::ReadOnlyHook;
 use crate::storage::{Storage, StorageHooks};
+use crate::upstream::{StaticProvider, UpstreamProvider};
 
 pub struct App {
     pub platform: Platform,
     pub config: Config,
     pub hooks: Rc<Vec<Rc<dyn StorageHooks>>>,
+    pub upstreams: Rc<dyn UpstreamProvider>,
 }
 
 impl App {
@@ -24,10 +26,17 @@ impl App {
             hooks.push(Rc::new(ReadOnlyHook));
         }
         App {
+            upstreams: Rc::new(StaticProvider(config.upstreams.clone())),
             platform,
             config,
             hooks: Rc::new(hooks),
         }
+    }
+
+    /// Replaces the static upstreams from `<PROTO>_UPSTREAMS` with a provider of your own.
+    pub fn with_upstream_provider(mut self, provider: Rc<dyn UpstreamProvider>) -> App {
+        self.upstreams = provider;
+        self
     }
 
     /// Adds a storage hook (library users plug their own policy in here).

@@ -64,6 +64,7 @@ struct Ctx<'a> {
     registry_url: String,
     storage: Storage,
     principal: Option<Principal>,
+    actor: crate::http::Actor,
 }
 
 impl Ctx<'_> {
@@ -93,6 +94,19 @@ impl Ctx<'_> {
 
     fn logged_in(&self) -> Result<&Principal, Response> {
         self.principal.as_ref().ok_or_else(|| unauthorized("authentication required"))
+    }
+
+    /// The pull-through cache for `name`, when an upstream may serve it.
+    async fn proxy(&self, resource: &str, resource_type: &str) -> Option<proxy::NpmProxy> {
+        let ctx = crate::upstream::ResolveContext { protocol: Protocol::Npm, resource, resource_type, actor: &self.actor };
+        let upstreams = self.app.upstreams.resolve(&ctx).await?;
+        let p = proxy::NpmProxy::new(self.app.platform.clone(), upstreams, self.registry_url.clone());
+        (resource_type == "audit" || p.serves_name(resource)).then_some(p)
+    }
+
+    /// Hosted packages are never shadowed by an upstream one.
+    async fn is_hosted(&self, name: &PackageName) -> Result<bool, Response> {
+        self.storage.head(&name.packument_key()).await.map(|m| m.is_some()).map_err(storage_error)
     }
 
     async fn run(&self, name: &PackageName, job: NpmJob) -> Result<Value, Response> {
@@ -147,6 +161,7 @@ pub async fn handle(app: &App, req: Request, path: &str) -> Response {
         registry_url: app.config.registry_url(Protocol::Npm, &req.origin),
         storage: app.storage(Protocol::Npm, &actor),
         principal,
+        actor,
     };
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (req.method, segs.as_slice()) {
@@ -167,6 +182,10 @@ pub async fn handle(app: &App, req: Request, path: &str) -> Response {
         (Method::Post, ["-", "npm", "v1", "tokens"]) => create_token(&ctx, req).await,
         (Method::Delete, ["-", "npm", "v1", "tokens", "token", key]) => revoke_token(&ctx, key).await,
         (_, ["-", "package", ..]) => dist_tags(&ctx, req, &segs[2..].join("/")).await,
+        (Method::Post, ["-", "npm", "v1", "security", ..]) => match ctx.proxy("", "audit").await {
+            Some(p) => p.audit(req, path).await,
+            None => error(404, "npm audit needs an upstream registry"),
+        },
         (_, ["-", ..]) => error(404, "Not found"),
         _ => package_routes(&ctx, req, path).await,
     }
@@ -198,7 +217,12 @@ async fn get_packument(ctx: &Ctx<'_>, req: &Request, name: &PackageName) -> Resp
     }
     let (mut doc, etag) = match ctx.load_packument(name).await {
         Ok(Some(found)) => found,
-        Ok(None) => return error(404, "Not found"),
+        Ok(None) => {
+            return match ctx.proxy(name.as_str(), "packument").await {
+                Some(p) => p.packument(req, name).await,
+                None => error(404, "Not found"),
+            }
+        }
         Err(r) => return r,
     };
     let abbreviated = req.header("accept").is_some_and(|a| a.contains(ABBREVIATED_MEDIA_TYPE));
@@ -251,7 +275,7 @@ async fn get_tarball(ctx: &Ctx<'_>, req: &Request, name: &PackageName, file: &st
     if req.method == Method::Head {
         return match ctx.storage.head(&key).await {
             Ok(Some(m)) => tarball_response(Response::new(200), &m),
-            Ok(None) => error(404, "Not found"),
+            Ok(None) => tarball_from_upstream(ctx, req, name, file).await,
             Err(e) => storage_error(e),
         };
     }
@@ -264,8 +288,21 @@ async fn get_tarball(ctx: &Ctx<'_>, req: &Request, name: &PackageName, file: &st
             r.body = obj.body;
             r
         }
-        Ok(None) => error(404, "Not found"),
+        Ok(None) => tarball_from_upstream(ctx, req, name, file).await,
         Err(e) => storage_error(e),
+    }
+}
+
+/// A tarball this registry does not host, from the pull-through cache.
+async fn tarball_from_upstream(ctx: &Ctx<'_>, req: &Request, name: &PackageName, file: &str) -> Response {
+    match ctx.is_hosted(name).await {
+        Ok(true) => return error(404, "Not found"),
+        Ok(false) => {}
+        Err(r) => return r,
+    }
+    match ctx.proxy(name.as_str(), "tarball").await {
+        Some(p) => p.tarball(req, name, file).await,
+        None => error(404, "Not found"),
     }
 }
 

@@ -73,7 +73,10 @@ pub async fn save(store: &dyn ObjectStore, key: &str, entry: &Entry) -> StoreRes
     store.put(key, Body::Bytes(body), opts).await.map(|_| ())
 }
 
-type Flight = Shared<LocalBoxFuture<'static, Result<(), String>>>;
+/// A refresh's result: how the document now stands, or why the upstreams failed.
+pub type Refresh = Result<super::CacheStatus, String>;
+
+type Flight = Shared<LocalBoxFuture<'static, Refresh>>;
 
 thread_local! {
     static IN_FLIGHT: RefCell<HashMap<String, Flight>> = RefCell::new(HashMap::new());
@@ -81,7 +84,7 @@ thread_local! {
 
 /// Runs `work` for `key` unless it is already running in this isolate, in which case this
 /// waits for that run instead: concurrent misses for one document make one upstream fetch.
-pub async fn single_flight(key: &str, work: impl FnOnce() -> LocalBoxFuture<'static, Result<(), String>>) -> Result<(), String> {
+pub async fn single_flight(key: &str, work: impl FnOnce() -> LocalBoxFuture<'static, Refresh>) -> Refresh {
     let existing = IN_FLIGHT.with(|m| m.borrow().get(key).cloned());
     if let Some(flight) = existing {
         return flight.await;
@@ -139,7 +142,7 @@ mod tests {
             async move {
                 r1.set(r1.get() + 1);
                 let _ = rx.await;
-                Ok(())
+                Ok(super::super::CacheStatus::Miss)
             }
             .boxed_local()
         });
@@ -147,7 +150,7 @@ mod tests {
         let second = single_flight("k", move || {
             async move {
                 r2.set(r2.get() + 1);
-                Ok(())
+                Ok(super::super::CacheStatus::Hit)
             }
             .boxed_local()
         });
@@ -159,7 +162,7 @@ mod tests {
             let _ = tx.send(());
         };
         let ((a, b), ()) = futures::executor::block_on(futures::future::join(both, release));
-        assert_eq!((a, b), (Ok(()), Ok(())));
+        assert_eq!((a, b), (Ok(super::super::CacheStatus::Miss), Ok(super::super::CacheStatus::Miss)), "the second caller shares the first run");
         assert_eq!(runs.get(), 1);
         assert!(!in_flight("k"));
     }

@@ -29,6 +29,8 @@ pub struct UpstreamRequest {
     pub method: Method,
     pub url: String,
     pub headers: Headers,
+    /// Sent again on every retry, so kept in memory (small bodies only: npm audit).
+    pub body: Option<Vec<u8>>,
 }
 
 pub enum Outcome {
@@ -99,7 +101,7 @@ async fn attempts(platform: &Platform, u: &Upstream, resource: &str, req: Upstre
     let mut tried_realm = false;
     loop {
         let headers = with_credentials(u, resource, &req.url, &req.headers, platform.now_ms());
-        let result = send(platform, &req.method, &req.url, headers, r.timeout_ms).await;
+        let result = send(platform, &req.method, &req.url, headers, req.body.clone(), r.timeout_ms).await;
         let (why, after) = match result {
             Ok(resp) if resp.status == 404 || resp.status == 410 => return Outcome::NotFound,
             Ok(resp) if (200..300).contains(&resp.status) || resp.status == 304 => return Outcome::Answer(resp),
@@ -139,9 +141,12 @@ async fn attempts(platform: &Platform, u: &Upstream, resource: &str, req: Upstre
 }
 
 /// Sends with a deadline. (A dropped fetch is not aborted, but nothing waits for it.)
-async fn send(platform: &Platform, method: &Method, url: &str, headers: Headers, timeout_ms: u64) -> Result<Response, String> {
+async fn send(platform: &Platform, method: &Method, url: &str, headers: Headers, body: Option<Vec<u8>>, timeout_ms: u64) -> Result<Response, String> {
     let mut req = Request::new(*method, "/");
     req.headers = headers;
+    if let Some(b) = body {
+        req.body = crate::http::Body::Bytes(b);
+    }
     let fetch = platform.fetcher.fetch(url, req);
     match select(fetch, platform.clock.sleep(timeout_ms)).await {
         Either::Left((Ok(resp), _)) => Ok(resp),
@@ -240,7 +245,7 @@ async fn realm_token(
         UpstreamAuth::Bearer(token) => headers.set("Authorization", format!("Bearer {token}")),
         _ => {}
     }
-    let resp = send(platform, &Method::Get, &url, headers, timeout_ms).await?;
+    let resp = send(platform, &Method::Get, &url, headers, None, timeout_ms).await?;
     if resp.status != 200 {
         return Err(format!("status {}", resp.status));
     }
