@@ -83,8 +83,11 @@ impl Reg {
         Reg { mem: self.mem, app: self.app.with_hook(hook) }
     }
 
+    /// Sends a request, then runs the background work it left (as `wait_until` would).
     pub fn send(&self, req: Request) -> Resp {
-        block_on(send_async(&self.app, req))
+        let resp = block_on(send_async(&self.app, req));
+        self.mem.background.run_all();
+        resp
     }
 
     /// Every object key under `prefix`.
