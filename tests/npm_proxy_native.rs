@@ -247,6 +247,16 @@ fn upstream_failures_fall_back_to_stale_copies_or_a_clear_error() {
     assert_eq!(r.status, 200, "stale-if-error: {r:?}");
     assert_eq!(r.header("x-cache"), Some("STALE"));
     assert_eq!(calls_to(&up, "/express"), 4, "one try and two retries");
+    // Only the full view cached (npm view, or npm fetching a dependency): it stands in for
+    // the install view while the upstream is down.
+    add_package(&up, "commander", &["12.0.0"]);
+    assert_eq!(reg.send(Request::new(Method::Get, "/npm/commander")).status, 200);
+    reg.mem.clock.advance(10_000_000.0);
+    up.borrow_mut().faults.insert(format!("{UPSTREAM}/commander"), vec![(503, vec![]); 3]);
+    let r = get_abbrev(&reg, "/npm/commander");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.json()["versions"]["12.0.0"]["dist"]["tarball"], "http://localhost/npm/commander/-/commander-12.0.0.tgz");
     // Nothing cached at all: a 502 in npm's shape.
     up.borrow_mut().faults.insert(format!("{UPSTREAM}/koa"), vec![(500, vec![]); 3]);
     let r = get_abbrev(&reg, "/npm/koa");

@@ -139,14 +139,23 @@ impl NpmProxy {
                 Ok(None) => npm_error(502, "the cache entry vanished"),
                 Err(e) => npm_error(500, e.to_string()),
             },
-            // Stale-if-error: an old copy beats no answer.
-            Err(e) => match cached.filter(|c| c.status == 200) {
-                Some(entry) => {
-                    crate::logging::log("warn", &format!("serving stale {name}: {e}"));
-                    self.serve_packument(req, name, variant, &entry, CacheStatus::Stale).await
+            // Stale-if-error: an old copy beats no answer. A client asking for the install
+            // view accepts the full document too (its Accept lists application/json), so
+            // a cached full copy stands in for a missing abbreviated one.
+            Err(e) => {
+                let mut fallback = cached.filter(|c| c.status == 200).map(|c| (variant, c));
+                if fallback.is_none() && variant == Variant::Abbreviated {
+                    let full = cache::load(&*store, &entry_key(name, Variant::Full)).await.ok().flatten();
+                    fallback = full.filter(|c| c.status == 200).map(|c| (Variant::Full, c));
                 }
-                None => npm_error(502, format!("upstream unavailable: {e}")),
-            },
+                match fallback {
+                    Some((v, entry)) => {
+                        crate::logging::log("warn", &format!("serving stale {name}: {e}"));
+                        self.serve_packument(req, name, v, &entry, CacheStatus::Stale).await
+                    }
+                    None => npm_error(502, format!("upstream unavailable: {e}")),
+                }
+            }
         }
     }
 

@@ -3,6 +3,8 @@
 //! `scripts/test.sh` builds the Worker and installs the clients before these tests run.
 #![allow(dead_code)]
 
+pub mod upstreams;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,244 @@
+//! Real upstreams for the pull-through tests: verdaccio (npm, from miniflare/node_modules)
+//! on a free loopback port with fresh storage, and a small fault-injecting HTTP proxy that
+//! sits in front of any upstream.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::*;
+
+pub struct Verdaccio {
+    pub url: String,
+    pub port: u16,
+    dir: tempfile::TempDir,
+    pgid: Option<u32>,
+}
+
+impl Verdaccio {
+    /// Starts verdaccio with no uplinks; it stops when this test process exits.
+    pub fn start() -> Verdaccio {
+        let bin = root().join("miniflare/node_modules/verdaccio/bin/verdaccio");
+        assert!(bin.exists(), "verdaccio is not installed: scripts/setup.sh installs it");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = format!(
+            "storage: ./storage\nauth:\n  htpasswd:\n    file: ./htpasswd\n    max_users: 100\nuplinks: {{}}\n\
+             packages:\n  '@*/*':\n    access: $all\n    publish: $authenticated\n  '**':\n    access: $all\n    publish: $authenticated\n\
+             server:\n  keepAliveTimeout: 60\nlisten: 127.0.0.1:{port}\nlog: {{ type: stdout, format: pretty, level: warn }}\n"
+        );
+        std::fs::write(dir.path().join("config.yaml"), config).unwrap();
+        let mut v = Verdaccio { url: format!("http://127.0.0.1:{port}"), port, dir, pgid: None };
+        v.launch(&bin);
+        v
+    }
+
+    fn launch(&mut self, bin: &std::path::Path) {
+        let log = std::fs::File::create(self.dir.path().join("verdaccio.log")).unwrap();
+        // Its own process group, watched: it goes when the test process goes.
+        let script = format!(
+            "node {} --config ./config.yaml & W=$!; trap 'kill $W 2>/dev/null' EXIT; \
+             while kill -0 {} 2>/dev/null && kill -0 $W 2>/dev/null; do sleep 1; done",
+            bin.display(),
+            std::process::id()
+        );
+        let child = Command::new("setsid")
+            .args(["bash", "-c", &script])
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start verdaccio");
+        self.pgid = Some(child.id());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(r) = http().get(&format!("{}/-/ping", self.url)).call() {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "verdaccio did not start:\n{}",
+            std::fs::read_to_string(self.dir.path().join("verdaccio.log")).unwrap_or_default()
+        );
+    }
+
+    /// Stops it (the port then refuses connections).
+    pub fn stop(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            let _ = Command::new("kill").args(["--", &format!("-{pgid}")]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// Adds a user the CouchDB way and returns its token.
+    pub fn user(&self, name: &str) -> String {
+        let body = serde_json::json!({"name": name, "password": format!("{name}-password-123")});
+        let r = request(
+            "PUT",
+            &format!("{}/-/user/org.couchdb.user:{name}", self.url),
+            None,
+            &[("content-type", "application/json")],
+            Some(body.to_string().into_bytes()),
+        );
+        assert_eq!(r.status, 201, "verdaccio user: {}", r.text());
+        r.json()["token"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Verdaccio {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// What the fault proxy does to the next responses.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    None,
+    /// Flips one byte in the middle of every `.tgz` (or blob) body.
+    FlipByte,
+    /// Sends the headers with the full length, then only half the body, then closes.
+    Truncate,
+    /// Answers this status (with `Retry-After` when given) to the next `count` requests.
+    Status { status: u16, retry_after: Option<u64>, count: usize },
+    /// Waits before answering.
+    Delay(Duration),
+}
+
+/// A loopback HTTP/1.1 proxy in front of `upstream` that injects faults.
+pub struct FaultProxy {
+    pub url: String,
+    fault: Arc<Mutex<Fault>>,
+    pub requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: &str) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let fault = Arc::new(Mutex::new(Fault::None));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (f, r, up) = (fault.clone(), requests.clone(), upstream.trim_end_matches('/').to_string());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (f, r, up) = (f.clone(), r.clone(), up.clone());
+                std::thread::spawn(move || {
+                    let _ = serve_one(conn, &up, &f, &r);
+                });
+            }
+        });
+        FaultProxy { url, fault, requests }
+    }
+
+    pub fn set(&self, fault: Fault) {
+        *self.fault.lock().unwrap() = fault;
+    }
+
+    pub fn count(&self, needle: &str) -> usize {
+        self.requests.lock().unwrap().iter().filter(|p| p.contains(needle)).count()
+    }
+}
+
+/// One request per connection (`Connection: close`).
+fn serve_one(mut conn: TcpStream, upstream: &str, fault: &Mutex<Fault>, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or("GET").to_string(), parts.next().unwrap_or("/").to_string());
+    let mut headers = Vec::new();
+    let mut length = 0usize;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h)?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
+            if k == "content-length" {
+                length = v.parse().unwrap_or(0);
+            }
+            if !matches!(k.as_str(), "host" | "connection" | "content-length" | "accept-encoding" | "transfer-encoding") {
+                headers.push((k, v));
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    log.lock().unwrap().push(format!("{method} {path}"));
+    let current = {
+        let mut f = fault.lock().unwrap();
+        let now = f.clone();
+        if let Fault::Status { count, .. } = &mut *f {
+            *count -= 1;
+            if *count == 0 {
+                *f = Fault::None;
+            }
+        }
+        now
+    };
+    if let Fault::Delay(d) = &current {
+        std::thread::sleep(*d);
+    }
+    if let Fault::Status { status, retry_after, .. } = &current {
+        let extra = retry_after.map(|s| format!("Retry-After: {s}\r\n")).unwrap_or_default();
+        let msg = b"{\"error\":\"injected\"}";
+        write!(conn, "HTTP/1.1 {status} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n", msg.len())?;
+        return conn.write_all(msg);
+    }
+    let mut b = ureq::http::Request::builder().method(method.as_str()).uri(format!("{upstream}{path}"));
+    for (k, v) in &headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    let resp = if body.is_empty() { http().run(b.body(()).unwrap()) } else { http().run(b.body(body).unwrap()) };
+    let resp = match resp {
+        Ok(r) => r,
+        Err(_) => {
+            return write!(conn, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    };
+    let status = resp.status().as_u16();
+    let keep: Vec<(String, String)> = resp
+        .headers()
+        .iter()
+        .filter(|(k, _)| matches!(k.as_str(), "content-type" | "etag" | "last-modified" | "docker-content-digest" | "www-authenticate" | "location" | "docker-distribution-api-version"))
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+        .collect();
+    let mut data = resp.into_body().with_config().limit(4 << 30).read_to_vec().unwrap_or_default();
+    let artifact = path.ends_with(".tgz") || path.contains("/blobs/");
+    // Links the upstream writes into its documents lead back through this proxy.
+    if !artifact {
+        if let (Ok(text), Some(me)) = (std::str::from_utf8(&data), conn.local_addr().ok()) {
+            data = text.replace(upstream, &format!("http://{me}")).into_bytes();
+        }
+    }
+    if current == Fault::FlipByte && artifact && !data.is_empty() {
+        let mid = data.len() / 2;
+        data[mid] ^= 0x20;
+    }
+    let mut head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n", data.len());
+    for (k, v) in keep {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes())?;
+    if method == "HEAD" {
+        return Ok(());
+    }
+    if current == Fault::Truncate && artifact {
+        conn.write_all(&data[..data.len() / 2])?;
+        return conn.shutdown(std::net::Shutdown::Both);
+    }
+    conn.write_all(&data)
+}
