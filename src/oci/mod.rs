@@ -213,6 +213,9 @@ async fn route_request(ctx: &Ctx<'_>, req: Request, route: Route) -> Response {
         (Method::Get, Route::Referrers(name, digest)) if ctx.app.config.protocol(Protocol::Oci).feature("referrers") => {
             referrers(ctx, &req, &name, &digest).await
         }
+        // Clients fall back to the referrers tag schema only on a 404 (distribution spec); a
+        // 405 made them fail.
+        (Method::Get, Route::Referrers(..)) => error(404, "UNSUPPORTED", "the referrers API is disabled on this registry"),
         (Method::Delete, _) => error(405, "UNSUPPORTED", "deletion is disabled on this registry"),
         _ => error(405, "UNSUPPORTED", "method not allowed"),
     }
@@ -225,12 +228,14 @@ fn paginate(all: Vec<String>, req: &Request, link_base: &str) -> (Vec<String>, O
     let mut items: Vec<String> = all.into_iter().filter(|t| last.is_empty() || t.as_str() > last).collect();
     items.sort();
     match n {
+        // n=0 first: an empty list and no Link (distribution spec). Matched after the arm
+        // below, it sent `Link: ?n=0&last=`, which a client follows forever.
+        Some(0) => (vec![], None),
         Some(n) if items.len() > n => {
             items.truncate(n);
             let link = format!("<{link_base}?n={n}&last={}>; rel=\"next\"", items.last().cloned().unwrap_or_default());
             (items, Some(link))
         }
-        Some(0) => (vec![], None),
         _ => (items, None),
     }
 }
@@ -266,7 +271,12 @@ async fn catalog(ctx: &Ctx<'_>, req: &Request) -> Response {
         .filter(|r| ctx.check(r, Action::Read).is_ok())
         .collect();
     if names.is_empty() && ctx.principal.is_none() && !ctx.anonymous_read() {
-        return ctx.challenge(None, "");
+        // Name the catalog grant, as distribution does: a client following a challenge
+        // without a scope got a token that lists nothing.
+        let mut r = ctx.challenge(None, "");
+        let value = format!("{},scope=\"registry:catalog:*\"", r.headers.get("WWW-Authenticate").unwrap_or_default());
+        r.headers.set("WWW-Authenticate", value);
+        return r;
     }
     let (page, link) = paginate(names, req, &format!("{}/_catalog", ctx.prefix));
     let mut r = Response::json(200, &json!({"repositories": page}));
@@ -282,7 +292,8 @@ async fn tags_list(ctx: &Ctx<'_>, req: &Request, name: &str) -> Response {
     }
     let prefix = keys::tags_prefix(name);
     let all = match list_all(ctx, &prefix).await {
-        Ok(a) => a,
+        // Tags of nested repositories (`{name}/sub`) share the prefix; tags have no `/`.
+        Ok(a) => a.into_iter().filter(|o| !o.key[prefix.len()..].contains('/')).collect::<Vec<_>>(),
         Err(r) => return r,
     };
     if all.is_empty() && ctx.app.platform.store.head(&keys::repository(name)).await.ok().flatten().is_none() {
@@ -376,6 +387,9 @@ async fn put_manifest(ctx: &Ctx<'_>, req: Request, name: &str, reference: &str) 
     }
     let tag = if Digest::parse(reference).is_some() {
         None
+    } else if reference.contains(':') {
+        // An unusable digest (sha512, malformed) is a digest error, as on GET, not TAG_INVALID.
+        return error(400, "DIGEST_INVALID", format!("unsupported digest {reference}"));
     } else if valid_tag(reference) {
         Some(reference.to_string())
     } else {
@@ -482,7 +496,9 @@ async fn put_manifest(ctx: &Ctx<'_>, req: Request, name: &str, reference: &str) 
         .with_header("Location", format!("{}/{name}/manifests/{digest}", ctx.prefix))
         .with_header("Docker-Content-Digest", digest.to_string())
         .with_header("Content-Length", "0");
-    if let Some(s) = subject {
+    // Only a registry serving the referrers API may say it processed the subject: without
+    // the header clients maintain the referrers tag schema themselves.
+    if let Some(s) = subject.filter(|_| ctx.app.config.protocol(Protocol::Oci).feature("referrers")) {
         r = r.with_header("OCI-Subject", s.to_string());
     }
     r
@@ -504,6 +520,10 @@ async fn delete_manifest(ctx: &Ctx<'_>, name: &str, reference: &str) -> Response
     }
     let store = &ctx.app.platform.store;
     if Digest::parse(reference).is_none() {
+        if reference.contains(':') {
+            // As in put_manifest: a digest we cannot use, not a bad tag.
+            return error(400, "DIGEST_INVALID", format!("unsupported digest {reference}"));
+        }
         if !valid_tag(reference) {
             return error(400, "TAG_INVALID", format!("invalid tag {reference:?}"));
         }
@@ -528,7 +548,13 @@ async fn delete_manifest(ctx: &Ctx<'_>, name: &str, reference: &str) -> Response
     // Tags pointing at it go too, and its entry in its subject's referrers.
     let prefix = keys::tags_prefix(name);
     match list_all(ctx, &prefix).await {
-        Ok(tags) => doomed.extend(tags.into_iter().filter(|t| t.custom.get("digest").map(String::as_str) == Some(digest.as_str())).map(|t| t.key)),
+        // Not the tags of nested repositories (`{name}/sub/tag`), which share the prefix.
+        Ok(tags) => doomed.extend(
+            tags.into_iter()
+                .filter(|t| !t.key[prefix.len()..].contains('/'))
+                .filter(|t| t.custom.get("digest").map(String::as_str) == Some(digest.as_str()))
+                .map(|t| t.key),
+        ),
         Err(r) => return r,
     }
     if let Some(s) = meta.custom.get("subject").and_then(|s| Digest::parse(s)) {
@@ -664,6 +690,8 @@ async fn referrers(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &str) -> Re
     let filter = req.query_param("artifactType").filter(|f| !f.is_empty());
     let manifests: Vec<Value> = all
         .iter()
+        // A nested repository `{name}/{subject hex}` shares the prefix; entries have no `/`.
+        .filter(|o| !o.key[prefix.len()..].contains('/'))
         .filter(|o| filter.is_none() || o.custom.get("artifactType").map(String::as_str) == filter)
         .map(|o| {
             let mut m = json!({

@@ -241,3 +241,156 @@ pub fn publish_body(name: &str, version: &str, tgz: &[u8]) -> Value {
         }
     })
 }
+
+// ---------------------------------------------------------------- OCI
+
+pub const JWT_SECRET: &str = "native-oci-jwt-secret-0123456789";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const MIB: usize = 1024 * 1024;
+
+impl Reg {
+    /// A registry with OCI tokens enabled (`JWT_SECRET`), plus `extra`.
+    pub fn oci(extra: &[(&str, &str)]) -> Reg {
+        let mut all = vec![("JWT_SECRET", JWT_SECRET)];
+        all.extend_from_slice(extra);
+        Reg::with_vars(&all)
+    }
+
+    /// Monolithic `POST ?digest=` of `data` into `repo`, asserting 201; returns the digest.
+    pub fn push_blob(&self, token: &str, repo: &str, data: &[u8]) -> String {
+        let digest = oci_digest(data);
+        let r = self.send(
+            bearer(Request::new(Method::Post, &format!("/v2/{repo}/blobs/uploads/?digest={digest}")), token)
+                .with_header("Content-Type", "application/octet-stream")
+                .with_body(data.to_vec()),
+        );
+        assert_eq!(r.status, 201, "push blob to {repo}: {r:?}");
+        digest
+    }
+
+    /// `PUT /v2/{repo}/manifests/{reference}` with the exact `body` bytes.
+    pub fn put_manifest(&self, token: &str, repo: &str, reference: &str, content_type: Option<&str>, body: &[u8]) -> Resp {
+        let mut req = bearer(Request::new(Method::Put, &format!("/v2/{repo}/manifests/{reference}")), token);
+        if let Some(ct) = content_type {
+            req = req.with_header("Content-Type", ct);
+        }
+        self.send(req.with_body(body.to_vec()))
+    }
+
+    /// Pushes a config blob and one layer blob, then an image manifest under `reference`,
+    /// asserting success; returns the manifest bytes and digest.
+    pub fn push_image(&self, token: &str, repo: &str, reference: &str, seed: &str) -> (Vec<u8>, String) {
+        let config = format!("{{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":\"{seed}\"}}").into_bytes();
+        let layer = format!("layer bytes of {seed}").into_bytes();
+        self.push_blob(token, repo, &config);
+        self.push_blob(token, repo, &layer);
+        let body = json_body(&image_manifest(&config, &[&layer]));
+        let r = self.put_manifest(token, repo, reference, Some(OCI_MANIFEST), &body);
+        assert_eq!(r.status, 201, "push image {repo}:{reference}: {r:?}");
+        (body.clone(), oci_digest(&body))
+    }
+
+    /// Calls the Docker token endpoint at the host root with optional Basic credentials.
+    pub fn docker_token(&self, creds: Option<(&str, &str)>, scopes: &[&str]) -> Resp {
+        let mut path = "/v2/token?service=edgeregistry".to_string();
+        for s in scopes {
+            path.push_str(&format!("&scope={s}"));
+        }
+        let mut req = Request::new(Method::Get, &path);
+        if let Some((u, p)) = creds {
+            req = basic(req, u, p);
+        }
+        self.send(req)
+    }
+
+    /// A JWT from the token endpoint for `user` (password login) with `scopes`.
+    pub fn jwt_for(&self, user: &str, scopes: &[&str]) -> String {
+        let r = self.docker_token(Some((user, PASSWORD)), scopes);
+        assert_eq!(r.status, 200, "token for {user}: {r:?}");
+        r.json()["token"].as_str().expect("token").to_string()
+    }
+
+    /// Every object key of the OCI layout (blobs, links, manifests, tags, uploads, …).
+    pub fn oci_keys(&self) -> Vec<String> {
+        self.keys_with("oci/")
+    }
+}
+
+pub fn oci_digest(data: &[u8]) -> String {
+    format!("sha256:{}", sha256_hex(data))
+}
+
+pub fn basic(req: Request, user: &str, password: &str) -> Request {
+    req.with_header("Authorization", &format!("Basic {}", b64(format!("{user}:{password}").as_bytes())))
+}
+
+/// A request with a Bearer token (any OCI method).
+pub fn oci(method: Method, path: &str, token: &str) -> Request {
+    bearer(Request::new(method, path), token)
+}
+
+pub fn descriptor(media_type: &str, data: &[u8]) -> Value {
+    json!({"mediaType": media_type, "size": data.len(), "digest": oci_digest(data)})
+}
+
+/// An OCI image manifest over a config and layers.
+pub fn image_manifest(config: &[u8], layers: &[&[u8]]) -> Value {
+    json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor(OCI_CONFIG, config),
+        "layers": layers.iter().map(|l| descriptor(OCI_LAYER, l)).collect::<Vec<_>>(),
+    })
+}
+
+/// The claims of a JWT, read without checking it (tests inspect what the endpoint granted).
+pub fn jwt_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT has three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+/// Deterministic bytes that do not repeat with any short period (xorshift).
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    let mut x = seed ^ 0x9e37_79b9_7f4a_7c15;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Asserts an OCI error: the status, and a body `{"errors":[{"code","message","detail"}, …]}`
+/// whose first code is `code`.
+pub fn assert_oci_error(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{r:?}");
+    assert_oci_error_shape(r);
+    assert_eq!(r.json()["errors"][0]["code"], code, "{r:?}");
+}
+
+/// The OCI error body shape, whatever the code.
+pub fn assert_oci_error_shape(r: &Resp) {
+    assert!(
+        r.header("Content-Type").is_some_and(|c| c.starts_with("application/json")),
+        "error without a JSON content type: {:?}",
+        r.header("Content-Type")
+    );
+    let doc = r.json();
+    let obj = doc.as_object().unwrap_or_else(|| panic!("error body is not an object: {r:?}"));
+    assert_eq!(obj.keys().collect::<Vec<_>>(), vec!["errors"], "{r:?}");
+    let errors = doc["errors"].as_array().unwrap_or_else(|| panic!("errors is not an array: {r:?}"));
+    assert!(!errors.is_empty(), "{r:?}");
+    for e in errors {
+        let code = e["code"].as_str().unwrap_or_else(|| panic!("code is not a string: {r:?}"));
+        assert!(!code.is_empty() && code.bytes().all(|c| c.is_ascii_uppercase() || c == b'_'), "bad code {code:?}");
+        assert!(e["message"].is_string(), "message is not a string: {r:?}");
+        assert!(e.as_object().unwrap().contains_key("detail"), "no detail field: {r:?}");
+    }
+}
