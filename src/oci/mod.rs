@@ -3,6 +3,7 @@
 //! requests) and under the OCI base path, with or without `/v2`.
 
 pub mod names;
+pub mod proxy;
 pub mod token;
 pub mod upload;
 
@@ -48,6 +49,7 @@ pub struct Ctx<'a> {
     pub principal: Option<Principal>,
     /// Where clients reach the API: `/v2` at the root, or `{base}/v2`.
     pub prefix: String,
+    pub actor: crate::http::Actor,
 }
 
 impl Ctx<'_> {
@@ -88,6 +90,21 @@ impl Ctx<'_> {
                 r.headers.set("WWW-Authenticate", value);
                 Err(r)
             }
+        }
+    }
+
+    /// The pull-through cache for `repo`, unless the repository is hosted here (hosted
+    /// content is never shadowed) or no upstream may serve it.
+    async fn proxy(&self, repo: &str, resource_type: &str) -> Option<proxy::OciProxy> {
+        let resolve = crate::upstream::ResolveContext { protocol: Protocol::Oci, resource: repo, resource_type, actor: &self.actor };
+        let upstreams = self.app.upstreams.resolve(&resolve).await?;
+        let p = proxy::OciProxy::new(self.app.platform.clone(), upstreams);
+        if !p.serves(repo) {
+            return None;
+        }
+        match self.app.platform.store.head(&keys::repository(repo)).await {
+            Ok(None) => Some(p),
+            _ => None,
         }
     }
 
@@ -173,6 +190,7 @@ pub async fn handle(app: &App, req: Request, path: &str, prefix: String) -> Resp
         storage: app.storage(Protocol::Oci, &actor),
         principal,
         prefix,
+        actor,
     };
     route_request(&ctx, req, route).await
 }
@@ -199,17 +217,44 @@ async fn route_request(ctx: &Ctx<'_>, req: Request, route: Route) -> Response {
             Response::json(200, &json!({})).with_header("Docker-Distribution-API-Version", "registry/2.0")
         }
         (Method::Get, Route::Catalog) => catalog(ctx, &req).await,
-        (Method::Get | Method::Head, Route::Manifest(name, reference)) => get_manifest(ctx, &req, &name, &reference).await,
+        (Method::Get | Method::Head, Route::Manifest(name, reference)) => {
+            let hosted = get_manifest(ctx, &req, &name, &reference).await;
+            match hosted.status {
+                404 => match ctx.proxy(&name, "manifest").await {
+                    Some(p) => p.manifest(&req, &name, &reference).await,
+                    None => hosted,
+                },
+                _ => hosted,
+            }
+        }
         (Method::Put, Route::Manifest(name, reference)) => put_manifest(ctx, req, &name, &reference).await,
         (Method::Delete, Route::Manifest(name, reference)) if deletion => delete_manifest(ctx, &name, &reference).await,
-        (Method::Get | Method::Head, Route::Blob(name, digest)) => get_blob(ctx, &req, &name, &digest).await,
+        (Method::Get | Method::Head, Route::Blob(name, digest)) => {
+            let hosted = get_blob(ctx, &req, &name, &digest).await;
+            match (hosted.status, Digest::parse(&digest)) {
+                (404, Some(d)) => match ctx.proxy(&name, "blob").await {
+                    Some(p) => p.blob(ctx, &req, &name, &d).await,
+                    None => hosted,
+                },
+                _ => hosted,
+            }
+        }
         (Method::Delete, Route::Blob(name, digest)) if deletion => delete_blob(ctx, &name, &digest).await,
         (Method::Post, Route::UploadStart(name)) => upload::start(ctx, req, &name).await,
         (Method::Patch, Route::Upload(name, id)) => upload::patch(ctx, req, &name, &id).await,
         (Method::Put, Route::Upload(name, id)) => upload::finish(ctx, req, &name, &id).await,
         (Method::Get, Route::Upload(name, id)) => upload::status(ctx, &name, &id).await,
         (Method::Delete, Route::Upload(name, id)) => upload::cancel(ctx, &name, &id).await,
-        (Method::Get, Route::Tags(name)) => tags_list(ctx, &req, &name).await,
+        (Method::Get, Route::Tags(name)) => {
+            let hosted = tags_list(ctx, &req, &name).await;
+            match hosted.status {
+                404 => match ctx.proxy(&name, "tags").await {
+                    Some(p) => p.tags(&req, &name).await,
+                    None => hosted,
+                },
+                _ => hosted,
+            }
+        }
         (Method::Get, Route::Referrers(name, digest)) if ctx.app.config.protocol(Protocol::Oci).feature("referrers") => {
             referrers(ctx, &req, &name, &digest).await
         }
@@ -620,6 +665,12 @@ async fn get_blob(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &str) -> Res
         Ok(None) => return unknown(),
         Err(r) => return r,
     };
+    serve_blob(ctx, req, name, &digest, &key, &meta).await
+}
+
+/// A stored blob with its headers, whole or the asked-for range; straight from the store.
+pub(crate) async fn serve_blob(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &Digest, key: &str, meta: &ObjectMeta) -> Response {
+    let unknown = || error(404, "BLOB_UNKNOWN", format!("blob {digest} not found"));
     let range = match req.header("range").and_then(|r| parse_range(r, meta.size)) {
         Some(Err(())) => {
             return error(416, "BLOB_UNKNOWN", "range not satisfiable").with_header("Content-Range", format!("bytes */{}", meta.size))
@@ -642,7 +693,7 @@ async fn get_blob(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &str) -> Res
         return base(200, meta.size);
     }
     let byte_range = range.map(|(a, b)| ByteRange::Slice { offset: a, length: b - a + 1 });
-    match ctx.storage.get(&key, byte_range, ctx.hook_meta(name, Some(&digest))).await {
+    match ctx.storage.get(key, byte_range, ctx.hook_meta(name, Some(digest))).await {
         Ok(Some(obj)) => {
             let mut r = match range {
                 Some((a, b)) => base(206, b - a + 1).with_header("Content-Range", format!("bytes {a}-{b}/{}", meta.size)),

@@ -1,0 +1,451 @@
+//! OCI pull-through cache: repositories that are not hosted here are pulled from the
+//! upstreams (`OCI_UPSTREAMS`) and kept in R2.
+//!
+//! * Blobs and manifests by digest are immutable: cached forever, verified against their
+//!   digest (R2 checks a blob's sha256 on the way in while the client already receives it;
+//!   the client's copy holds back its last chunk until R2 has accepted the bytes).
+//! * Tags are mutable: a cache entry points at the manifest digest, renewed after its TTL
+//!   with a HEAD (free of Docker Hub's pull rate limit), served stale while revalidating and
+//!   when the upstream fails.
+//! * Each repository has its own links to the cached blobs, so one repository's cached
+//!   layers are never served through another that the upstream would not serve them from.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use futures::future::FutureExt;
+
+use super::names::{valid_tag, Digest};
+use super::{error, serve_blob, Ctx, MANIFEST_MEDIA_TYPE};
+use crate::http::{Body, Headers, Method, Request, Response};
+use crate::platform::{Checksum, Platform, PutOptions, PutOutcome};
+use crate::upstream::cache::{self, Entry, Freshness};
+use crate::upstream::client::{fetch_first, fetch_one, Fetched, Outcome, UpstreamRequest};
+use crate::upstream::{mark, CacheStatus, ProtocolUpstreams, Upstream};
+
+/// Every manifest type a client may meet; indexes first, so multi-arch images stay whole.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.v2+json, \
+application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.5";
+
+const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
+
+mod keys {
+    use super::Digest;
+
+    pub fn manifest(repo: &str, d: &Digest) -> String {
+        format!("oci/cache/manifests/{repo}/{}", d.hex())
+    }
+    pub fn tag_entry(repo: &str, tag: &str) -> String {
+        format!("oci/cache/tags/{repo}/{tag}.entry.json")
+    }
+    pub fn blob(d: &Digest) -> String {
+        format!("oci/cache/blobs/sha256/{}", d.hex())
+    }
+    pub fn link(repo: &str, d: &Digest) -> String {
+        format!("oci/cache/links/{repo}/{}", d.hex())
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Response {
+    error(502, "UNAVAILABLE", format!("upstream unavailable: {e}"))
+}
+
+/// The proxy for one request: owned, so background work can carry it past the response.
+#[derive(Clone)]
+pub struct OciProxy {
+    platform: Platform,
+    upstreams: Rc<ProtocolUpstreams>,
+}
+
+impl OciProxy {
+    pub fn new(platform: Platform, upstreams: Rc<ProtocolUpstreams>) -> OciProxy {
+        OciProxy { platform, upstreams }
+    }
+
+    pub fn serves(&self, name: &str) -> bool {
+        !self.upstreams.select(name).is_empty()
+    }
+
+    /// The repository's name upstream: Docker Hub keeps official images under `library/`.
+    fn upstream_name(u: &Upstream, name: &str) -> String {
+        if u.library_prefix && !name.contains('/') {
+            format!("library/{name}")
+        } else {
+            name.to_string()
+        }
+    }
+
+    fn request(u: &Upstream, method: Method, name: &str, tail: &str, accept: &str) -> UpstreamRequest {
+        let mut headers = Headers::new();
+        headers.set("Accept", accept);
+        UpstreamRequest {
+            method,
+            url: format!("{}/v2/{}/{tail}", u.url, Self::upstream_name(u, name)),
+            headers,
+            body: None,
+        }
+    }
+
+    fn by_id(&self, name: &str, id: &str) -> Option<Upstream> {
+        self.upstreams.select(name).into_iter().find(|u| u.id == id).cloned()
+    }
+
+    // ---- manifests ----
+
+    pub async fn manifest(&self, req: &Request, name: &str, reference: &str) -> Response {
+        if let Some(digest) = Digest::parse(reference) {
+            return match self.manifest_by_digest(name, &digest, None).await {
+                Ok((status, upstream)) => self.serve_manifest(req, name, &digest, status, &upstream).await,
+                Err(r) => r,
+            };
+        }
+        if !valid_tag(reference) {
+            return error(400, "TAG_INVALID", format!("invalid tag {reference:?}"));
+        }
+        let key = keys::tag_entry(name, reference);
+        let store = self.platform.store.clone();
+        let cached = cache::load(&*store, &key).await.ok().flatten();
+        if let Some(entry) = &cached {
+            let policy = self.by_id(name, &entry.upstream).map(|u| u.cache).unwrap_or_default();
+            match entry.freshness(self.platform.now_ms(), &policy) {
+                Freshness::Fresh => return self.serve_tag(req, name, reference, entry, CacheStatus::Hit).await,
+                Freshness::Stale => {
+                    self.revalidate_later(name, reference);
+                    return self.serve_tag(req, name, reference, entry, CacheStatus::Stale).await;
+                }
+                Freshness::Expired => {}
+            }
+        }
+        match self.refresh_collapsed(name, reference).await {
+            Ok(status) => match cache::load(&*store, &key).await {
+                Ok(Some(entry)) => self.serve_tag(req, name, reference, &entry, status).await,
+                Ok(None) => unavailable("the cache entry vanished"),
+                Err(e) => super::internal(e),
+            },
+            Err(e) => match cached.filter(|c| c.status == 200) {
+                Some(entry) => {
+                    crate::logging::log("warn", &format!("serving stale {name}:{reference}: {e}"));
+                    self.serve_tag(req, name, reference, &entry, CacheStatus::Stale).await
+                }
+                None => unavailable(e),
+            },
+        }
+    }
+
+    async fn refresh_collapsed(&self, name: &str, tag: &str) -> cache::Refresh {
+        let this = self.clone();
+        let (n, t) = (name.to_string(), tag.to_string());
+        cache::single_flight(&keys::tag_entry(name, tag), move || async move { this.refresh_tag(&n, &t).await }.boxed_local()).await
+    }
+
+    fn revalidate_later(&self, name: &str, tag: &str) {
+        if cache::in_flight(&keys::tag_entry(name, tag)) {
+            return;
+        }
+        let this = self.clone();
+        let (n, t) = (name.to_string(), tag.to_string());
+        self.platform.background.spawn(
+            async move {
+                if let Err(e) = this.refresh_collapsed(&n, &t).await {
+                    crate::logging::log("warn", &format!("background revalidation of {n}:{t} failed: {e}"));
+                }
+            }
+            .boxed_local(),
+        );
+    }
+
+    /// HEAD the tag upstream; fetch the manifest by digest only when it moved.
+    async fn refresh_tag(&self, name: &str, tag: &str) -> cache::Refresh {
+        let store = self.platform.store.clone();
+        let key = keys::tag_entry(name, tag);
+        let old = cache::load(&*store, &key).await.ok().flatten().filter(|e| e.status == 200);
+        let selected = self.upstreams.select(name);
+        let tail = format!("manifests/{tag}");
+        let fetched = fetch_first(&self.platform, &selected, name, |u| Some(Self::request(u, Method::Head, name, &tail, MANIFEST_ACCEPT))).await;
+        let now = self.platform.now_ms();
+        let (upstream, head) = match fetched {
+            Fetched::Found { upstream, response } => (upstream, response),
+            Fetched::NotFound => {
+                let u = selected.first().map(|u| (*u).clone());
+                let ttl = u.as_ref().map(|u| u.cache.negative_cache_ttl_seconds).unwrap_or(60);
+                let entry = Entry {
+                    status: 404,
+                    data_key: None,
+                    upstream: u.map(|u| u.id).unwrap_or_default(),
+                    fetched_ms: now,
+                    expires_ms: now + ttl as f64 * 1000.0,
+                    etag: None,
+                    last_modified: None,
+                    content_type: None,
+                    size: 0,
+                    extra: BTreeMap::new(),
+                };
+                cache::save(&*store, &key, &entry).await.map_err(|e| e.to_string())?;
+                return Ok(CacheStatus::Miss);
+            }
+            Fetched::Unavailable(e) => return Err(e),
+        };
+        let announced = head.headers.get("docker-content-digest").and_then(Digest::parse);
+        let unchanged = announced.as_ref().is_some_and(|d| old.as_ref().and_then(|o| o.extra.get("digest")) == Some(&d.to_string()));
+        let (digest, status) = match announced {
+            Some(d) if unchanged => (d, CacheStatus::Revalidated),
+            Some(d) => {
+                self.manifest_by_digest(name, &d, Some(&upstream)).await.map_err(|r| format!("manifest {d}: status {}", r.status))?;
+                (d, CacheStatus::Miss)
+            }
+            // No digest on the HEAD: GET the tag and hash what came.
+            None => (self.fetch_manifest(name, &upstream, tag, None).await?, CacheStatus::Miss),
+        };
+        let entry = Entry {
+            status: 200,
+            data_key: Some(keys::manifest(name, &digest)),
+            upstream: upstream.id.clone(),
+            fetched_ms: now,
+            expires_ms: now + upstream.cache.default_ttl_seconds as f64 * 1000.0,
+            etag: None,
+            last_modified: None,
+            content_type: None,
+            size: 0,
+            extra: BTreeMap::from([("digest".to_string(), digest.to_string())]),
+        };
+        cache::save(&*store, &key, &entry).await.map_err(|e| e.to_string())?;
+        Ok(status)
+    }
+
+    /// Makes sure the manifest is cached (from `upstream`, or the first that has it).
+    async fn manifest_by_digest(&self, name: &str, digest: &Digest, upstream: Option<&Upstream>) -> Result<(CacheStatus, String), Response> {
+        let key = keys::manifest(name, digest);
+        if let Ok(Some(meta)) = self.platform.store.head(&key).await {
+            return Ok((CacheStatus::Hit, meta.custom.get("upstream").cloned().unwrap_or_default()));
+        }
+        let candidates: Vec<Upstream> = match upstream {
+            Some(u) => vec![u.clone()],
+            None => self.upstreams.select(name).into_iter().cloned().collect(),
+        };
+        let mut failures = Vec::new();
+        for u in &candidates {
+            match self.fetch_manifest(name, u, digest.as_str(), Some(digest)).await {
+                Ok(_) => return Ok((CacheStatus::Miss, u.id.clone())),
+                Err(e) if e == "not found" => {}
+                Err(e) => failures.push(format!("{}: {e}", u.id)),
+            }
+        }
+        if failures.is_empty() {
+            Err(error(404, "MANIFEST_UNKNOWN", format!("manifest {name}@{digest} not found")))
+        } else {
+            Err(unavailable(failures.join("; ")))
+        }
+    }
+
+    /// GETs a manifest by tag or digest from one upstream, checks it against `expect` (or the
+    /// digest the upstream announces), and stores it under its digest.
+    async fn fetch_manifest(&self, name: &str, u: &Upstream, reference: &str, expect: Option<&Digest>) -> Result<Digest, String> {
+        let req = Self::request(u, Method::Get, name, &format!("manifests/{reference}"), MANIFEST_ACCEPT);
+        let resp = match fetch_one(&self.platform, u, name, req).await {
+            Outcome::Answer(r) if r.status == 200 => r,
+            Outcome::Answer(r) => return Err(format!("status {}", r.status)),
+            Outcome::NotFound => return Err("not found".into()),
+            Outcome::Failed(e) => return Err(e),
+        };
+        let content_type = resp
+            .headers
+            .get("content-type")
+            .map(|c| c.split(';').next().unwrap_or(c).trim().to_string())
+            .unwrap_or_else(|| MANIFEST_MEDIA_TYPE.into());
+        let announced = resp.headers.get("docker-content-digest").and_then(Digest::parse);
+        let bytes = resp.body.read_capped(MAX_MANIFEST).await.map_err(|e| e.to_string())?;
+        let digest = Digest::of(&bytes);
+        if let Some(want) = expect.or(announced.as_ref()) {
+            if *want != digest {
+                return Err(format!("manifest digest mismatch: expected {want}, got {digest}"));
+            }
+        }
+        let opts = PutOptions {
+            content_type: Some(content_type),
+            custom: BTreeMap::from([("upstream".to_string(), u.id.clone())]),
+            checksum: Some(Checksum::Sha256(digest.raw())),
+            condition: None,
+        };
+        match self.platform.store.put(&keys::manifest(name, &digest), Body::Bytes(bytes), opts).await {
+            Ok(PutOutcome::Stored(_)) => Ok(digest),
+            Ok(other) => Err(format!("manifest refused by the cache: {other:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn serve_tag(&self, req: &Request, name: &str, tag: &str, entry: &Entry, status: CacheStatus) -> Response {
+        if entry.status != 200 {
+            return mark(error(404, "MANIFEST_UNKNOWN", format!("manifest {name}:{tag} not found")), status, &entry.upstream);
+        }
+        let Some(digest) = entry.extra.get("digest").and_then(|d| Digest::parse(d)) else {
+            return super::internal("tag entry without a digest");
+        };
+        self.serve_manifest(req, name, &digest, status, &entry.upstream).await
+    }
+
+    async fn serve_manifest(&self, req: &Request, name: &str, digest: &Digest, status: CacheStatus, upstream: &str) -> Response {
+        let key = keys::manifest(name, digest);
+        let found = if req.method == Method::Head {
+            self.platform.store.head(&key).await.map(|m| m.map(|m| (m, Body::Empty)))
+        } else {
+            self.platform.store.get(&key, None).await.map(|o| o.map(|o| (o.meta, o.body)))
+        };
+        let (meta, body) = match found {
+            Ok(Some(f)) => f,
+            Ok(None) => return error(404, "MANIFEST_UNKNOWN", format!("manifest {name}@{digest} not found")),
+            Err(e) => return super::internal(e),
+        };
+        let mut r = Response::new(200)
+            .with_header("Content-Type", meta.content_type.clone().unwrap_or_else(|| MANIFEST_MEDIA_TYPE.into()))
+            .with_header("Content-Length", meta.size.to_string())
+            .with_header("Docker-Content-Digest", digest.to_string())
+            .with_header("ETag", format!("\"{digest}\""))
+            .with_header("Content-Encoding", "identity");
+        r.body = body;
+        mark(r, status, upstream)
+    }
+
+    // ---- blobs ----
+
+    pub async fn blob(&self, ctx: &Ctx<'_>, req: &Request, name: &str, digest: &Digest) -> Response {
+        let store = self.platform.store.clone();
+        let key = keys::blob(digest);
+        let link = keys::link(name, digest);
+        let (meta, linked) = futures::join!(store.head(&key), store.head(&link));
+        if let (Ok(Some(meta)), Ok(linked)) = (meta, linked) {
+            let upstream = meta.custom.get("upstream").cloned().unwrap_or_default();
+            // Cached through another repository: serve it here only if the upstream does.
+            if linked.is_some() || self.upstream_has_blob(name, digest).await {
+                if linked.is_none() {
+                    let _ = store.put(&link, Body::Empty, PutOptions::default()).await;
+                }
+                return mark(serve_blob(ctx, req, name, digest, &key, &meta).await, CacheStatus::Hit, &upstream);
+            }
+        }
+        let selected = self.upstreams.select(name);
+        let tail = format!("blobs/{digest}");
+        let method = if req.method == Method::Head { Method::Head } else { Method::Get };
+        let fetched = fetch_first(&self.platform, &selected, name, |u| Some(Self::request(u, method, name, &tail, "*/*"))).await;
+        let (upstream, resp) = match fetched {
+            Fetched::Found { upstream, response } if response.status == 200 => (upstream, response),
+            Fetched::Found { response, .. } => return unavailable(format!("status {}", response.status)),
+            Fetched::NotFound => return error(404, "BLOB_UNKNOWN", format!("blob {digest} not found")),
+            Fetched::Unavailable(e) => return unavailable(e),
+        };
+        let length = resp.body.known_length().filter(|_| req.method != Method::Head).or_else(|| {
+            resp.headers.get("content-length").and_then(|l| l.parse().ok())
+        });
+        let respond = |body: Body| {
+            let mut r = Response::new(200)
+                .with_header("Content-Type", "application/octet-stream")
+                .with_header("Docker-Content-Digest", digest.to_string())
+                .with_header("ETag", format!("\"{digest}\""))
+                .with_header("Content-Encoding", "identity");
+            if let Some(n) = length {
+                r = r.with_header("Content-Length", n.to_string());
+            }
+            r.body = body;
+            mark(r, CacheStatus::Miss, &upstream.id)
+        };
+        if req.method == Method::Head {
+            return respond(Body::Empty);
+        }
+        let opts = PutOptions {
+            content_type: Some("application/octet-stream".into()),
+            custom: BTreeMap::from([
+                ("upstream".to_string(), upstream.id.clone()),
+                ("fetched".to_string(), crate::util::iso8601(self.platform.now_ms())),
+            ]),
+            checksum: Some(Checksum::Sha256(digest.raw())),
+            condition: None,
+        };
+        match resp.body {
+            Body::Stream(s) if s.length().is_some() => {
+                let (to_client, to_store) = s.tee();
+                let (tx, rx) = futures::channel::oneshot::channel::<bool>();
+                let store2 = store.clone();
+                let label = format!("{name}@{digest}");
+                self.platform.background.spawn(
+                    async move {
+                        let stored = match store2.put(&key, Body::Stream(to_store), opts).await {
+                            Ok(PutOutcome::Stored(_)) => store2.put(&link, Body::Empty, PutOptions::default()).await.is_ok(),
+                            Ok(other) => {
+                                crate::logging::error(&format!("{label}: upstream bytes refused by the cache: {other:?}"));
+                                false
+                            }
+                            Err(e) => {
+                                crate::logging::error(&format!("{label}: caching failed: {e}"));
+                                false
+                            }
+                        };
+                        let _ = tx.send(stored);
+                    }
+                    .boxed_local(),
+                );
+                respond(Body::Stream(to_client.gate(async move { rx.await.unwrap_or(false) }.boxed_local())))
+            }
+            Body::Stream(s) => {
+                // No length: R2 cannot take it as it comes; pass it on uncached.
+                crate::logging::log("warn", &format!("{name}@{digest}: upstream sent no length; not cached"));
+                respond(Body::Stream(s))
+            }
+            body => {
+                let bytes = match body.read_capped(u64::MAX).await {
+                    Ok(b) => b,
+                    Err(e) => return unavailable(e),
+                };
+                match store.put(&key, Body::Bytes(bytes), opts).await {
+                    Ok(PutOutcome::Stored(meta)) => {
+                        let _ = store.put(&link, Body::Empty, PutOptions::default()).await;
+                        mark(serve_blob(ctx, req, name, digest, &key, &meta).await, CacheStatus::Miss, &upstream.id)
+                    }
+                    Ok(PutOutcome::ChecksumMismatch) => error(502, "DIGEST_INVALID", format!("blob {digest} from {} failed verification", upstream.id)),
+                    Ok(PutOutcome::ConditionFailed) => super::internal("unexpected write condition"),
+                    Err(e) => super::internal(e),
+                }
+            }
+        }
+    }
+
+    async fn upstream_has_blob(&self, name: &str, digest: &Digest) -> bool {
+        let selected = self.upstreams.select(name);
+        let tail = format!("blobs/{digest}");
+        matches!(
+            fetch_first(&self.platform, &selected, name, |u| Some(Self::request(u, Method::Head, name, &tail, "*/*"))).await,
+            Fetched::Found { ref response, .. } if response.status == 200
+        )
+    }
+
+    // ---- tags list ----
+
+    /// The upstream's tag list, passed through (not cached), named as the client named it.
+    pub async fn tags(&self, req: &Request, name: &str) -> Response {
+        let selected = self.upstreams.select(name);
+        let mut query = Vec::new();
+        for k in ["n", "last"] {
+            if let Some(v) = req.query_param(k) {
+                query.push(format!("{k}={}", percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)));
+            }
+        }
+        let tail = if query.is_empty() { "tags/list".to_string() } else { format!("tags/list?{}", query.join("&")) };
+        match fetch_first(&self.platform, &selected, name, |u| Some(Self::request(u, Method::Get, name, &tail, "application/json"))).await {
+            Fetched::Found { upstream, response } => {
+                let bytes = match response.body.read_capped(16 * 1024 * 1024).await {
+                    Ok(b) => b,
+                    Err(e) => return unavailable(e),
+                };
+                let mut doc: serde_json::Value = match serde_json::from_slice(&bytes) {
+                    Ok(d) => d,
+                    Err(e) => return unavailable(format!("malformed tag list: {e}")),
+                };
+                doc["name"] = serde_json::Value::String(name.to_string());
+                mark(Response::json(200, &doc), CacheStatus::Miss, &upstream.id)
+            }
+            Fetched::NotFound => error(404, "NAME_UNKNOWN", format!("repository {name} not known")),
+            Fetched::Unavailable(e) => unavailable(e),
+        }
+    }
+}
