@@ -10,62 +10,47 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-pub struct Verdaccio {
+/// A server process in its own process group, watched: it stops when this test process
+/// exits, or on `stop`.
+pub struct Service {
     pub url: String,
     pub port: u16,
-    dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     pgid: Option<u32>,
 }
 
-impl Verdaccio {
-    /// Starts verdaccio with no uplinks; it stops when this test process exits.
-    pub fn start() -> Verdaccio {
-        let bin = root().join("miniflare/node_modules/verdaccio/bin/verdaccio");
-        assert!(bin.exists(), "verdaccio is not installed: scripts/setup.sh installs it");
+impl Service {
+    /// Runs `command` (a shell command, `$PORT` set) in a fresh directory prepared by
+    /// `prepare`, until `ready_path` answers below 500.
+    pub fn start(name: &str, command: &str, ready_path: &str, prepare: impl FnOnce(&std::path::Path, u16)) -> Service {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let config = format!(
-            "storage: ./storage\nauth:\n  htpasswd:\n    file: ./htpasswd\n    max_users: 100\nuplinks: {{}}\n\
-             packages:\n  '@*/*':\n    access: $all\n    publish: $authenticated\n  '**':\n    access: $all\n    publish: $authenticated\n\
-             server:\n  keepAliveTimeout: 60\nlisten: 127.0.0.1:{port}\nlog: {{ type: stdout, format: pretty, level: warn }}\n"
-        );
-        std::fs::write(dir.path().join("config.yaml"), config).unwrap();
-        let mut v = Verdaccio { url: format!("http://127.0.0.1:{port}"), port, dir, pgid: None };
-        v.launch(&bin);
-        v
-    }
-
-    fn launch(&mut self, bin: &std::path::Path) {
-        let log = std::fs::File::create(self.dir.path().join("verdaccio.log")).unwrap();
-        // Its own process group, watched: it goes when the test process goes.
+        prepare(dir.path(), port);
+        let log = std::fs::File::create(dir.path().join("service.log")).unwrap();
         let script = format!(
-            "node {} --config ./config.yaml & W=$!; trap 'kill $W 2>/dev/null' EXIT; \
+            "export PORT={port}; {command} & W=$!; trap 'kill $W 2>/dev/null' EXIT; \
              while kill -0 {} 2>/dev/null && kill -0 $W 2>/dev/null; do sleep 1; done",
-            bin.display(),
             std::process::id()
         );
         let child = Command::new("setsid")
             .args(["bash", "-c", &script])
-            .current_dir(self.dir.path())
+            .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("start verdaccio");
-        self.pgid = Some(child.id());
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if let Ok(r) = http().get(&format!("{}/-/ping", self.url)).call() {
-                if r.status() == 200 {
-                    return;
+            if let Ok(r) = http().get(&format!("{url}{ready_path}")).call() {
+                if r.status().as_u16() < 500 {
+                    return Service { url, port, dir, pgid: Some(child.id()) };
                 }
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!(
-            "verdaccio did not start:\n{}",
-            std::fs::read_to_string(self.dir.path().join("verdaccio.log")).unwrap_or_default()
-        );
+        panic!("{name} did not start:\n{}", std::fs::read_to_string(dir.path().join("service.log")).unwrap_or_default());
     }
 
     /// Stops it (the port then refuses connections).
@@ -78,13 +63,46 @@ impl Verdaccio {
             }
         }
     }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// verdaccio (npm) with no uplinks and fresh storage.
+pub struct Verdaccio(pub Service);
+
+impl Verdaccio {
+    pub fn start() -> Verdaccio {
+        let bin = root().join("miniflare/node_modules/verdaccio/bin/verdaccio");
+        assert!(bin.exists(), "verdaccio is not installed: scripts/setup.sh installs it");
+        let command = format!("node {} --config ./config.yaml", bin.display());
+        Verdaccio(Service::start("verdaccio", &command, "/-/ping", |dir, port| {
+            let config = format!(
+                "storage: ./storage\nauth:\n  htpasswd:\n    file: ./htpasswd\n    max_users: 100\nuplinks: {{}}\n\
+                 packages:\n  '@*/*':\n    access: $all\n    publish: $authenticated\n  '**':\n    access: $all\n    publish: $authenticated\n\
+                 server:\n  keepAliveTimeout: 60\nlisten: 127.0.0.1:{port}\nlog: {{ type: stdout, format: pretty, level: warn }}\n"
+            );
+            std::fs::write(dir.join("config.yaml"), config).unwrap();
+        }))
+    }
+
+    pub fn url(&self) -> &str {
+        &self.0.url
+    }
+
+    pub fn stop(&mut self) {
+        self.0.stop();
+    }
 
     /// Adds a user the CouchDB way and returns its token.
     pub fn user(&self, name: &str) -> String {
         let body = serde_json::json!({"name": name, "password": format!("{name}-password-123")});
         let r = request(
             "PUT",
-            &format!("{}/-/user/org.couchdb.user:{name}", self.url),
+            &format!("{}/-/user/org.couchdb.user:{name}", self.0.url),
             None,
             &[("content-type", "application/json")],
             Some(body.to_string().into_bytes()),
@@ -94,10 +112,24 @@ impl Verdaccio {
     }
 }
 
-impl Drop for Verdaccio {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// Debian's docker-registry (CNCF distribution 2.8), optionally behind htpasswd Basic auth
+/// (`htpasswd` is the file's line, `user:bcrypt-hash`).
+pub fn docker_registry(htpasswd: Option<&str>) -> Service {
+    let bin = "/usr/bin/docker-registry";
+    assert!(std::path::Path::new(bin).exists(), "docker-registry is not installed: scripts/setup.sh installs it");
+    let htpasswd = htpasswd.map(str::to_string);
+    Service::start("docker-registry", &format!("{bin} serve ./config.yml"), "/v2/", move |dir, port| {
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+             http:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("data").display()
+        );
+        if let Some(line) = htpasswd {
+            std::fs::write(dir.join("htpasswd"), format!("{line}\n")).unwrap();
+            config.push_str(&format!("auth:\n  htpasswd:\n    realm: test-registry\n    path: {}\n", dir.join("htpasswd").display()));
+        }
+        std::fs::write(dir.join("config.yml"), config).unwrap();
+    })
 }
 
 /// What the fault proxy does to the next responses.
