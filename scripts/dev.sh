@@ -17,6 +17,9 @@ if [ ! -f .dev.vars ]; then
 fi
 ADMIN_TOKEN=$(sed -n 's/^ADMIN_TOKEN=//p' .dev.vars)
 URL="http://127.0.0.1:$PORT"
+# Locally the registry mirrors the public registries unless told otherwise.
+NPM_UPSTREAMS=${NPM_UPSTREAMS:-npmjs}
+OCI_UPSTREAMS=${OCI_UPSTREAMS:-dockerhub}
 
 cat <<EOT
 
@@ -33,5 +36,13 @@ edgeregistry will listen on $URL  (data in .wrangler/, secrets in .dev.vars)
   OCI:   crane auth login 127.0.0.1:$PORT -u alice -p correct-horse --insecure
          podman login --tls-verify=false 127.0.0.1:$PORT ; images are 127.0.0.1:$PORT/REPO:TAG
 
+  pull-through cache: npm packages not hosted here come from $NPM_UPSTREAMS, images
+  from $OCI_UPSTREAMS (e.g. 127.0.0.1:$PORT/alpine:3 is Docker Hub's library/alpine);
+  set NPM_UPSTREAMS / OCI_UPSTREAMS (JSON, see README) or "none" to change that.
+
 EOT
-exec "$WRANGLER" dev --ip 127.0.0.1 --port "$PORT" --persist-to .wrangler/state --show-interactive-dev-session=false
+upstream_vars=()
+[ "$NPM_UPSTREAMS" != none ] && upstream_vars+=(--var "NPM_UPSTREAMS:$NPM_UPSTREAMS")
+[ "$OCI_UPSTREAMS" != none ] && upstream_vars+=(--var "OCI_UPSTREAMS:$OCI_UPSTREAMS")
+exec "$WRANGLER" dev --ip 127.0.0.1 --port "$PORT" --persist-to .wrangler/state --show-interactive-dev-session=false \
+  "${upstream_vars[@]}"
