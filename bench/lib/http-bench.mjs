@@ -1,22 +1,23 @@
-// Tiny HTTP load generator: GETs a list of URLs round-robin with a fixed concurrency over
-// keep-alive connections, and prints one JSON line with throughput and latency.
-//   node http-bench.mjs --requests N --concurrency C --warmup W [--header 'Name: value']... URL...
+// Tiny HTTP load generator: GETs (or HEADs) a list of URLs round-robin with a fixed concurrency
+// over keep-alive connections, and prints one JSON line with throughput and latency.
+//   node http-bench.mjs --requests N --concurrency C --warmup W [--method GET|HEAD] [--header 'Name: value']... URL...
 // Bounded: exactly W + N requests, each with a 10 s timeout, and a 300 s overall deadline.
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 
 const args = process.argv.slice(2);
-let requests = 2000, concurrency = 16, warmup = 200;
+let requests = 2000, concurrency = 16, warmup = 200, method = 'GET';
 const headers = {}, urls = [];
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
   if (a === '--requests') requests = Number(args[++i]);
   else if (a === '--concurrency') concurrency = Number(args[++i]);
   else if (a === '--warmup') warmup = Number(args[++i]);
+  else if (a === '--method') method = args[++i].toUpperCase();
   else if (a === '--header') { const h = args[++i]; const k = h.indexOf(':'); headers[h.slice(0, k).trim().toLowerCase()] = h.slice(k + 1).trim(); }
   else urls.push(new URL(a));
 }
-if (!urls.length || !(requests > 0) || !(concurrency > 0)) { console.error('usage: http-bench.mjs [opts] URL...'); process.exit(2); }
+if (!urls.length || !(requests > 0) || !(concurrency > 0) || !['GET', 'HEAD'].includes(method)) { console.error('usage: http-bench.mjs [opts] URL...'); process.exit(2); }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
 const deadline = Date.now() + 300_000;
@@ -25,7 +26,7 @@ setTimeout(() => { console.error('http-bench: overall deadline hit'); process.ex
 function get(u) {
   return new Promise((resolve) => {
     const t0 = performance.now();
-    const req = http.get({ agent, host: u.hostname, port: u.port, path: u.pathname + u.search, headers }, (res) => {
+    const req = http.request({ method, agent, host: u.hostname, port: u.port, path: u.pathname + u.search, headers }, (res) => {
       let bytes = 0;
       res.on('data', (c) => { bytes += c.length; });
       res.on('end', () => resolve({ status: res.statusCode, ms: performance.now() - t0, bytes }));
@@ -33,6 +34,7 @@ function get(u) {
     });
     req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
     req.on('error', () => resolve({ status: 0, ms: performance.now() - t0, bytes: 0 }));
+    req.end();
   });
 }
 

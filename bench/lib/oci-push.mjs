@@ -1,0 +1,125 @@
+// Pushes one image the way a chunking client does: the layer as POST, PATCH chunks with
+// Content-Range (each streamed from the layer file, never held in memory), PUT ?digest=; then
+// a small config blob (POST + PUT with the body) and the OCI manifest referencing both, by tag.
+// Prints one JSON line with the total time and its parts (every PATCH timed on its own).
+//   node oci-push.mjs --base URL --repo NAME --tag TAG --layer FILE --digest sha256:HEX
+//                     [--chunk BYTES] [--header 'Name: value']... [--timeout SECONDS]
+// Bounded: every request has the timeout (default 600 s), and so has the whole push.
+import fs from 'node:fs';
+import http from 'node:http';
+import crypto from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+
+const args = process.argv.slice(2);
+let base, repo, tag = 'bench', layer, digest, chunk = 48 * 1024 * 1024, timeoutS = 600;
+const headers = {};
+for (let i = 0; i < args.length; i++) {
+  const a = args[i];
+  if (a === '--base') base = args[++i].replace(/\/+$/, '');
+  else if (a === '--repo') repo = args[++i];
+  else if (a === '--tag') tag = args[++i];
+  else if (a === '--layer') layer = args[++i];
+  else if (a === '--digest') digest = args[++i];
+  else if (a === '--chunk') chunk = Number(args[++i]);
+  else if (a === '--timeout') timeoutS = Number(args[++i]);
+  else if (a === '--header') { const h = args[++i]; const k = h.indexOf(':'); headers[h.slice(0, k).trim().toLowerCase()] = h.slice(k + 1).trim(); }
+  else { console.error(`oci-push: unknown argument ${a}`); process.exit(2); }
+}
+if (!base || !repo || !layer || !/^sha256:[0-9a-f]{64}$/.test(digest || '') || !(chunk > 0)) {
+  console.error('usage: oci-push.mjs --base URL --repo NAME --layer FILE --digest sha256:HEX [opts]'); process.exit(2);
+}
+setTimeout(() => { console.error('oci-push: overall deadline hit'); process.exit(3); }, timeoutS * 1000).unref();
+const size = fs.statSync(layer).size;
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+/** One request; `body` is a Buffer, a readable stream or nothing. Resolves with status, headers, text. */
+function request(method, url, extra, body) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url, base);
+    const req = http.request({ method, agent, host: u.hostname, port: u.port, path: u.pathname + u.search, headers: { ...headers, ...extra } }, (res) => {
+      const parts = [];
+      res.on('data', (c) => { if (parts.length < 64) parts.push(c); });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(parts).toString('utf8').slice(0, 2000) }));
+      res.on('error', reject);
+    });
+    req.setTimeout(timeoutS * 1000, () => req.destroy(new Error(`${method} ${u.pathname}: timeout`)));
+    req.on('error', reject);
+    if (body && typeof body.pipe === 'function') {
+      body.on('error', (e) => req.destroy(e));
+      body.pipe(req);
+    } else req.end(body);
+  });
+}
+
+function expect(r, status, what) {
+  if (r.status !== status) throw new Error(`${what}: HTTP ${r.status} (wanted ${status}): ${r.text}`);
+  return r;
+}
+
+const withDigest = (loc, d) => `${loc}${loc.includes('?') ? '&' : '?'}digest=${encodeURIComponent(d)}`;
+const blobsUrl = `${base}/v2/${repo}/blobs/uploads/`;
+
+/** POST, then PUT with the whole body: the small-blob path of every client. */
+async function pushSmall(bytes, d) {
+  const start = expect(await request('POST', blobsUrl, { 'content-length': '0' }), 202, 'config POST');
+  expect(await request('PUT', withDigest(start.headers.location, d),
+    { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) }, bytes), 201, 'config PUT');
+}
+
+const t0 = performance.now();
+const lap = () => performance.now();
+const out = { bytes: size, chunk_bytes: chunk, chunks_ms: [] };
+try {
+  let t = lap();
+  let r = expect(await request('POST', blobsUrl, { 'content-length': '0' }), 202, 'layer POST');
+  out.post_ms = lap() - t;
+  let location = r.headers.location;
+  for (let offset = 0; offset < size; offset += chunk) {
+    const end = Math.min(size, offset + chunk) - 1;
+    t = lap();
+    r = await request('PATCH', location, {
+      'content-type': 'application/octet-stream',
+      'content-length': String(end - offset + 1),
+      'content-range': `${offset}-${end}`,
+    }, fs.createReadStream(layer, { start: offset, end, highWaterMark: 1024 * 1024 }));
+    expect(r, 202, `PATCH ${offset}-${end}`);
+    out.chunks_ms.push(lap() - t);
+    if (r.headers.range !== `0-${end}`) throw new Error(`PATCH ${offset}-${end}: server says Range ${r.headers.range}`);
+    location = r.headers.location || location;
+  }
+  t = lap();
+  expect(await request('PUT', withDigest(location, digest), { 'content-length': '0' }), 201, 'layer PUT ?digest=');
+  out.finalize_ms = lap() - t;
+
+  t = lap();
+  const config = Buffer.from(JSON.stringify({
+    architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [digest] },
+    config: { Labels: { 'org.opencontainers.image.description': 'edgeregistry OCI benchmark' } },
+  }));
+  const configDigest = `sha256:${crypto.createHash('sha256').update(config).digest('hex')}`;
+  await pushSmall(config, configDigest);
+  out.config_ms = lap() - t;
+
+  t = lap();
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest, size }],
+  }));
+  r = expect(await request('PUT', `${base}/v2/${repo}/manifests/${tag}`,
+    { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': String(manifest.length) }, manifest), 201, 'manifest PUT');
+  out.manifest_ms = lap() - t;
+  out.manifest_digest = `sha256:${crypto.createHash('sha256').update(manifest).digest('hex')}`;
+  if (r.headers['docker-content-digest'] && r.headers['docker-content-digest'] !== out.manifest_digest) {
+    throw new Error(`manifest PUT: server says ${r.headers['docker-content-digest']}, expected ${out.manifest_digest}`);
+  }
+  out.total_ms = lap() - t0;
+  out.mbps = size / 1e6 / (out.total_ms / 1000);
+  console.log(JSON.stringify(out));
+  agent.destroy();
+} catch (e) {
+  console.error(`oci-push: ${e.message} (after ${out.chunks_ms.length} chunks, ${((lap() - t0) / 1000).toFixed(1)} s)`);
+  console.error(`oci-push: chunk times so far (ms): ${out.chunks_ms.map((m) => m.toFixed(0)).join(' ')}`);
+  process.exit(1);
+}
