@@ -202,3 +202,43 @@ fn a_corrupted_blob_is_refused_and_never_cached() {
     let m = request("GET", &format!("{}/v2/flaky/app/manifests/v1", w.url), Some(&token), &[], None);
     assert_eq!(m.status, 200, "{}", m.text());
 }
+
+/// podman with its own storage inside the scratch dir.
+fn podman(s: &Scratch, args: &[&str]) -> (bool, String) {
+    let root = s.path().join("storage");
+    let runroot = s.path().join("run");
+    let mut all = vec!["--root", root.to_str().unwrap(), "--runroot", runroot.to_str().unwrap(), "--storage-driver", "vfs"];
+    all.extend_from_slice(args);
+    s.run(".", std::path::Path::new("podman"), &all, None)
+}
+
+#[test]
+fn multi_arch_indexes_stay_whole_and_podman_pulls_a_platform() {
+    let s = Scratch::new();
+    let upstream = docker_registry(None);
+    let up = format!("127.0.0.1:{}", upstream.port);
+    let mut children = Vec::new();
+    for (arch, size) in [("amd64", 4000), ("arm64", 5000)] {
+        let (_, _) = push_image(&s, &up, "multi/tool", &format!("{arch}-base"), size);
+        let tagged = format!("{up}/multi/tool:{arch}");
+        ok(crane(&s, &["mutate", &format!("{up}/multi/tool:{arch}-base"), "--set-platform", &format!("linux/{arch}"), "-t", &tagged]));
+        children.push(last_line(&ok(crane(&s, &["digest", &tagged]))));
+    }
+    ok(crane(&s, &["index", "append", "-m", &format!("{up}/multi/tool@{}", children[0]), "-m", &format!("{up}/multi/tool@{}", children[1]), "-t", &format!("{up}/multi/tool:latest")]));
+    let index_digest = last_line(&ok(crane(&s, &["digest", &format!("{up}/multi/tool:latest")])));
+
+    let (w, token) = mirror(&s, &upstreams_var("registry", &upstream.url, json!({})), &[]);
+    let host = format!("127.0.0.1:{}", w.port);
+    let image = format!("{host}/multi/tool:latest");
+    assert_eq!(last_line(&ok(crane(&s, &["digest", &image]))), index_digest, "the index, not one platform's manifest");
+    let index: Value = serde_json::from_str(&last_line(&ok(crane(&s, &["manifest", &image])))).unwrap();
+    assert_eq!(index["manifests"].as_array().map(Vec::len), Some(2));
+    assert_eq!(last_line(&ok(crane(&s, &["digest", "--platform", "linux/arm64", &image]))), children[1]);
+    let m = request("GET", &format!("{}/v2/multi/tool/manifests/latest", w.url), Some(&token), &[], None);
+    assert!(m.header("content-type").unwrap_or_default().contains("index") || m.header("content-type").unwrap_or_default().contains("list"), "{:?}", m.headers);
+
+    let creds = format!("puller:{PASSWORD}");
+    ok(podman(&s, &["pull", "--tls-verify=false", "--creds", &creds, "--arch", "arm64", &format!("docker://{image}")]));
+    let inspect = ok(podman(&s, &["image", "inspect", "--format", "{{.Architecture}}", &image]));
+    assert!(inspect.contains("arm64"), "{inspect}");
+}
