@@ -365,3 +365,66 @@ fn without_upstreams_unknown_packages_are_404() {
     assert_eq!(reg.send(Request::new(Method::Get, "/npm/left-pad")).status, 404);
     assert_eq!(reg.send(Request::new(Method::Get, "/npm/left-pad/-/left-pad-1.0.0.tgz")).status, 404);
 }
+
+#[test]
+fn a_version_of_a_proxied_package() {
+    let (reg, up) = setup(&[]);
+    add_package(&up, "semver", &["7.5.0", "7.6.0"]);
+    let v = reg.send(Request::new(Method::Get, "/npm/semver/7.5.0"));
+    assert_eq!(v.status, 200, "{v:?}");
+    assert_eq!(v.json()["version"], "7.5.0");
+    assert_eq!(v.json()["dist"]["tarball"], "http://localhost/npm/semver/-/semver-7.5.0.tgz");
+    assert_eq!(reg.send(Request::new(Method::Get, "/npm/semver/latest")).json()["version"], "7.6.0");
+    assert_eq!(reg.send(Request::new(Method::Get, "/npm/semver/9.9.9")).status, 404);
+}
+
+#[test]
+fn npm_audit_is_passed_to_the_upstream() {
+    let (reg, _up) = setup(&[]);
+    let seen: Rc<RefCell<Vec<(String, Vec<u8>)>>> = Rc::default();
+    let s = seen.clone();
+    reg.mem.fetcher.set_handler(move |url, req| {
+        let body = match req.body {
+            Body::Bytes(b) => b,
+            other => panic!("audit bodies are sent as bytes (retried): {other:?}"),
+        };
+        s.borrow_mut().push((url.to_string(), body));
+        Response::json(200, &json!({"lodash": [{"id": 1, "severity": "high"}]}))
+    });
+    let body = json!({"lodash": ["4.17.20"]}).to_string();
+    let r = reg.send(
+        Request::new(Method::Post, "/npm/-/npm/v1/security/advisories/bulk")
+            .with_header("Content-Type", "application/json")
+            .with_body(body.clone()),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["lodash"][0]["severity"], "high");
+    let seen = seen.borrow();
+    assert_eq!(seen[0].0, format!("{UPSTREAM}/-/npm/v1/security/advisories/bulk"));
+    assert_eq!(seen[0].1, body.as_bytes());
+    // Without an upstream there is nobody to ask.
+    let bare = Reg::new();
+    assert_eq!(bare.send(Request::new(Method::Post, "/npm/-/npm/v1/security/advisories/bulk").with_body(body)).status, 404);
+}
+
+/// A provider that picks the upstream per request: here, only for one user.
+struct OnlyFor(String, Rc<edgeregistry::upstream::ProtocolUpstreams>);
+
+#[async_trait::async_trait(?Send)]
+impl edgeregistry::upstream::UpstreamProvider for OnlyFor {
+    async fn resolve(&self, ctx: &edgeregistry::upstream::ResolveContext<'_>) -> Option<Rc<edgeregistry::upstream::ProtocolUpstreams>> {
+        (ctx.actor.user_id.as_deref() == Some(self.0.as_str())).then(|| self.1.clone())
+    }
+}
+
+#[test]
+fn a_custom_provider_chooses_upstreams_per_request() {
+    let (reg, up) = setup(&[]);
+    add_package(&up, "left-pad", &["1.0.0"]);
+    let upstreams = reg.app.config.upstreams.values().next().unwrap().clone();
+    let reg = Reg { mem: reg.mem, app: reg.app.with_upstream_provider(Rc::new(OnlyFor("alice".into(), upstreams))) };
+    let alice = reg.user_with_token("alice");
+    let bob = reg.user_with_token("bob");
+    assert_eq!(reg.send(get("/npm/left-pad", &bob)).status, 404, "no upstream for bob");
+    assert_eq!(reg.send(get("/npm/left-pad", &alice)).status, 200);
+}

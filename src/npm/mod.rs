@@ -249,7 +249,12 @@ async fn get_version(ctx: &Ctx<'_>, name: &PackageName, version_or_tag: &str) ->
     }
     let doc = match ctx.load_packument(name).await {
         Ok(Some((doc, _))) => doc,
-        Ok(None) => return error(404, "Not found"),
+        Ok(None) => {
+            return match ctx.proxy(name.as_str(), "packument").await {
+                Some(p) => p.version(name, version_or_tag, ctx.app.config.max_body_bytes).await,
+                None => error(404, "Not found"),
+            }
+        }
         Err(r) => return r,
     };
     match packument::version_doc(&doc, version_or_tag) {

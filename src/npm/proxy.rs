@@ -367,6 +367,30 @@ impl NpmProxy {
         marked(resp)
     }
 
+    /// `GET /{name}/{version-or-tag}`: one version from the cached full packument (its
+    /// tarball link already points here).
+    pub async fn version(&self, name: &PackageName, version_or_tag: &str, cap: u64) -> Response {
+        let mut req = Request::new(Method::Get, "/");
+        req.headers.set("Accept", "application/json");
+        let full = self.packument(&req, name).await;
+        if full.status != 200 {
+            return full;
+        }
+        let (status, upstream) = (full.headers.get("x-cache").unwrap_or("MISS").to_string(), full.headers.get("x-cache-upstream").unwrap_or("").to_string());
+        let bytes = match full.body.read_capped(cap).await {
+            Ok(b) => b,
+            Err(e) => return npm_error(502, format!("packument too large to pick a version from: {e}")),
+        };
+        let doc: serde_json::Value = match serde_json::from_slice(&bytes) {
+            Ok(d) => d,
+            Err(e) => return npm_error(502, format!("cached packument unreadable: {e}")),
+        };
+        match super::packument::version_doc(&doc, version_or_tag) {
+            Some(v) => Response::json(200, v).with_header("X-Cache", status).with_header("X-Cache-Upstream", upstream),
+            None => npm_error(404, format!("version not found: {version_or_tag}")),
+        }
+    }
+
     // ---- tarballs ----
 
     pub async fn tarball(&self, req: &Request, name: &PackageName, file: &str) -> Response {
