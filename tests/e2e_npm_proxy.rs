@@ -12,22 +12,9 @@ use support::*;
 
 /// A package tarball whose package.json carries its dependencies, as npm packs it.
 fn package(name: &str, version: &str, deps: &[(&str, &str)]) -> (Vec<u8>, Value) {
-    use std::io::Write;
     let deps: serde_json::Map<String, Value> = deps.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
     let manifest = json!({"name": name, "version": version, "main": "index.js", "dependencies": deps});
-    let mut tar = tar::Builder::new(Vec::new());
-    let pkg = manifest.to_string();
-    let index = format!("module.exports = {:?};\n", format!("{name}@{version}"));
-    for (path, data) in [("package/package.json", pkg.as_bytes()), ("package/index.js", index.as_bytes())] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        tar.append_data(&mut h, path, data).unwrap();
-    }
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&tar.into_inner().unwrap()).unwrap();
-    let tgz = gz.finish().unwrap();
+    let tgz = tarball_with(&manifest, format!("module.exports = {:?};\n", format!("{name}@{version}")).as_bytes());
     let mut body = publish_body(name, version, &tgz);
     body["versions"][version]["dependencies"] = Value::Object(deps);
     body["versions"][version]["main"] = json!("index.js");

@@ -26,7 +26,7 @@ use crate::platform::{Checksum, Platform, PutOptions, PutOutcome};
 use crate::storage::writer::ObjectWriter;
 use crate::upstream::cache::{self, Entry, Freshness};
 use crate::upstream::client::{fetch_first, fetch_one, Fetched, Outcome, UpstreamRequest};
-use crate::upstream::{mark, CachePolicy, CacheStatus, ProtocolUpstreams, Upstream};
+use crate::upstream::{cache_while_streaming, mark, CachePolicy, CacheStatus, ProtocolUpstreams, Upstream};
 
 /// The two packument views npm asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -460,29 +460,8 @@ impl NpmProxy {
         match response.body {
             Body::Stream(s) if s.length().is_some() => {
                 let length = s.length();
-                let (to_client, to_store) = s.tee();
-                let (tx, rx) = futures::channel::oneshot::channel::<bool>();
-                let store2 = store.clone();
-                let label = format!("{name}/{file}");
-                self.platform.background.spawn(
-                    async move {
-                        let stored = match store2.put(&key, Body::Stream(to_store), opts).await {
-                            Ok(PutOutcome::Stored(_)) => true,
-                            Ok(other) => {
-                                crate::logging::error(&format!("{label}: upstream bytes refused by the cache: {other:?}"));
-                                false
-                            }
-                            Err(e) => {
-                                crate::logging::error(&format!("{label}: caching failed: {e}"));
-                                false
-                            }
-                        };
-                        let _ = tx.send(stored);
-                    }
-                    .boxed_local(),
-                );
-                let verdict = async move { rx.await.unwrap_or(false) }.boxed_local();
-                respond(Body::Stream(to_client.gate(verdict)), length)
+                let gated = cache_while_streaming(&self.platform, key, s, opts, None, format!("{name}/{file}"));
+                respond(Body::Stream(gated), length)
             }
             // Bytes already in memory (or a stream of unknown length, read under a cap):
             // store first, answer only with what was verified.

@@ -21,7 +21,7 @@ use crate::http::{Body, Headers, Method, Request, Response};
 use crate::platform::{Checksum, Platform, PutOptions, PutOutcome};
 use crate::upstream::cache::{self, Entry, Freshness};
 use crate::upstream::client::{fetch_first, fetch_one, Fetched, Outcome, UpstreamRequest};
-use crate::upstream::{mark, CacheStatus, ProtocolUpstreams, Upstream};
+use crate::upstream::{cache_while_streaming, mark, CacheStatus, ProtocolUpstreams, Upstream};
 
 /// Every manifest type a client may meet; indexes first, so multi-arch images stay whole.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -364,28 +364,8 @@ impl OciProxy {
         };
         match resp.body {
             Body::Stream(s) if s.length().is_some() => {
-                let (to_client, to_store) = s.tee();
-                let (tx, rx) = futures::channel::oneshot::channel::<bool>();
-                let store2 = store.clone();
-                let label = format!("{name}@{digest}");
-                self.platform.background.spawn(
-                    async move {
-                        let stored = match store2.put(&key, Body::Stream(to_store), opts).await {
-                            Ok(PutOutcome::Stored(_)) => store2.put(&link, Body::Empty, PutOptions::default()).await.is_ok(),
-                            Ok(other) => {
-                                crate::logging::error(&format!("{label}: upstream bytes refused by the cache: {other:?}"));
-                                false
-                            }
-                            Err(e) => {
-                                crate::logging::error(&format!("{label}: caching failed: {e}"));
-                                false
-                            }
-                        };
-                        let _ = tx.send(stored);
-                    }
-                    .boxed_local(),
-                );
-                respond(Body::Stream(to_client.gate(async move { rx.await.unwrap_or(false) }.boxed_local())))
+                let gated = cache_while_streaming(&self.platform, key, s, opts, Some(link), format!("{name}@{digest}"));
+                respond(Body::Stream(gated))
             }
             Body::Stream(s) => {
                 // No length: R2 cannot take it as it comes; pass it on uncached.

@@ -14,8 +14,11 @@ use async_trait::async_trait;
 
 pub use config::{CachePolicy, ProtocolUpstreams, Upstream};
 
+use futures::future::FutureExt;
+
 use crate::config::Protocol;
-use crate::http::Actor;
+use crate::http::{Actor, Body, PlatformStream};
+use crate::platform::{Platform, PutOptions, PutOutcome};
 
 /// What an upstream provider is asked (SPEC §4.2).
 pub struct ResolveContext<'a> {
@@ -72,4 +75,43 @@ impl CacheStatus {
 /// Marks a response with how it was served and from which upstream.
 pub fn mark(resp: crate::http::Response, status: CacheStatus, upstream: &str) -> crate::http::Response {
     resp.with_header("X-Cache", status.as_str()).with_header("X-Cache-Upstream", upstream)
+}
+
+/// Streams an upstream body to the client and into the store at once (`tee`). The store
+/// checks `opts.checksum` on the way in; the client's copy holds back its last chunk until the
+/// store has accepted the bytes (and `marker`, a small object saying the copy may be served,
+/// is written), so a corrupt or cut upstream body is neither cached nor delivered whole.
+/// The stream's length must be known (R2 requires it).
+pub fn cache_while_streaming(
+    platform: &Platform,
+    key: String,
+    stream: PlatformStream,
+    opts: PutOptions,
+    marker: Option<String>,
+    label: String,
+) -> PlatformStream {
+    let (to_client, to_store) = stream.tee();
+    let (tx, rx) = futures::channel::oneshot::channel::<bool>();
+    let store = platform.store.clone();
+    platform.background.spawn(
+        async move {
+            let stored = match store.put(&key, Body::Stream(to_store), opts).await {
+                Ok(PutOutcome::Stored(_)) => match marker {
+                    Some(m) => store.put(&m, Body::Empty, PutOptions::default()).await.is_ok(),
+                    None => true,
+                },
+                Ok(other) => {
+                    crate::logging::error(&format!("{label}: upstream bytes refused by the cache: {other:?}"));
+                    false
+                }
+                Err(e) => {
+                    crate::logging::error(&format!("{label}: caching failed: {e}"));
+                    false
+                }
+            };
+            let _ = tx.send(stored);
+        }
+        .boxed_local(),
+    );
+    to_client.gate(async move { rx.await.unwrap_or(false) }.boxed_local())
 }

@@ -153,9 +153,14 @@ pub fn post_json(url: &str, token: Option<&str>, body: &serde_json::Value) -> (u
 
 /// A gzipped tarball with `package/package.json` and `package/index.js`, as npm packs.
 pub fn tarball(name: &str, version: &str) -> Vec<u8> {
+    tarball_with(&serde_json::json!({"name": name, "version": version}), b"module.exports = 1;\n")
+}
+
+/// A gzipped npm tarball with this package.json and index.js.
+pub fn tarball_with(manifest: &serde_json::Value, index_js: &[u8]) -> Vec<u8> {
     let mut tar = tar::Builder::new(Vec::new());
-    let pkg = serde_json::json!({"name": name, "version": version}).to_string();
-    for (path, data) in [("package/package.json", pkg.as_bytes()), ("package/index.js", b"module.exports = 1;\n" as &[u8])] {
+    let pkg = manifest.to_string();
+    for (path, data) in [("package/package.json", pkg.as_bytes()), ("package/index.js", index_js)] {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
