@@ -405,7 +405,7 @@ impl SessionStore for MemorySessions {
     }
 }
 
-type FetchHandler = Box<dyn Fn(&str, Request) -> Response>;
+type FetchHandler = Rc<dyn Fn(&str, Request) -> futures::future::LocalBoxFuture<'static, Response>>;
 
 /// Outbound fetch for tests: a handler stands in for the network.
 #[derive(Default)]
@@ -415,15 +415,21 @@ pub struct MemoryFetcher {
 
 impl MemoryFetcher {
     pub fn set_handler(&self, f: impl Fn(&str, Request) -> Response + 'static) {
-        *self.handler.borrow_mut() = Some(Box::new(f));
+        self.set_async_handler(move |url, req| Box::pin(futures::future::ready(f(url, req))));
+    }
+
+    /// A handler that may await, e.g. another registry's `App` standing in for an upstream.
+    pub fn set_async_handler(&self, f: impl Fn(&str, Request) -> futures::future::LocalBoxFuture<'static, Response> + 'static) {
+        *self.handler.borrow_mut() = Some(Rc::new(f));
     }
 }
 
 #[async_trait(?Send)]
 impl Fetcher for MemoryFetcher {
     async fn fetch(&self, url: &str, req: Request) -> StoreResult<Response> {
-        match &*self.handler.borrow() {
-            Some(h) => Ok(h(url, req)),
+        let handler = self.handler.borrow().clone();
+        match handler {
+            Some(h) => Ok(h(url, req).await),
             None => Err(StoreError(format!("no network in tests: {url}"))),
         }
     }

@@ -42,7 +42,13 @@ pub enum Outcome {
 thread_local! {
     /// Bearer tokens from upstream realms, by (upstream id, resource): (token, expires at ms).
     static TOKENS: RefCell<HashMap<(String, String), (String, f64)>> = RefCell::new(HashMap::new());
+    /// Upstreams that answered with a Basic challenge.
+    static BASIC: RefCell<std::collections::HashSet<String>> = RefCell::new(std::collections::HashSet::new());
 }
+
+/// RFC 3986 unreserved characters stay as they are in query values.
+const QUERY_VALUE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 const USER_AGENT: &str = concat!("edgeregistry/", env!("CARGO_PKG_VERSION"));
 
@@ -107,6 +113,7 @@ async fn attempts(platform: &Platform, u: &Upstream, resource: &str, req: Upstre
             Ok(resp) if (200..300).contains(&resp.status) || resp.status == 304 => return Outcome::Answer(resp),
             Ok(resp) if resp.status == 401 && !tried_realm => {
                 tried_realm = true;
+                let basic_challenge = resp.headers.get("www-authenticate").is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("basic"));
                 match bearer_challenge(&resp) {
                     Some(challenge) => match realm_token(platform, u, &challenge, r.timeout_ms).await {
                         Ok((token, expires)) => {
@@ -115,6 +122,12 @@ async fn attempts(platform: &Platform, u: &Upstream, resource: &str, req: Upstre
                         }
                         Err(e) => return Outcome::Failed(format!("token realm: {e}")),
                     },
+                    // A Basic-auth registry: from now on this isolate sends the password
+                    // with the first request.
+                    None if basic_challenge && matches!(u.auth, UpstreamAuth::Basic { .. }) && !wants_basic(u) => {
+                        BASIC.with(|b| b.borrow_mut().insert(u.id.clone()));
+                        continue;
+                    }
                     None => return Outcome::Failed("401 Unauthorized".into()),
                 }
             }
@@ -175,11 +188,18 @@ fn with_credentials(u: &Upstream, resource: &str, url: &str, headers: &Headers, 
     }
     match &u.auth {
         UpstreamAuth::None => {}
-        UpstreamAuth::Basic { username, password } => h.set("Authorization", basic(username, password)),
+        // A password goes to the registry only once it asked for Basic auth (as docker does):
+        // token-auth registries get it at their realm instead.
+        UpstreamAuth::Basic { username, password } if wants_basic(u) => h.set("Authorization", basic(username, password)),
+        UpstreamAuth::Basic { .. } => {}
         UpstreamAuth::Bearer(token) => h.set("Authorization", format!("Bearer {token}")),
         UpstreamAuth::Header { name, value } => h.set(name, value.clone()),
     }
     h
+}
+
+fn wants_basic(u: &Upstream) -> bool {
+    BASIC.with(|b| b.borrow().contains(&u.id))
 }
 
 fn basic(user: &str, password: &str) -> String {
@@ -233,7 +253,7 @@ async fn realm_token(
     let mut query = Vec::new();
     for k in ["service", "scope"] {
         if let Some(v) = challenge.get(k) {
-            query.push(format!("{k}={}", percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)));
+            query.push(format!("{k}={}", percent_encoding::utf8_percent_encode(v, QUERY_VALUE)));
         }
     }
     let url = if query.is_empty() { realm.clone() } else { format!("{realm}{}{}", if realm.contains('?') { '&' } else { '?' }, query.join("&")) };
