@@ -89,11 +89,20 @@ pub async fn single_flight(key: &str, work: impl FnOnce() -> LocalBoxFuture<'sta
     if let Some(flight) = existing {
         return flight.await;
     }
-    let flight = work().shared();
+    // The run forgets itself when it ends, whoever is polling it then: the caller that
+    // started it may be gone (a client that hung up), and a finished run must not stand in
+    // for the next refresh.
+    let owned_key = key.to_string();
+    let run = work();
+    let flight = async move {
+        let result = run.await;
+        IN_FLIGHT.with(|m| m.borrow_mut().remove(&owned_key));
+        result
+    }
+    .boxed_local()
+    .shared();
     IN_FLIGHT.with(|m| m.borrow_mut().insert(key.to_string(), flight.clone()));
-    let result = flight.await;
-    IN_FLIGHT.with(|m| m.borrow_mut().remove(key));
-    result
+    flight.await
 }
 
 /// Whether work for `key` is running in this isolate now.
@@ -165,5 +174,27 @@ mod tests {
         assert_eq!((a, b), (Ok(super::super::CacheStatus::Miss), Ok(super::super::CacheStatus::Miss)), "the second caller shares the first run");
         assert_eq!(runs.get(), 1);
         assert!(!in_flight("k"));
+    }
+
+    #[test]
+    fn a_run_whose_starter_went_away_still_finishes_and_is_forgotten() {
+        let (tx, rx) = futures::channel::oneshot::channel::<()>();
+        let mut first = Box::pin(single_flight("gone", move || {
+            async move {
+                let _ = rx.await;
+                Ok(super::super::CacheStatus::Miss)
+            }
+            .boxed_local()
+        }));
+        // Started, then dropped (the client hung up) while the run waits.
+        assert!(futures::executor::block_on(futures::future::poll_fn(|cx| std::task::Poll::Ready(std::future::Future::poll(first.as_mut(), cx).is_pending()))));
+        drop(first);
+        assert!(in_flight("gone"));
+        let _ = tx.send(());
+        let later = futures::executor::block_on(single_flight("gone", || async { Ok(super::super::CacheStatus::Hit) }.boxed_local()));
+        assert_eq!(later, Ok(super::super::CacheStatus::Miss), "the waiting run was picked up, not duplicated");
+        assert!(!in_flight("gone"), "and forgotten once done");
+        let next = futures::executor::block_on(single_flight("gone", || async { Ok(super::super::CacheStatus::Hit) }.boxed_local()));
+        assert_eq!(next, Ok(super::super::CacheStatus::Hit), "a later refresh runs anew");
     }
 }
