@@ -18,3 +18,16 @@ pub fn error(message: &str) {
 pub fn info(message: &str) {
     log("info", message);
 }
+
+/// One structured event: `{"level", "event", ...fields}` on one line, for `wrangler tail`,
+/// Logpush or any log pipeline to filter on.
+pub fn event(level: &str, event: &str, fields: serde_json::Value) {
+    let mut line = json!({"level": level, "event": event});
+    if let (Some(l), Some(f)) = (line.as_object_mut(), fields.as_object()) {
+        l.extend(f.clone());
+    }
+    #[cfg(target_arch = "wasm32")]
+    worker::console_log!("{}", line);
+    #[cfg(not(target_arch = "wasm32"))]
+    eprintln!("{line}");
+}

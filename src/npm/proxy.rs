@@ -163,7 +163,13 @@ impl NpmProxy {
         let this = self.clone();
         let name2 = name.clone();
         cache::single_flight(&entry_key(name, variant), move || {
-            async move { this.refresh(&name2, variant).await }.boxed_local()
+            async move {
+                let started = this.platform.now_ms();
+                let result = this.refresh(&name2, variant).await;
+                crate::upstream::log_refresh("npm", name2.as_str(), variant.as_str(), &result, this.platform.now_ms() - started);
+                result
+            }
+            .boxed_local()
         })
         .await
     }

@@ -138,7 +138,16 @@ impl OciProxy {
     async fn refresh_collapsed(&self, name: &str, tag: &str) -> cache::Refresh {
         let this = self.clone();
         let (n, t) = (name.to_string(), tag.to_string());
-        cache::single_flight(&keys::tag_entry(name, tag), move || async move { this.refresh_tag(&n, &t).await }.boxed_local()).await
+        cache::single_flight(&keys::tag_entry(name, tag), move || {
+            async move {
+                let started = this.platform.now_ms();
+                let result = this.refresh_tag(&n, &t).await;
+                crate::upstream::log_refresh("oci", &n, &t, &result, this.platform.now_ms() - started);
+                result
+            }
+            .boxed_local()
+        })
+        .await
     }
 
     fn revalidate_later(&self, name: &str, tag: &str) {

@@ -96,16 +96,19 @@ pub fn cache_while_streaming(
     platform.background.spawn(
         async move {
             let stored = match store.put(&key, Body::Stream(to_store), opts).await {
-                Ok(PutOutcome::Stored(_)) => match marker {
+                Ok(PutOutcome::Stored(meta)) => {
+                    crate::logging::event("info", "cache_fill", serde_json::json!({"resource": label, "key": key, "bytes": meta.size}));
+                    match marker {
                     Some(m) => store.put(&m, Body::Empty, PutOptions::default()).await.is_ok(),
                     None => true,
-                },
+                    }
+                }
                 Ok(other) => {
-                    crate::logging::error(&format!("{label}: upstream bytes refused by the cache: {other:?}"));
+                    crate::logging::event("error", "cache_refused", serde_json::json!({"resource": label, "outcome": format!("{other:?}")}));
                     false
                 }
                 Err(e) => {
-                    crate::logging::error(&format!("{label}: caching failed: {e}"));
+                    crate::logging::event("error", "cache_fill_failed", serde_json::json!({"resource": label, "error": e.to_string()}));
                     false
                 }
             };
@@ -114,4 +117,17 @@ pub fn cache_while_streaming(
         .boxed_local(),
     );
     to_client.gate(async move { rx.await.unwrap_or(false) }.boxed_local())
+}
+
+/// Logs how a metadata refresh went: which document, the outcome, how long it took.
+pub fn log_refresh(protocol: &str, resource: &str, view: &str, result: &cache::Refresh, ms: f64) {
+    let (level, outcome) = match result {
+        Ok(status) => ("info", status.as_str().to_string()),
+        Err(e) => ("warn", format!("failed: {e}")),
+    };
+    crate::logging::event(
+        level,
+        "upstream_refresh",
+        serde_json::json!({"protocol": protocol, "resource": resource, "view": view, "outcome": outcome, "ms": ms.round()}),
+    );
 }
