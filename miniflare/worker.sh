@@ -14,3 +14,17 @@ EDGEREGISTRY_SKIP_BUILD=1 "$WRANGLER" dev --ip 127.0.0.1 --port "$PORT" --persis
 W=$!
 trap 'kill -- -$$ 2>/dev/null' EXIT
 while kill -0 "$WATCH" 2>/dev/null && kill -0 "$W" 2>/dev/null; do sleep 1; done
+# The test process is gone and nobody will read its Worker's data again: stop the group (but
+# not this shell), then remove the data (tests keep their Worker in a static, whose temporary
+# directory is never dropped; e2e_oci_large alone leaves ~1.4 GB). A Worker that failed to
+# start while its test still runs keeps its log for the test to show.
+if ! kill -0 "$WATCH" 2>/dev/null; then
+  members=$(pgrep -g $$)
+  trap '' TERM
+  kill -TERM -- -$$ 2>/dev/null
+  for p in $members; do
+    [ "$p" = $$ ] && continue
+    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+  done
+  rm -rf -- "$STATE"
+fi

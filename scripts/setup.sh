@@ -34,6 +34,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends skopeo podman buildah python3 util-linux
 fi
+# The Docker engine (tests/e2e_docker.rs starts a private dockerd; the docker CLI may be a newer
+# one already on PATH) and CNCF distribution (a real OCI upstream for pull-through tests).
+missing=()
+for pkg in docker.io docker-registry; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  step "Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
 if [ ! -x /opt/oci-tools/bin/oras ] || [ ! -x /opt/oci-tools/bin/crane ]; then
   step "oras and crane"
   bash scripts/install-oci-tools.sh /opt/oci-tools

@@ -260,3 +260,64 @@ fn protocol_errors_and_auth_challenges() {
     let other = request("GET", &format!("{}/v2/errs/other/blobs/{digest}", w.url), Some(&token), &[], None);
     assert_eq!(other.body, data);
 }
+
+#[test]
+fn buildah_pushes_a_multi_arch_index_that_resolves_per_platform() {
+    let s = Scratch::new();
+    let creds = format!("oci-user:{PASSWORD}");
+    // Two tiny FROM scratch images (no RUN steps, so no emulation needed), one per architecture.
+    for arch in ["amd64", "arm64"] {
+        let c = ok(containers(&s, "buildah", &["from", "--arch", arch, "scratch"])).lines().last().unwrap().trim().to_string();
+        let file = s.write(&format!("{arch}.txt"), &format!("built for {arch}\n"));
+        ok(containers(&s, "buildah", &["copy", &c, file.to_str().unwrap(), "/arch.txt"]));
+        ok(containers(&s, "buildah", &["config", "--arch", arch, "--os", "linux", &c]));
+        ok(containers(&s, "buildah", &["commit", &c, &format!("multi-{arch}")]));
+    }
+    ok(containers(&s, "buildah", &["manifest", "create", "multi-list"]));
+    for arch in ["amd64", "arm64"] {
+        ok(containers(&s, "buildah", &["manifest", "add", "multi-list", &format!("containers-storage:localhost/multi-{arch}:latest")]));
+    }
+    let target = format!("{}/multi/app:v1", host());
+    ok(containers(&s, "buildah", &["manifest", "push", "--all", "--tls-verify=false", "--creds", &creds, "multi-list", &format!("docker://{target}")]));
+
+    // The index names both platforms, and each platform resolves to its own image.
+    crane_login(&s);
+    let out = ok(crane(&s, &["manifest", &target]));
+    let index: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let entries = index["manifests"].as_array().unwrap_or_else(|| panic!("not an index: {index}"));
+    let digest_of = |arch: &str| {
+        entries
+            .iter()
+            .find(|m| m["platform"]["architecture"] == arch && m["platform"]["os"] == "linux")
+            .unwrap_or_else(|| panic!("no linux/{arch} in {index}"))["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (amd64, arm64) = (digest_of("amd64"), digest_of("arm64"));
+    assert_ne!(amd64, arm64);
+    let arm = ok(crane(&s, &["manifest", "--platform", "linux/arm64", &target]));
+    let arm: Value = serde_json::from_str(arm.lines().last().unwrap()).unwrap();
+    assert!(arm["layers"].as_array().is_some_and(|l| l.len() == 1), "{arm}");
+    assert_eq!(ok(crane(&s, &["digest", "--platform", "linux/arm64", &target])).lines().last().unwrap().trim(), arm64);
+    let config = ok(crane(&s, &["config", &format!("{}/multi/app@{arm64}", host())]));
+    let config: Value = serde_json::from_str(config.lines().last().unwrap()).unwrap();
+    assert_eq!(config["architecture"], "arm64");
+
+    let skopeo = |args: &[&str]| ok(s.run(".", Path::new("skopeo"), args, None));
+    let docker_ref = format!("docker://{target}");
+    let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", "--creds", &creds, &docker_ref]);
+    assert!(raw.contains(&arm64) && raw.contains(&amd64), "{raw}");
+    let inspect = skopeo(&["inspect", "--override-arch", "arm64", "--tls-verify=false", "--creds", &creds, &docker_ref]);
+    let inspect: Value = serde_json::from_str(&inspect[inspect.find('{').unwrap()..]).unwrap();
+    // (skopeo 1.9 reports the index's digest as `Digest`; the layers are the arm64 image's.)
+    assert_eq!(inspect["Architecture"], "arm64");
+    assert_eq!(inspect["Layers"][0], arm["layers"][0]["digest"], "{inspect}");
+
+    // podman picks the arm64 image out of the index (pulling only, nothing runs).
+    let pulled = Scratch::new();
+    ok(containers(&pulled, "podman", &["pull", "--arch", "arm64", "--tls-verify=false", "--creds", &creds, &target]));
+    // The image id is the digest of the arm64 image's config.
+    let arch = ok(containers(&pulled, "podman", &["image", "inspect", "--format", "{{.Architecture}} sha256:{{.Id}}", &target]));
+    assert_eq!(arch.lines().last().unwrap().trim(), format!("arm64 {}", arm["config"]["digest"].as_str().unwrap()));
+}
