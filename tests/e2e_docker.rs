@@ -34,15 +34,18 @@ struct HttpsWorker {
 
 fn worker() -> &'static HttpsWorker {
     static W: OnceLock<HttpsWorker> = OnceLock::new();
-    W.get_or_init(|| {
-        let w = start_https_worker();
-        let r = https("POST", &format!("{}/-/admin/users", w.url), &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))], Some(&serde_json::json!({"name": USER, "password": PASSWORD}).to_string()));
-        assert_eq!(r.status, 201, "create user: {}", r.text());
-        w
-    })
+    W.get_or_init(|| start_https_worker(&[]))
 }
 
-fn start_https_worker() -> HttpsWorker {
+/// An HTTPS Worker with `extra` vars and the user `USER`.
+fn start_https_worker(extra: &[(&str, &str)]) -> HttpsWorker {
+    let w = launch_https_worker(extra);
+    let r = https("POST", &format!("{}/-/admin/users", w.url), &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))], Some(&serde_json::json!({"name": USER, "password": PASSWORD}).to_string()));
+    assert_eq!(r.status, 201, "create user: {}", r.text());
+    w
+}
+
+fn launch_https_worker(extra: &[(&str, &str)]) -> HttpsWorker {
     assert!(root().join("build/worker/shim.mjs").exists(), "the Worker is not built: run scripts/test.sh");
     let state = tempfile::tempdir().unwrap();
     for _attempt in 0..3 {
@@ -58,6 +61,7 @@ fn start_https_worker() -> HttpsWorker {
             .args(["--var", "PASSWORD_ITERATIONS:1000"])
             .args(["--var", "JWT_SECRET:e2e-jwt-secret-for-docker"])
             .args(["--local-protocol", "https"])
+            .args(extra.iter().flat_map(|(k, v)| ["--var".to_string(), format!("{k}:{v}")]))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -170,7 +174,11 @@ fn ok(r: (bool, String)) -> String {
 }
 
 fn login(s: &Scratch) {
-    let out = ok(docker(s, &["login", &worker().host, "-u", USER, "--password-stdin"], Some(PASSWORD)));
+    login_to(s, &worker().host);
+}
+
+fn login_to(s: &Scratch, host: &str) {
+    let out = ok(docker(s, &["login", host, "-u", USER, "--password-stdin"], Some(PASSWORD)));
     assert!(out.contains("Login Succeeded"), "{out}");
 }
 
@@ -320,4 +328,34 @@ fn docker_pushes_a_layer_of_several_parts_and_mounts_it_across_repositories() {
     let got = file_from_image(&s, &copy, "/big.bin");
     assert!(got == big, "big.bin came back different ({} bytes)", got.len());
     assert_eq!(file_from_image(&s, &copy, "/small.txt"), b"small\n");
+}
+
+#[test]
+fn docker_pulls_through_the_cache_then_with_the_upstream_down() {
+    let s = Scratch::new();
+    // The upstream: Debian's docker-registry, holding an image docker built and pushed.
+    let mut upstream = support::upstreams::docker_registry(None);
+    let origin = format!("127.0.0.1:{}/cache/hello:v1", upstream.port);
+    let context = write_context(&s, "FROM scratch\nCOPY hello.txt /hello.txt\nCMD [\"/hello\"]\n", &[("hello.txt", b"pulled through the cache\n")]);
+    ok(docker(&s, &["build", "-t", &origin, context.to_str().unwrap()], None));
+    ok(docker(&s, &["push", &origin], None));
+    ok(docker(&s, &["rmi", &origin], None));
+
+    let upstreams = serde_json::json!({
+        "upstreams": [{"id": "registry", "url": upstream.url, "resilience": {"timeoutMs": 5000, "maxRetries": 1, "retryDelayMs": 100}}],
+        "cache": {"defaultTtlSeconds": 2, "staleMaxAgeSeconds": 2}
+    })
+    .to_string();
+    let mirror = start_https_worker(&[("OCI_UPSTREAMS", &upstreams)]);
+    login_to(&s, &mirror.host);
+    let image = format!("{}/cache/hello:v1", mirror.host);
+    ok(docker(&s, &["pull", &image], None));
+    assert_eq!(file_from_image(&s, &image, "/hello.txt"), b"pulled through the cache\n");
+
+    // The upstream goes away and the tag's TTL runs out: docker still pulls from the cache.
+    upstream.stop();
+    std::thread::sleep(Duration::from_secs(5));
+    ok(docker(&s, &["rmi", &image], None));
+    ok(docker(&s, &["pull", &image], None));
+    assert_eq!(file_from_image(&s, &image, "/hello.txt"), b"pulled through the cache\n");
 }

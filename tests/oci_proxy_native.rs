@@ -11,7 +11,6 @@ use common::*;
 use edgeregistry::http::{Body, Method, PlatformStream, Request, Response};
 use serde_json::json;
 
-const ORIGIN: &str = "https://origin.example";
 
 /// Every upstream request: (method, url, had an Authorization header).
 type Log = Rc<RefCell<Vec<(Method, String, bool)>>>;
