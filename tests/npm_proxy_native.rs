@@ -428,3 +428,26 @@ fn a_custom_provider_chooses_upstreams_per_request() {
     assert_eq!(reg.send(get("/npm/left-pad", &bob)).status, 404, "no upstream for bob");
     assert_eq!(reg.send(get("/npm/left-pad", &alice)).status, 200);
 }
+
+#[test]
+fn search_lists_hosted_packages_first_then_the_upstreams() {
+    let (reg, _up) = setup(&[]);
+    let token = reg.user_with_token("dev");
+    reg.publish_ok(&token, "pad-local", "1.0.0");
+    reg.publish_ok(&token, "left-pad", "1.0.0");
+    reg.mem.fetcher.set_handler(|url, _req| {
+        assert!(url.starts_with(&format!("{UPSTREAM}/-/v1/search?text=pad&size=")), "{url}");
+        let o = |n: &str| json!({"package": {"name": n, "version": "9.0.0"}, "score": {"final": 1.0}, "searchScore": 1.0});
+        Response::json(200, &json!({"objects": [o("left-pad"), o("pad-upstream")], "total": 2, "time": "now"}))
+    });
+    let r = reg.send(Request::new(Method::Get, "/npm/-/v1/search?text=pad&size=10"));
+    assert_eq!(r.status, 200, "{r:?}");
+    let names: Vec<String> = r.json()["objects"].as_array().unwrap().iter().map(|o| o["package"]["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names[..2].contains(&"left-pad".to_string()) && names[..2].contains(&"pad-local".to_string()), "hosted first: {names:?}");
+    assert_eq!(names[2], "pad-upstream", "the upstream's left-pad is not listed over the hosted one");
+    // The upstream failing leaves the hosted results.
+    reg.mem.fetcher.set_handler(|_, _| Response::json(500, &json!({})));
+    let r = reg.send(Request::new(Method::Get, "/npm/-/v1/search?text=pad&size=10"));
+    assert_eq!(r.json()["objects"].as_array().unwrap().len(), 2);
+}

@@ -101,7 +101,7 @@ impl Ctx<'_> {
         let ctx = crate::upstream::ResolveContext { protocol: Protocol::Npm, resource, resource_type, actor: &self.actor };
         let upstreams = self.app.upstreams.resolve(&ctx).await?;
         let p = proxy::NpmProxy::new(self.app.platform.clone(), upstreams, self.registry_url.clone());
-        (resource_type == "audit" || p.serves_name(resource)).then_some(p)
+        (matches!(resource_type, "audit" | "search") || p.serves_name(resource)).then_some(p)
     }
 
     /// Hosted packages are never shadowed by an upstream one.
@@ -737,12 +737,20 @@ async fn search(ctx: &Ctx<'_>, req: &Request) -> Response {
             None => break,
         }
     }
+    // Every hosted name, readable by the caller or not: an upstream package of that name is
+    // never listed instead.
+    let hosted: std::collections::BTreeSet<String> = candidates.iter().map(|c| c.name.clone()).collect();
     // Private packages stay private: only those the caller may read are listed.
     if !ctx.protocol_config().anonymous_read {
         let p = ctx.principal.as_ref().expect("checked above");
         candidates.retain(|s| p.can(Protocol::Npm, &s.name, Action::Read));
     }
-    Response::json(200, &search::search(candidates, &text, size, from, &ctx.app.platform.now_iso()))
+    let mut result = search::search(candidates, &text, size, from, &ctx.app.platform.now_iso());
+    // A merged view: hosted results first, then the upstream's for names not hosted here.
+    if let Some(p) = ctx.proxy("", "search").await {
+        p.merge_search(&mut result, &text, size, from, &hosted).await;
+    }
+    Response::json(200, &result)
 }
 
 /// Legacy `npm login`/`npm adduser`: PUT `/-/user/org.couchdb.user:{name}`.

@@ -520,6 +520,49 @@ impl NpmProxy {
         lookup().await
     }
 
+    // ---- search ----
+
+    /// Appends the first upstream's search results for names not hosted here (and that the
+    /// upstream may serve) to `result`, up to `size` objects. The upstream failing leaves the
+    /// hosted results as they are.
+    pub async fn merge_search(&self, result: &mut serde_json::Value, text: &str, size: usize, from: usize, hosted: &std::collections::BTreeSet<String>) {
+        let Some(mut upstream) = self.upstreams.upstreams.iter().find(|u| u.enabled).cloned() else { return };
+        // Search is a nicety: one quick try, no retries, rather than a slow answer.
+        upstream.resilience.max_retries = 0;
+        upstream.resilience.timeout_ms = upstream.resilience.timeout_ms.min(5000);
+        let have = result["objects"].as_array().map(Vec::len).unwrap_or(0);
+        if have >= size {
+            return;
+        }
+        let hosted_total = result["total"].as_u64().unwrap_or(0) as usize;
+        // Past the hosted results, the upstream's pages continue where they left off.
+        let upstream_from = from.saturating_sub(hosted_total);
+        let q = |v: &str| percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let url = format!("{}/-/v1/search?text={}&size={}&from={upstream_from}", upstream.url, q(text), size - have);
+        let mut headers = Headers::new();
+        headers.set("Accept", "application/json");
+        let request = UpstreamRequest { method: Method::Get, url, headers, body: None };
+        let Outcome::Answer(resp) = fetch_one(&self.platform, &upstream, "-search", request).await else { return };
+        let Ok(bytes) = resp.body.read_capped(8 * 1024 * 1024).await else { return };
+        let Ok(found) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return };
+        let extra: Vec<serde_json::Value> = found["objects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|o| {
+                let name = o["package"]["name"].as_str().unwrap_or_default();
+                !name.is_empty() && !hosted.contains(name) && upstream.admits(name)
+            })
+            .take(size - have)
+            .cloned()
+            .collect();
+        if let Some(objects) = result["objects"].as_array_mut() {
+            objects.extend(extra);
+        }
+        let upstream_total = found["total"].as_u64().unwrap_or(0) as usize;
+        result["total"] = serde_json::json!(hosted_total + upstream_total);
+    }
+
     // ---- npm audit ----
 
     /// Passes `/-/npm/v1/security/*` to the first upstream (nothing is cached).
