@@ -26,5 +26,5 @@ if ! kill -0 "$WATCH" 2>/dev/null; then
     [ "$p" = $$ ] && continue
     for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
   done
-  rm -rf -- "$STATE"
+  [ -n "${EDGEREGISTRY_KEEP_STATE:-}" ] || rm -rf -- "$STATE"
 fi

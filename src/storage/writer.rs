@@ -33,6 +33,13 @@ impl ObjectWriter {
         while !data.is_empty() {
             let room = self.part_size - self.buf.len();
             let take = room.min(data.len());
+            // Grow by doubling, but never past one part (plain doubling would reach 8 MiB for
+            // a 5 MiB part, and concurrent fills add up in a 128 MB isolate).
+            let needed = self.buf.len() + take;
+            if needed > self.buf.capacity() {
+                let target = (self.buf.capacity() * 2).max(needed).min(self.part_size);
+                self.buf.reserve_exact(target - self.buf.len());
+            }
             self.buf.extend_from_slice(&data[..take]);
             data = &data[take..];
             // A full part goes out only once more bytes follow: the last part may be short,
@@ -108,6 +115,19 @@ mod tests {
                 assert_eq!(read(&s, "k").await, data, "total {total} piece {piece}");
                 assert_eq!(s.open_uploads(), 0);
             }
+        });
+    }
+
+    #[test]
+    fn the_buffer_never_grows_past_one_part() {
+        futures::executor::block_on(async {
+            let s = store();
+            let mut w = ObjectWriter::new(s.clone(), "k", PutOptions::default());
+            for _ in 0..(PART_SIZE / 4096 + 10) {
+                w.write(&[3u8; 4096]).await.unwrap();
+                assert!(w.buf.capacity() <= PART_SIZE, "capacity {}", w.buf.capacity());
+            }
+            w.finish().await.unwrap();
         });
     }
 
