@@ -168,10 +168,6 @@ fn docker(s: &Scratch, args: &[&str], stdin: Option<&str>) -> (bool, String) {
     (out.status.success(), text)
 }
 
-fn ok(r: (bool, String)) -> String {
-    assert!(r.0, "command failed:\n{}", r.1);
-    r.1
-}
 
 fn login(s: &Scratch) {
     login_to(s, &worker().host);
@@ -281,19 +277,6 @@ fn docker_logs_in_builds_pushes_pulls_and_logs_out() {
     assert!(lower.contains("unauthorized") || lower.contains("authentication required") || lower.contains("docker login"), "{out}");
 }
 
-/// Random-ish bytes that neither gzip nor deduplication shrink.
-fn noise(size: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut data = Vec::with_capacity(size + 8);
-    while data.len() < size {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        data.extend_from_slice(&x.to_le_bytes());
-    }
-    data.truncate(size);
-    data
-}
 
 #[test]
 fn docker_pushes_a_layer_of_several_parts_and_mounts_it_across_repositories() {

@@ -30,10 +30,6 @@ fn package(s: &Scratch, dir: &str, manifest: Value) {
     s.write(&format!("{dir}/index.js"), &format!("module.exports = {:?};\n", manifest["version"].as_str().unwrap()));
 }
 
-fn ok(r: (bool, String)) -> String {
-    assert!(r.0, "command failed:\n{}", r.1);
-    r.1
-}
 
 fn packument(name: &str) -> Reply {
     request("GET", &format!("{}{}", worker().npm_registry(), name.replacen('/', "%2f", 1)), None, &[], None)

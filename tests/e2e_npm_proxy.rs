@@ -63,10 +63,6 @@ fn installed_version(s: &Scratch, dir: &str, pkg: &str) -> String {
     serde_json::from_str::<Value>(&text).unwrap()["version"].as_str().unwrap().to_string()
 }
 
-fn ok(r: (bool, String)) -> String {
-    assert!(r.0, "command failed:\n{}", r.1);
-    r.1
-}
 
 /// A project in `dir` that installs from `registry` with a fresh npm cache.
 fn npm_install(s: &Scratch, dir: &str, registry: &str, packages: &[&str]) -> (bool, String) {

@@ -2,7 +2,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -23,47 +23,13 @@ fn host() -> String {
     format!("127.0.0.1:{}", worker().port)
 }
 
-fn oci_tool(name: &str) -> PathBuf {
-    let p = PathBuf::from("/opt/oci-tools/bin").join(name);
-    assert!(p.exists(), "{name} is not installed: scripts/setup.sh installs it");
-    p
-}
 
-fn ok(r: (bool, String)) -> String {
-    assert!(r.0, "command failed:\n{}", r.1);
-    r.1
-}
 
-fn crane(s: &Scratch, args: &[&str]) -> (bool, String) {
-    let mut all = args.to_vec();
-    all.push("--insecure");
-    s.run(".", &oci_tool("crane"), &all, None)
-}
 
 fn crane_login(s: &Scratch) {
     ok(crane(s, &["auth", "login", &host(), "-u", "oci-user", "-p", PASSWORD]));
 }
 
-/// A tar layer with one file of `size` random-ish bytes.
-fn layer(s: &Scratch, name: &str, size: usize) -> PathBuf {
-    let mut data = Vec::with_capacity(size);
-    let mut x: u64 = size as u64 ^ 0x9e37_79b9_7f4a_7c15;
-    while data.len() < size {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        data.extend_from_slice(&x.to_le_bytes());
-    }
-    data.truncate(size);
-    let dir = s.path().join(format!("{name}-src"));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("payload.bin"), &data).unwrap();
-    let tar_path = s.path().join(format!("{name}.tar"));
-    let mut tar = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
-    tar.append_path_with_name(dir.join("payload.bin"), "payload.bin").unwrap();
-    tar.finish().unwrap();
-    tar_path
-}
 
 #[test]
 fn crane_pushes_lists_copies_and_deletes() {

@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -14,46 +13,13 @@ use support::*;
 
 const PASSWORD: &str = "puller-password";
 
-fn tool(name: &str) -> PathBuf {
-    let p = PathBuf::from("/opt/oci-tools/bin").join(name);
-    assert!(p.exists(), "{name} is not installed: scripts/setup.sh installs it");
-    p
-}
 
-fn ok(r: (bool, String)) -> String {
-    assert!(r.0, "command failed:\n{}", r.1);
-    r.1
-}
 
-fn crane(s: &Scratch, args: &[&str]) -> (bool, String) {
-    let mut all = args.to_vec();
-    all.push("--insecure");
-    s.run(".", &tool("crane"), &all, None)
-}
 
 fn last_line(out: &str) -> String {
     out.lines().last().unwrap_or_default().trim().to_string()
 }
 
-/// A layer tarball of `size` pseudo-random bytes.
-fn layer(s: &Scratch, name: &str, size: usize) -> PathBuf {
-    let mut data = Vec::with_capacity(size);
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d ^ size as u64;
-    while data.len() < size {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        data.extend_from_slice(&x.to_le_bytes());
-    }
-    data.truncate(size);
-    let src = s.path().join(format!("{name}.bin"));
-    std::fs::write(&src, &data).unwrap();
-    let tar_path = s.path().join(format!("{name}.tar"));
-    let mut tar = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
-    tar.append_path_with_name(&src, "payload.bin").unwrap();
-    tar.finish().unwrap();
-    tar_path
-}
 
 /// Pushes a one-layer image to `host/repo:tag`; returns its digest and the layer's digest.
 fn push_image(s: &Scratch, host: &str, repo: &str, tag: &str, size: usize) -> (String, String) {
@@ -96,7 +62,7 @@ fn oci_user(w: &Worker, name: &str) -> String {
 
 fn blob_sha(s: &Scratch, image_at_digest: &str) -> String {
     let out = s.path().join("blob.out");
-    let r = s.run(".", std::path::Path::new("bash"), &["-c", &format!("{} blob --insecure {image_at_digest} > {}", tool("crane").display(), out.display())], None);
+    let r = s.run(".", std::path::Path::new("bash"), &["-c", &format!("{} blob --insecure {image_at_digest} > {}", oci_tool("crane").display(), out.display())], None);
     ok(r);
     use sha2::Digest;
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(std::fs::read(out).unwrap())))

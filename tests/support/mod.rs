@@ -253,3 +253,48 @@ impl Scratch {
 pub fn npm() -> PathBuf {
     PathBuf::from("npm")
 }
+
+/// The output of a command that must succeed.
+pub fn ok(r: (bool, String)) -> String {
+    assert!(r.0, "command failed:\n{}", r.1);
+    r.1
+}
+
+/// oras or crane, built by scripts/install-oci-tools.sh.
+pub fn oci_tool(name: &str) -> PathBuf {
+    let p = PathBuf::from("/opt/oci-tools/bin").join(name);
+    assert!(p.exists(), "{name} is not installed: scripts/setup.sh installs it");
+    p
+}
+
+/// crane over plain HTTP, with its config in the scratch dir.
+pub fn crane(s: &Scratch, args: &[&str]) -> (bool, String) {
+    let mut all = args.to_vec();
+    all.push("--insecure");
+    s.run(".", &oci_tool("crane"), &all, None)
+}
+
+/// Random-ish bytes (xorshift) that neither gzip nor deduplication shrink.
+pub fn noise(size: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut data = Vec::with_capacity(size + 8);
+    while data.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    data.truncate(size);
+    data
+}
+
+/// A layer tarball in the scratch dir with one file, `payload.bin`, of `size` noisy bytes.
+pub fn layer(s: &Scratch, name: &str, size: usize) -> PathBuf {
+    let src = s.path().join(format!("{name}.bin"));
+    std::fs::write(&src, noise(size, size as u64 ^ 0x9e37_79b9_7f4a_7c15)).unwrap();
+    let tar_path = s.path().join(format!("{name}.tar"));
+    let mut tar = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+    tar.append_path_with_name(&src, "payload.bin").unwrap();
+    tar.finish().unwrap();
+    tar_path
+}
