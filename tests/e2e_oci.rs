@@ -69,7 +69,7 @@ fn crane_round_trips_a_layer_larger_than_several_parts() {
     let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
     let mut got = Vec::new();
     std::io::Read::read_to_end(&mut entry, &mut got).unwrap();
-    assert_eq!(got, std::fs::read(s.path().join("big-src/payload.bin")).unwrap());
+    assert_eq!(got, std::fs::read(s.path().join("big.bin")).unwrap());
 }
 
 /// buildah and podman with their own storage inside the scratch dir.

@@ -83,6 +83,10 @@ struct DistIndex {
     files: BTreeMap<String, DistRecord>,
 }
 
+/// A tarball whose upstream sent no length is held in memory (to be verified before it is
+/// served) only up to this size.
+const UNKNOWN_LENGTH_CAP: u64 = 64 * 1024 * 1024;
+
 fn npm_error(status: u16, message: impl Into<String>) -> Response {
     Response::json(status, &json!({"error": message.into()}))
 }
@@ -472,7 +476,7 @@ impl NpmProxy {
             // Bytes already in memory (or a stream of unknown length, read under a cap):
             // store first, answer only with what was verified.
             body => {
-                let bytes = match body.read_capped(self.platform_cap()).await {
+                let bytes = match body.read_capped(UNKNOWN_LENGTH_CAP).await {
                     Ok(b) => b,
                     Err(e) => return npm_error(502, format!("upstream body: {e}")),
                 };
@@ -489,11 +493,6 @@ impl NpmProxy {
                 }
             }
         }
-    }
-
-    /// Bodies of unknown length are held in memory only up to this size.
-    fn platform_cap(&self) -> u64 {
-        64 * 1024 * 1024
     }
 
     /// The record for `file`; refetches the packument once if it is not known yet (a version
@@ -567,7 +566,7 @@ impl NpmProxy {
 
     /// Passes `/-/npm/v1/security/*` to the first upstream (nothing is cached).
     pub async fn audit(&self, req: Request, path: &str) -> Response {
-        let Some(upstream) = self.upstreams.select("").first().map(|u| (*u).clone()).or_else(|| self.upstreams.upstreams.first().cloned()) else {
+        let Some(upstream) = self.upstreams.upstreams.iter().find(|u| u.enabled).cloned() else {
             return npm_error(404, "no upstream for audits");
         };
         let mut headers = Headers::new();

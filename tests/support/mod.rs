@@ -288,7 +288,8 @@ pub fn noise(size: usize, seed: u64) -> Vec<u8> {
     data
 }
 
-/// A layer tarball in the scratch dir with one file, `payload.bin`, of `size` noisy bytes.
+/// A layer tarball `{name}.tar` in the scratch dir with one file, `payload.bin`, of `size`
+/// noisy bytes (also kept as `{name}.bin`).
 pub fn layer(s: &Scratch, name: &str, size: usize) -> PathBuf {
     let src = s.path().join(format!("{name}.bin"));
     std::fs::write(&src, noise(size, size as u64 ^ 0x9e37_79b9_7f4a_7c15)).unwrap();
