@@ -16,8 +16,8 @@ use std::rc::Rc;
 
 use futures::future::{select, Either, FutureExt};
 use futures::StreamExt;
-use serde_json::json;
 
+use super::error;
 use super::names::PackageName;
 use super::packument::ABBREVIATED_MEDIA_TYPE;
 use super::rewrite::{DistRecord, Rewriter};
@@ -83,14 +83,6 @@ struct DistIndex {
     files: BTreeMap<String, DistRecord>,
 }
 
-/// A tarball whose upstream sent no length is held in memory (to be verified before it is
-/// served) only up to this size.
-const UNKNOWN_LENGTH_CAP: u64 = 64 * 1024 * 1024;
-
-fn npm_error(status: u16, message: impl Into<String>) -> Response {
-    Response::json(status, &json!({"error": message.into()}))
-}
-
 /// The proxy for one request: owned, so background work can carry it past the response.
 #[derive(Clone)]
 pub struct NpmProxy {
@@ -140,8 +132,8 @@ impl NpmProxy {
         match self.refresh_collapsed(name, variant).await {
             Ok(status) => match cache::load(&*store, &key).await {
                 Ok(Some(entry)) => self.serve_packument(req, name, variant, &entry, status).await,
-                Ok(None) => npm_error(502, "the cache entry vanished"),
-                Err(e) => npm_error(500, e.to_string()),
+                Ok(None) => error(502, "the cache entry vanished"),
+                Err(e) => error(500, e.to_string()),
             },
             // Stale-if-error: an old copy beats no answer. A client asking for the install
             // view accepts the full document too (its Accept lists application/json), so
@@ -157,7 +149,7 @@ impl NpmProxy {
                         crate::logging::log("warn", &format!("serving stale {name}: {e}"));
                         self.serve_packument(req, name, v, &entry, CacheStatus::Stale).await
                     }
-                    None => npm_error(502, format!("upstream unavailable: {e}")),
+                    None => error(502, format!("upstream unavailable: {e}")),
                 }
             }
         }
@@ -331,9 +323,9 @@ impl NpmProxy {
                 .with_header("Cache-Control", "no-cache")
         };
         if entry.status != 200 {
-            return marked(npm_error(404, "Not found"));
+            return marked(error(404, "Not found"));
         }
-        let Some(data_key) = &entry.data_key else { return npm_error(500, "cache entry without data") };
+        let Some(data_key) = &entry.data_key else { return error(500, "cache entry without data") };
         // Our own validator: the stored copy's key, and the URL it was rewritten for.
         let etag = format!("\"{}\"", crate::util::sha256_hex(format!("{data_key} {}", self.registry_url).as_bytes()));
         if req.header("if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag)) {
@@ -347,10 +339,10 @@ impl NpmProxy {
                     Ok(Some(e)) if e.data_key != entry.data_key && e.data_key.is_some() => {
                         Box::pin(self.serve_packument(req, name, variant, &e, status)).await
                     }
-                    _ => npm_error(502, "cached packument missing"),
+                    _ => error(502, "cached packument missing"),
                 };
             }
-            Err(e) => return npm_error(500, e.to_string()),
+            Err(e) => return error(500, e.to_string()),
         };
         let content_type = entry.content_type.clone().unwrap_or_else(|| "application/json".into());
         let mut resp = Response::new(200).with_header("Content-Type", content_type).with_header("ETag", etag);
@@ -371,7 +363,7 @@ impl NpmProxy {
                 .boxed_local();
             match PlatformStream::from_chunks(rewritten).await {
                 Ok(s) => resp.body = Body::Stream(s),
-                Err(e) => return npm_error(500, e.to_string()),
+                Err(e) => return error(500, e.to_string()),
             }
         }
         marked(resp)
@@ -389,15 +381,15 @@ impl NpmProxy {
         let (status, upstream) = (full.headers.get("x-cache").unwrap_or("MISS").to_string(), full.headers.get("x-cache-upstream").unwrap_or("").to_string());
         let bytes = match full.body.read_capped(cap).await {
             Ok(b) => b,
-            Err(e) => return npm_error(502, format!("packument too large to pick a version from: {e}")),
+            Err(e) => return error(502, format!("packument too large to pick a version from: {e}")),
         };
         let doc: serde_json::Value = match serde_json::from_slice(&bytes) {
             Ok(d) => d,
-            Err(e) => return npm_error(502, format!("cached packument unreadable: {e}")),
+            Err(e) => return error(502, format!("cached packument unreadable: {e}")),
         };
         match super::packument::version_doc(&doc, version_or_tag) {
             Some(v) => Response::json(200, v).with_header("X-Cache", status).with_header("X-Cache-Upstream", upstream),
-            None => npm_error(404, format!("version not found: {version_or_tag}")),
+            None => error(404, format!("version not found: {version_or_tag}")),
         }
     }
 
@@ -419,23 +411,23 @@ impl NpmProxy {
                     return mark(r, CacheStatus::Hit, &upstream);
                 }
                 Ok(None) => {}
-                Err(e) => return npm_error(500, e.to_string()),
+                Err(e) => return error(500, e.to_string()),
             }
         }
         let Some((upstream_id, record)) = self.dist_record(name, file).await else {
-            return npm_error(404, "Not found");
+            return error(404, "Not found");
         };
         let Some(upstream) = self.upstream(name, &upstream_id) else {
-            return npm_error(404, "Not found");
+            return error(404, "Not found");
         };
         let mut headers = Headers::new();
         headers.set("Accept", "application/octet-stream, */*");
         let request = UpstreamRequest { method: Method::Get, url: record.tarball.clone(), headers, body: None };
         let response = match fetch_one(&self.platform, &upstream, name.as_str(), request).await {
             Outcome::Answer(r) if r.status == 200 => r,
-            Outcome::Answer(r) => return npm_error(502, format!("upstream answered {}", r.status)),
-            Outcome::NotFound => return npm_error(404, "Not found"),
-            Outcome::Failed(e) => return npm_error(502, format!("upstream unavailable: {e}")),
+            Outcome::Answer(r) => return error(502, format!("upstream answered {}", r.status)),
+            Outcome::NotFound => return error(404, "Not found"),
+            Outcome::Failed(e) => return error(502, format!("upstream unavailable: {e}")),
         };
         let checksum = expected_checksum(&record);
         let opts = PutOptions {
@@ -473,23 +465,29 @@ impl NpmProxy {
                 let gated = cache_while_streaming(&self.platform, key, s, opts, None, format!("{name}/{file}"));
                 respond(Body::Stream(gated), length)
             }
-            // Bytes already in memory (or a stream of unknown length, read under a cap):
-            // store first, answer only with what was verified.
+            Body::Stream(s) => {
+                // No length: R2 cannot take it as it comes, and holding it in the isolate to
+                // verify it first could take all its memory. npm checks the integrity itself.
+                crate::logging::log("warn", &format!("{name}/{file}: upstream sent no length; not cached"));
+                respond(Body::Stream(s), None)
+            }
+            // Bytes already in memory (the in-memory platform): store first, answer only with
+            // what was verified.
             body => {
-                let bytes = match body.read_capped(UNKNOWN_LENGTH_CAP).await {
+                let bytes = match body.read_capped(u64::MAX).await {
                     Ok(b) => b,
-                    Err(e) => return npm_error(502, format!("upstream body: {e}")),
+                    Err(e) => return error(502, format!("upstream body: {e}")),
                 };
                 match store.put(&key, Body::Bytes(bytes), opts).await {
                     // Served from the verified copy, which R2 streams.
                     Ok(PutOutcome::Stored(_)) => match store.get(&key, None).await {
                         Ok(Some(obj)) => respond(obj.body, Some(obj.meta.size)),
-                        Ok(None) => npm_error(502, "cached tarball vanished"),
-                        Err(e) => npm_error(500, e.to_string()),
+                        Ok(None) => error(502, "cached tarball vanished"),
+                        Err(e) => error(500, e.to_string()),
                     },
-                    Ok(PutOutcome::ChecksumMismatch) => npm_error(502, format!("{file} from {} failed its integrity check", upstream.id)),
-                    Ok(PutOutcome::ConditionFailed) => npm_error(500, "unexpected write condition"),
-                    Err(e) => npm_error(500, e.to_string()),
+                    Ok(PutOutcome::ChecksumMismatch) => error(502, format!("{file} from {} failed its integrity check", upstream.id)),
+                    Ok(PutOutcome::ConditionFailed) => error(500, "unexpected write condition"),
+                    Err(e) => error(500, e.to_string()),
                 }
             }
         }
@@ -567,7 +565,7 @@ impl NpmProxy {
     /// Passes `/-/npm/v1/security/*` to the first upstream (nothing is cached).
     pub async fn audit(&self, req: Request, path: &str) -> Response {
         let Some(upstream) = self.upstreams.upstreams.iter().find(|u| u.enabled).cloned() else {
-            return npm_error(404, "no upstream for audits");
+            return error(404, "no upstream for audits");
         };
         let mut headers = Headers::new();
         for h in ["content-type", "content-encoding", "accept", "npm-command"] {
@@ -578,7 +576,7 @@ impl NpmProxy {
         let method = req.method;
         let body = match req.body.read_capped(8 * 1024 * 1024).await {
             Ok(b) => b,
-            Err(e) => return npm_error(413, e.to_string()),
+            Err(e) => return error(413, e.to_string()),
         };
         let request = UpstreamRequest { method, url: format!("{}{path}", upstream.url), headers, body: Some(body) };
         match fetch_one(&self.platform, &upstream, "-audit", request).await {
@@ -592,8 +590,8 @@ impl NpmProxy {
                 out.body = r.body;
                 mark(out, CacheStatus::Miss, &upstream.id)
             }
-            Outcome::NotFound => npm_error(404, "Not found"),
-            Outcome::Failed(e) => npm_error(502, format!("upstream unavailable: {e}")),
+            Outcome::NotFound => error(404, "Not found"),
+            Outcome::Failed(e) => error(502, format!("upstream unavailable: {e}")),
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::storage::{HookMetadata, Storage, StorageError};
 use names::{keys, valid_repository, valid_tag, Digest};
 
 /// Manifests larger than this are refused, as distribution does.
-const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
+pub(crate) const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
 
 pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -392,12 +392,7 @@ async fn get_manifest(ctx: &Ctx<'_>, req: &Request, name: &str, reference: &str)
         Err(e) => return storage_error(e),
     };
     let etag = format!("\"{digest}\"");
-    let mut r = Response::new(200)
-        .with_header("Content-Type", meta.content_type.clone().unwrap_or_else(|| MANIFEST_MEDIA_TYPE.into()))
-        .with_header("Content-Length", meta.size.to_string())
-        .with_header("Docker-Content-Digest", digest.to_string())
-        .with_header("ETag", etag.clone())
-        .with_header("Content-Encoding", "identity");
+    let mut r = manifest_response(&meta, &digest);
     if req.header("if-none-match") == Some(etag.as_str()) {
         return Response::new(304).with_header("ETag", etag).with_header("Docker-Content-Digest", digest.to_string());
     }
@@ -405,6 +400,17 @@ async fn get_manifest(ctx: &Ctx<'_>, req: &Request, name: &str, reference: &str)
         r.body = b;
     }
     r
+}
+
+/// A stored manifest's headers (its body is the caller's to attach).
+pub(crate) fn manifest_response(meta: &ObjectMeta, digest: &Digest) -> Response {
+    Response::new(200)
+        .with_header("Content-Type", meta.content_type.clone().unwrap_or_else(|| MANIFEST_MEDIA_TYPE.into()))
+        .with_header("Content-Length", meta.size.to_string())
+        .with_header("Docker-Content-Digest", digest.to_string())
+        .with_header("ETag", format!("\"{digest}\""))
+        // Keeps the runtime from compressing, which would drop Content-Length.
+        .with_header("Content-Encoding", "identity")
 }
 
 /// The media type a manifest says it has, or what its shape implies.

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use futures::future::FutureExt;
 
 use super::names::{valid_tag, Digest};
-use super::{error, serve_blob, Ctx, MANIFEST_MEDIA_TYPE};
+use super::{error, manifest_response, serve_blob, Ctx, MANIFEST_MEDIA_TYPE, MAX_MANIFEST};
 use crate::http::{Body, Headers, Method, Request, Response};
 use crate::platform::{Checksum, Platform, PutOptions, PutOutcome};
 use crate::upstream::cache::{self, Entry, Freshness};
@@ -29,8 +29,6 @@ application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.v2+json, \
 application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.5";
-
-const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
 
 mod keys {
     use super::Digest;
@@ -307,12 +305,7 @@ impl OciProxy {
             Ok(None) => return error(404, "MANIFEST_UNKNOWN", format!("manifest {name}@{digest} not found")),
             Err(e) => return super::internal(e),
         };
-        let mut r = Response::new(200)
-            .with_header("Content-Type", meta.content_type.clone().unwrap_or_else(|| MANIFEST_MEDIA_TYPE.into()))
-            .with_header("Content-Length", meta.size.to_string())
-            .with_header("Docker-Content-Digest", digest.to_string())
-            .with_header("ETag", format!("\"{digest}\""))
-            .with_header("Content-Encoding", "identity");
+        let mut r = manifest_response(&meta, digest);
         r.body = body;
         mark(r, status, upstream)
     }
