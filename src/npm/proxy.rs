@@ -26,7 +26,7 @@ use crate::platform::{Checksum, Platform, PutOptions, PutOutcome};
 use crate::storage::writer::ObjectWriter;
 use crate::upstream::cache::{self, Entry, Freshness};
 use crate::upstream::client::{fetch_first, fetch_one, Fetched, Outcome, UpstreamRequest};
-use crate::upstream::{cache_while_streaming, mark, CachePolicy, CacheStatus, ProtocolUpstreams, Upstream};
+use crate::upstream::{cache_while_streaming, mark, refresh_document, revalidate_later, CachePolicy, CacheStatus, ProtocolUpstreams, Upstream};
 
 /// The two packument views npm asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,35 +156,16 @@ impl NpmProxy {
     }
 
     async fn refresh_collapsed(&self, name: &PackageName, variant: Variant) -> cache::Refresh {
-        let this = self.clone();
-        let name2 = name.clone();
-        cache::single_flight(&entry_key(name, variant), move || {
-            async move {
-                let started = this.platform.now_ms();
-                let result = this.refresh(&name2, variant).await;
-                crate::upstream::log_refresh("npm", name2.as_str(), variant.as_str(), &result, this.platform.now_ms() - started);
-                result
-            }
-            .boxed_local()
-        })
-        .await
+        let (this, n) = (self.clone(), name.clone());
+        let work = async move { this.refresh(&n, variant).await }.boxed_local();
+        let label = ("npm", name.to_string(), variant.as_str().to_string());
+        refresh_document(&self.platform, &entry_key(name, variant), label, work).await
     }
 
-    /// Stale-while-revalidate: one background refresh per document per isolate.
     fn revalidate_later(&self, name: &PackageName, variant: Variant) {
-        if cache::in_flight(&entry_key(name, variant)) {
-            return;
-        }
-        let this = self.clone();
-        let name = name.clone();
-        self.platform.background.spawn(
-            async move {
-                if let Err(e) = this.refresh_collapsed(&name, variant).await {
-                    crate::logging::log("warn", &format!("background revalidation of {name} failed: {e}"));
-                }
-            }
-            .boxed_local(),
-        );
+        let (this, n) = (self.clone(), name.clone());
+        let refresh = async move { this.refresh_collapsed(&n, variant).await }.boxed_local();
+        revalidate_later(&self.platform, &entry_key(name, variant), refresh);
     }
 
     /// Asks the upstreams (conditionally, when the cached copy came from the same one) and

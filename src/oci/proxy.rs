@@ -21,7 +21,7 @@ use crate::http::{Body, Headers, Method, Request, Response};
 use crate::platform::{Checksum, Platform, PutOptions, PutOutcome};
 use crate::upstream::cache::{self, Entry, Freshness};
 use crate::upstream::client::{fetch_first, fetch_one, Fetched, Outcome, UpstreamRequest};
-use crate::upstream::{cache_while_streaming, mark, CacheStatus, ProtocolUpstreams, Upstream};
+use crate::upstream::{cache_while_streaming, mark, refresh_document, revalidate_later, CacheStatus, ProtocolUpstreams, Upstream};
 
 /// Every manifest type a client may meet; indexes first, so multi-arch images stay whole.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -134,34 +134,15 @@ impl OciProxy {
     }
 
     async fn refresh_collapsed(&self, name: &str, tag: &str) -> cache::Refresh {
-        let this = self.clone();
-        let (n, t) = (name.to_string(), tag.to_string());
-        cache::single_flight(&keys::tag_entry(name, tag), move || {
-            async move {
-                let started = this.platform.now_ms();
-                let result = this.refresh_tag(&n, &t).await;
-                crate::upstream::log_refresh("oci", &n, &t, &result, this.platform.now_ms() - started);
-                result
-            }
-            .boxed_local()
-        })
-        .await
+        let (this, n, t) = (self.clone(), name.to_string(), tag.to_string());
+        let work = async move { this.refresh_tag(&n, &t).await }.boxed_local();
+        refresh_document(&self.platform, &keys::tag_entry(name, tag), ("oci", name.to_string(), tag.to_string()), work).await
     }
 
     fn revalidate_later(&self, name: &str, tag: &str) {
-        if cache::in_flight(&keys::tag_entry(name, tag)) {
-            return;
-        }
-        let this = self.clone();
-        let (n, t) = (name.to_string(), tag.to_string());
-        self.platform.background.spawn(
-            async move {
-                if let Err(e) = this.refresh_collapsed(&n, &t).await {
-                    crate::logging::log("warn", &format!("background revalidation of {n}:{t} failed: {e}"));
-                }
-            }
-            .boxed_local(),
-        );
+        let (this, n, t) = (self.clone(), name.to_string(), tag.to_string());
+        let refresh = async move { this.refresh_collapsed(&n, &t).await }.boxed_local();
+        revalidate_later(&self.platform, &keys::tag_entry(name, tag), refresh);
     }
 
     /// HEAD the tag upstream; fetch the manifest by digest only when it moved.

@@ -119,8 +119,43 @@ pub fn cache_while_streaming(
     to_client.gate(async move { rx.await.unwrap_or(false) }.boxed_local())
 }
 
+/// Refreshes the cached document at `key`: one run per isolate at a time (concurrent misses
+/// wait for it), timed and logged as `protocol` `resource` `view`.
+pub async fn refresh_document(
+    platform: &Platform,
+    key: &str,
+    (protocol, resource, view): (&'static str, String, String),
+    work: futures::future::LocalBoxFuture<'static, cache::Refresh>,
+) -> cache::Refresh {
+    let clock = platform.clock.clone();
+    cache::single_flight(key, move || {
+        async move {
+            let started = clock.now_ms();
+            let result = work.await;
+            log_refresh(protocol, &resource, &view, &result, clock.now_ms() - started);
+            result
+        }
+        .boxed_local()
+    })
+    .await
+}
+
+/// Stale-while-revalidate: runs `refresh` after the response, unless a refresh of `key` is
+/// already running in this isolate. (Its outcome is logged by `refresh_document`.)
+pub fn revalidate_later(platform: &Platform, key: &str, refresh: futures::future::LocalBoxFuture<'static, cache::Refresh>) {
+    if cache::in_flight(key) {
+        return;
+    }
+    platform.background.spawn(
+        async move {
+            let _ = refresh.await;
+        }
+        .boxed_local(),
+    );
+}
+
 /// Logs how a metadata refresh went: which document, the outcome, how long it took.
-pub fn log_refresh(protocol: &str, resource: &str, view: &str, result: &cache::Refresh, ms: f64) {
+fn log_refresh(protocol: &str, resource: &str, view: &str, result: &cache::Refresh, ms: f64) {
     let (level, outcome) = match result {
         Ok(status) => ("info", status.as_str().to_string()),
         Err(e) => ("warn", format!("failed: {e}")),
