@@ -41,13 +41,8 @@ export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=f
 mkdir -p "$WORK" "$LOGS"
 : > "$LOGS/npm.log"
 
-say() { printf '\n== %s\n' "$*"; }
-die() { printf '\nbench/npm.sh: %s\n' "$*" >&2; exit 1; }
-now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); }
-free_port() {
-  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
-json_field() { node -e 'let d="";process.stdin.on("data",c=>d+=c).on("end",()=>{const v=JSON.parse(d)[process.argv[1]];if(v===undefined)process.exit(1);console.log(typeof v==="object"?JSON.stringify(v):v)})' "$1"; }
+BENCH_NAME=bench/npm.sh
+source "$ROOT/bench/lib/common.sh"
 
 # --- cleanup: both servers run in their own session (setsid), so each whole group is stopped.
 PGIDS=()
@@ -55,10 +50,7 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   for pg in "${PGIDS[@]}"; do kill -TERM -- "-$pg" 2>/dev/null || true; done
-  for pg in "${PGIDS[@]}"; do
-    for _ in $(seq 1 50); do kill -0 -- "-$pg" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$pg" 2>/dev/null || true
-  done
+  for pg in "${PGIDS[@]}"; do stop_group "$pg"; done
   if [ "$rc" != 0 ]; then
     for f in worker.log verdaccio.log npm.log; do
       [ -s "$LOGS/$f" ] && { echo "--- last lines of bench/work/logs/$f" >&2; tail -n 25 "$LOGS/$f" >&2; }
@@ -69,28 +61,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_http() { # URL SECONDS PGID NAME
-  local deadline=$(( $(date +%s) + $2 ))
-  while [ "$(date +%s)" -lt "$deadline" ]; do
-    curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null && return 0
-    kill -0 -- "-$3" 2>/dev/null || die "$4 exited before answering $1"
-    sleep 0.25
-  done
-  die "$4 did not answer $1 within $2 s"
-}
-
 # ---------------------------------------------------------------------------------------------
 say "1. the Worker"
-if [ "${BENCH_SKIP_BUILD:-}" = 1 ] && [ -f build/worker/shim.mjs ]; then
-  echo "BENCH_SKIP_BUILD=1: using build/worker as it is"
-else
-  bash scripts/setup.sh
-  if [ -f build/worker/shim.mjs ] && [ -z "$(find src Cargo.toml Cargo.lock -newer build/worker/shim.mjs -print -quit)" ]; then
-    echo "build/worker is newer than src/, Cargo.toml and Cargo.lock: not rebuilding"
-  else
-    bash scripts/build-worker.sh
-  fi
-fi
+ensure_worker_built
 WPORT=$(free_port)
 ADMIN_TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 rm -rf "$WORK/wrangler-state"

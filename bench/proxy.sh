@@ -78,27 +78,20 @@ rm -rf "$WORK"
 mkdir -p "$WORK" "$LOGS"
 : > "$LOGS/npm.log"
 
-say() { printf '\n== %s\n' "$*"; }
-die() { printf '\nbench/proxy.sh: %s\n' "$*" >&2; exit 1; }
-now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); }
+BENCH_NAME=bench/proxy.sh
+source "$ROOT/bench/lib/common.sh"
 USED_PORTS=" "
 new_port() { # a free port not handed out before in this run
   local p
   while :; do
-    p=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+    p=$(free_port)
     case "$USED_PORTS" in *" $p "*) continue;; esac
     USED_PORTS+="$p "; echo "$p"; return
   done
 }
-json_field() { node -e 'let d="";process.stdin.on("data",c=>d+=c).on("end",()=>{const v=JSON.parse(d)[process.argv[1]];if(v===undefined)process.exit(1);console.log(typeof v==="object"?JSON.stringify(v):v)})' "$1"; }
 
 # --- cleanup: every server runs in its own session (setsid), so each whole group is stopped.
 PGIDS=()
-stop_group() { # PGID
-  kill -TERM -- "-$1" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 -- "-$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL -- "-$1" 2>/dev/null || true
-}
 stop_server() { # PGID: stops it and forgets it
   local keep=() pg
   stop_group "$1"
@@ -119,16 +112,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-wait_http() { # URL SECONDS PGID NAME
-  local deadline=$(( $(date +%s) + $2 ))
-  while [ "$(date +%s)" -lt "$deadline" ]; do
-    curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null && return 0
-    kill -0 -- "-$3" 2>/dev/null || die "$4 exited before answering $1"
-    sleep 0.25
-  done
-  die "$4 did not answer $1 within $2 s"
-}
 
 # Servers. Each start_* sets URL and PG (its process group) and logs to bench/work/proxy/logs/.
 start_worker() { # NAME VAR:VALUE... (fresh state)
@@ -196,16 +179,7 @@ median_s() { median "$(tr ' ' '\n' <<<"$1" | grep . | awk '{print $1/1000}' | tr
 
 # ---------------------------------------------------------------------------------------------
 say "1. build, origins and fixtures"
-if [ "${BENCH_SKIP_BUILD:-}" = 1 ] && [ -f build/worker/shim.mjs ]; then
-  echo "BENCH_SKIP_BUILD=1: using build/worker as it is"
-else
-  bash scripts/setup.sh
-  if [ -f build/worker/shim.mjs ] && [ -z "$(find src Cargo.toml Cargo.lock -newer build/worker/shim.mjs -print -quit)" ]; then
-    echo "build/worker is newer than src/, Cargo.toml and Cargo.lock: not rebuilding"
-  else
-    bash scripts/build-worker.sh
-  fi
-fi
+ensure_worker_built
 [ -f "$VERDACCIO_BIN" ] || die "verdaccio is not installed in miniflare/node_modules: run scripts/setup.sh"
 if [ ! -x "$REGISTRY_BIN" ]; then
   echo "installing docker-registry (Debian)"
