@@ -355,6 +355,8 @@ impl OciProxy {
                 crate::logging::log("warn", &format!("{name}@{digest}: upstream sent no length; not cached"));
                 respond(Body::Stream(s))
             }
+            // Bytes already in memory (the in-memory platform): store first, answer only with
+            // what was verified.
             body => {
                 let bytes = match body.read_capped(u64::MAX).await {
                     Ok(b) => b,
