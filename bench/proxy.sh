@@ -32,7 +32,7 @@
 # while the OCI rounds run).
 #
 # The Worker runs through wrangler's own startWorker API with wrangler.toml, as `wrangler dev`
-# runs it, but with wrangler's devtools inspector off (bench/lib/worker.mjs says why: under
+# runs it, but with wrangler's devtools inspector off (miniflare/worker.mjs says why: under
 # `wrangler dev` every chunk of every upstream body becomes a devtools event that is posted to
 # the wrangler process, which then dominates cold pulls and runs out of heap on a 1 GiB blob).
 # BENCH_WRANGLER_DEV=1 runs the plain `wrangler dev` command instead, to see that.
@@ -126,7 +126,7 @@ start_worker() { # NAME VAR:VALUE... (fresh state)
       --persist-to "$state" "${vars[@]}" --show-interactive-dev-session=false --log-level warn \
       </dev/null >"$LOGS/worker-$name.log" 2>&1 &
   else
-    setsid node "$LIB/worker.mjs" --port "$port" --persist "$state" "${vars[@]}" </dev/null >"$LOGS/worker-$name.log" 2>&1 &
+    setsid node "$ROOT/miniflare/worker.mjs" --port "$port" --persist "$state" "${vars[@]}" </dev/null >"$LOGS/worker-$name.log" 2>&1 &
   fi
   PG=$!; PGIDS+=("$PG"); URL="http://127.0.0.1:$port"
   wait_http "$URL/-/health" 120 "$PG" "the Worker ($name)"
@@ -345,7 +345,7 @@ row() { # METRIC WORKER OTHER higher|lower
 head_row() { printf '%-50s %12s %12s %8s\n' "$1" worker "$2" ratio; printf '%-50s %12s %12s %8s\n' ------ ------ "${2//?/-}" -----; }
 r2() { awk -v x="$1" 'BEGIN{printf "%.2f", x}'; }
 mib() { awk -v x="$1" 'BEGIN{printf "%.1f", x/1048576}'; }
-runner=$([ "$WRANGLER_DEV" = 1 ] && echo "wrangler dev (inspector on)" || echo "wrangler startWorker, inspector off (bench/lib/worker.mjs)")
+runner=$([ "$WRANGLER_DEV" = 1 ] && echo "wrangler dev (inspector on)" || echo "wrangler startWorker, inspector off (miniflare/worker.mjs)")
 echo "machine: $(nproc) cores, node $(node --version), npm $(npm --version 2>/dev/null); Worker in workerd via $runner, local R2/KV/DO;"
 echo "verdaccio 6.8.0 and $("$REGISTRY_BIN" --version 2>/dev/null | awk '{print "docker-registry", $3}'); origins, mirrors and clients share the machine"
 echo "ratio: >1 means the Worker is better (other/worker for times, worker/other for rates)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Test harness: runs the built Worker under `wrangler dev` for one test process.
-#   worker.sh PORT STATE_DIR WATCH_PID [--var NAME:VALUE ...]
+# Test harness: runs the built Worker (miniflare/worker.mjs: wrangler's startWorker without
+# file watching or inspector) for one test process.
+#   worker.sh PORT STATE_DIR WATCH_PID [--local-protocol https] [--var NAME:VALUE ...]
 # Serves on 127.0.0.1:PORT with local R2/KV/Durable Objects under STATE_DIR, and stops (with
 # workerd) as soon as WATCH_PID exits, so a crashed test run leaves nothing behind.
 # Start it in its own process group (setsid): the group is killed on exit.
@@ -9,8 +10,7 @@ PORT=$1 STATE=$2 WATCH=$3
 shift 3
 source "$(dirname "$0")/../scripts/env.sh"
 cd "$ROOT"
-EDGEREGISTRY_SKIP_BUILD=1 "$WRANGLER" dev --ip 127.0.0.1 --port "$PORT" --persist-to "$STATE" \
-  --show-interactive-dev-session=false --log-level warn "$@" &
+node "$ROOT/miniflare/worker.mjs" --port "$PORT" --persist "$STATE" --log-level warn "$@" &
 W=$!
 trap 'kill -- -$$ 2>/dev/null' EXIT
 while kill -0 "$WATCH" 2>/dev/null && kill -0 "$W" 2>/dev/null; do sleep 1; done

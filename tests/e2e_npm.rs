@@ -268,12 +268,13 @@ fn twenty_concurrent_publishes_of_one_package_all_survive() {
             std::thread::spawn(move || {
                 let version = format!("1.0.{i}");
                 let body = publish_body(name, &version, &tarball(name, &version));
-                request("PUT", &url, Some(&token), &[("content-type", "application/json")], Some(body.to_string().into_bytes())).status
+                let r = request("PUT", &url, Some(&token), &[("content-type", "application/json")], Some(body.to_string().into_bytes()));
+                (r.status, String::from_utf8_lossy(&r.body).into_owned())
             })
         })
         .collect();
-    let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    let replies: Vec<(u16, String)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(replies.iter().all(|(status, _)| *status == 201), "{replies:?}");
     let doc = packument(name).json();
     let versions = doc["versions"].as_object().unwrap();
     assert_eq!(versions.len(), 20, "{:?}", versions.keys().collect::<Vec<_>>());
