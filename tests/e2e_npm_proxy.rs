@@ -147,7 +147,7 @@ fn faults_between_the_cache_and_the_upstream() {
     proxy.set(Fault::None);
     let fetched_before = proxy.count("fault-pkg-1.0.0.tgz");
     let clean = request("GET", &tgz_url, None, &[], None);
-    assert_eq!(clean.status, 200);
+    assert_eq!(clean.status, 200, "{}", clean.text());
     assert_eq!(clean.body, good, "the next request fetched it again, intact");
     assert_eq!(clean.header("x-cache"), Some("MISS"), "the corrupt copy was not cached");
     assert_eq!(proxy.count("fault-pkg-1.0.0.tgz"), fetched_before + 1);
