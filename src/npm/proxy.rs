@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use futures::future::{select, Either, FutureExt};
+use futures::future::{select, Either, FutureExt, LocalBoxFuture};
 use futures::StreamExt;
 
 use super::error;
@@ -24,9 +24,9 @@ use super::rewrite::{DistRecord, Rewriter};
 use crate::http::{Body, Headers, Method, PlatformStream, Request, Response};
 use crate::platform::{Checksum, Platform, PutOptions, PutOutcome};
 use crate::storage::writer::ObjectWriter;
-use crate::upstream::cache::{self, Entry, Freshness};
+use crate::upstream::cache::{self, Entry};
 use crate::upstream::client::{fetch_first, fetch_one, Fetched, Outcome, UpstreamRequest};
-use crate::upstream::{cache_while_streaming, mark, refresh_document, revalidate_later, CachePolicy, CacheStatus, ProtocolUpstreams, Upstream};
+use crate::upstream::{cache_while_streaming, cached_document, mark, refresh_document, CachePolicy, DocumentError, CacheStatus, ProtocolUpstreams, Upstream};
 
 /// The two packument views npm asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,32 +116,18 @@ impl NpmProxy {
 
     pub async fn packument(&self, req: &Request, name: &PackageName) -> Response {
         let variant = Variant::of(req);
-        let key = entry_key(name, variant);
-        let store = self.platform.store.clone();
-        let cached = cache::load(&*store, &key).await.ok().flatten();
-        if let Some(entry) = &cached {
-            match entry.freshness(self.platform.now_ms(), &self.policy(name, &entry.upstream)) {
-                Freshness::Fresh => return self.serve_packument(req, name, variant, entry, CacheStatus::Hit).await,
-                Freshness::Stale => {
-                    self.revalidate_later(name, variant);
-                    return self.serve_packument(req, name, variant, entry, CacheStatus::Stale).await;
-                }
-                Freshness::Expired => {}
-            }
-        }
-        match self.refresh_collapsed(name, variant).await {
-            Ok(status) => match cache::load(&*store, &key).await {
-                Ok(Some(entry)) => self.serve_packument(req, name, variant, &entry, status).await,
-                Ok(None) => error(502, "the cache entry vanished"),
-                Err(e) => error(500, e.to_string()),
-            },
+        let policy = |entry: &Entry| self.policy(name, &entry.upstream);
+        let refresh = || self.refresh_collapsed(name, variant);
+        match cached_document(&self.platform, &entry_key(name, variant), policy, refresh).await {
+            Ok((entry, status)) => self.serve_packument(req, name, variant, &entry, status).await,
+            Err(DocumentError::Store(e)) => error(502, e),
             // Stale-if-error: an old copy beats no answer. A client asking for the install
             // view accepts the full document too (its Accept lists application/json), so
             // a cached full copy stands in for a missing abbreviated one.
-            Err(e) => {
-                let mut fallback = cached.filter(|c| c.status == 200).map(|c| (variant, c));
+            Err(DocumentError::Upstream { error: e, stale }) => {
+                let mut fallback = stale.map(|c| (variant, c));
                 if fallback.is_none() && variant == Variant::Abbreviated {
-                    let full = cache::load(&*store, &entry_key(name, Variant::Full)).await.ok().flatten();
+                    let full = cache::load(&*self.platform.store, &entry_key(name, Variant::Full)).await.ok().flatten();
                     fallback = full.filter(|c| c.status == 200).map(|c| (Variant::Full, c));
                 }
                 match fallback {
@@ -155,17 +141,18 @@ impl NpmProxy {
         }
     }
 
-    async fn refresh_collapsed(&self, name: &PackageName, variant: Variant) -> cache::Refresh {
+    /// Refreshes one view of `name` now, collapsed with concurrent refreshes of it.
+    fn refresh_collapsed(&self, name: &PackageName, variant: Variant) -> LocalBoxFuture<'static, cache::Refresh> {
         let (this, n) = (self.clone(), name.clone());
-        let work = async move { this.refresh(&n, variant).await }.boxed_local();
-        let label = ("npm", name.to_string(), variant.as_str().to_string());
-        refresh_document(&self.platform, &entry_key(name, variant), label, work).await
-    }
-
-    fn revalidate_later(&self, name: &PackageName, variant: Variant) {
-        let (this, n) = (self.clone(), name.clone());
-        let refresh = async move { this.refresh_collapsed(&n, variant).await }.boxed_local();
-        revalidate_later(&self.platform, &entry_key(name, variant), refresh);
+        async move {
+            let work = {
+                let (this, n) = (this.clone(), n.clone());
+                async move { this.refresh(&n, variant).await }.boxed_local()
+            };
+            let label = ("npm", n.to_string(), variant.as_str().to_string());
+            refresh_document(&this.platform, &entry_key(&n, variant), label, work).await
+        }
+        .boxed_local()
     }
 
     /// Asks the upstreams (conditionally, when the cached copy came from the same one) and

@@ -13,15 +13,15 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use futures::future::FutureExt;
+use futures::future::{FutureExt, LocalBoxFuture};
 
 use super::names::{valid_tag, Digest};
 use super::{error, manifest_response, serve_blob, Ctx, MANIFEST_MEDIA_TYPE, MAX_MANIFEST};
 use crate::http::{Body, Headers, Method, Request, Response};
 use crate::platform::{Checksum, Platform, PutOptions, PutOutcome};
-use crate::upstream::cache::{self, Entry, Freshness};
+use crate::upstream::cache::{self, Entry};
 use crate::upstream::client::{fetch_first, fetch_one, Fetched, Outcome, UpstreamRequest};
-use crate::upstream::{cache_while_streaming, mark, refresh_document, revalidate_later, CacheStatus, ProtocolUpstreams, Upstream};
+use crate::upstream::{cache_while_streaming, cached_document, mark, refresh_document, CacheStatus, DocumentError, ProtocolUpstreams, Upstream};
 
 /// Every manifest type a client may meet; indexes first, so multi-arch images stay whole.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -103,46 +103,30 @@ impl OciProxy {
         if !valid_tag(reference) {
             return error(400, "TAG_INVALID", format!("invalid tag {reference:?}"));
         }
-        let key = keys::tag_entry(name, reference);
-        let store = self.platform.store.clone();
-        let cached = cache::load(&*store, &key).await.ok().flatten();
-        if let Some(entry) = &cached {
-            let policy = self.by_id(name, &entry.upstream).map(|u| u.cache).unwrap_or_default();
-            match entry.freshness(self.platform.now_ms(), &policy) {
-                Freshness::Fresh => return self.serve_tag(req, name, reference, entry, CacheStatus::Hit).await,
-                Freshness::Stale => {
-                    self.revalidate_later(name, reference);
-                    return self.serve_tag(req, name, reference, entry, CacheStatus::Stale).await;
-                }
-                Freshness::Expired => {}
+        let policy = |entry: &Entry| self.by_id(name, &entry.upstream).map(|u| u.cache).unwrap_or_default();
+        let refresh = || self.refresh_collapsed(name, reference);
+        match cached_document(&self.platform, &keys::tag_entry(name, reference), policy, refresh).await {
+            Ok((entry, status)) => self.serve_tag(req, name, reference, &entry, status).await,
+            Err(DocumentError::Store(e)) => unavailable(e),
+            Err(DocumentError::Upstream { error: e, stale: Some(entry) }) => {
+                crate::logging::log("warn", &format!("serving stale {name}:{reference}: {e}"));
+                self.serve_tag(req, name, reference, &entry, CacheStatus::Stale).await
             }
-        }
-        match self.refresh_collapsed(name, reference).await {
-            Ok(status) => match cache::load(&*store, &key).await {
-                Ok(Some(entry)) => self.serve_tag(req, name, reference, &entry, status).await,
-                Ok(None) => unavailable("the cache entry vanished"),
-                Err(e) => super::internal(e),
-            },
-            Err(e) => match cached.filter(|c| c.status == 200) {
-                Some(entry) => {
-                    crate::logging::log("warn", &format!("serving stale {name}:{reference}: {e}"));
-                    self.serve_tag(req, name, reference, &entry, CacheStatus::Stale).await
-                }
-                None => unavailable(e),
-            },
+            Err(DocumentError::Upstream { error: e, stale: None }) => unavailable(e),
         }
     }
 
-    async fn refresh_collapsed(&self, name: &str, tag: &str) -> cache::Refresh {
+    /// Refreshes `name:tag` now, collapsed with concurrent refreshes of it.
+    fn refresh_collapsed(&self, name: &str, tag: &str) -> LocalBoxFuture<'static, cache::Refresh> {
         let (this, n, t) = (self.clone(), name.to_string(), tag.to_string());
-        let work = async move { this.refresh_tag(&n, &t).await }.boxed_local();
-        refresh_document(&self.platform, &keys::tag_entry(name, tag), ("oci", name.to_string(), tag.to_string()), work).await
-    }
-
-    fn revalidate_later(&self, name: &str, tag: &str) {
-        let (this, n, t) = (self.clone(), name.to_string(), tag.to_string());
-        let refresh = async move { this.refresh_collapsed(&n, &t).await }.boxed_local();
-        revalidate_later(&self.platform, &keys::tag_entry(name, tag), refresh);
+        async move {
+            let work = {
+                let (this, n, t) = (this.clone(), n.clone(), t.clone());
+                async move { this.refresh_tag(&n, &t).await }.boxed_local()
+            };
+            refresh_document(&this.platform, &keys::tag_entry(&n, &t), ("oci", n.clone(), t.clone()), work).await
+        }
+        .boxed_local()
     }
 
     /// HEAD the tag upstream; fetch the manifest by digest only when it moved.

@@ -140,9 +140,49 @@ pub async fn refresh_document(
     .await
 }
 
+/// Why `cached_document` has no entry to serve.
+pub enum DocumentError {
+    /// The refresh failed; `stale` is the last good copy, if any (stale-if-error).
+    Upstream { error: String, stale: Option<cache::Entry> },
+    /// The store failed, or lost the entry the refresh had just written.
+    Store(String),
+}
+
+/// The cached metadata document at `key` and how it is served, by the shared policy: a fresh
+/// entry as it is; a stale one (within stale-while-revalidate) as it is while `refresh` runs
+/// after the response; otherwise `refresh` now (collapsed with concurrent ones: see
+/// `refresh_document`) and the entry it wrote. `policy` gives the TTLs an entry was kept under.
+pub async fn cached_document(
+    platform: &Platform,
+    key: &str,
+    policy: impl FnOnce(&cache::Entry) -> CachePolicy,
+    refresh: impl Fn() -> futures::future::LocalBoxFuture<'static, cache::Refresh>,
+) -> Result<(cache::Entry, CacheStatus), DocumentError> {
+    let store = &*platform.store;
+    let cached = cache::load(store, key).await.ok().flatten();
+    if let Some(entry) = cached.as_ref() {
+        match entry.freshness(platform.now_ms(), &policy(entry)) {
+            cache::Freshness::Fresh => return Ok((entry.clone(), CacheStatus::Hit)),
+            cache::Freshness::Stale => {
+                revalidate_later(platform, key, refresh());
+                return Ok((entry.clone(), CacheStatus::Stale));
+            }
+            cache::Freshness::Expired => {}
+        }
+    }
+    match refresh().await {
+        Ok(status) => match cache::load(store, key).await {
+            Ok(Some(entry)) => Ok((entry, status)),
+            Ok(None) => Err(DocumentError::Store("the cache entry vanished".into())),
+            Err(e) => Err(DocumentError::Store(e.to_string())),
+        },
+        Err(error) => Err(DocumentError::Upstream { error, stale: cached.filter(|c| c.status == 200) }),
+    }
+}
+
 /// Stale-while-revalidate: runs `refresh` after the response, unless a refresh of `key` is
 /// already running in this isolate. (Its outcome is logged by `refresh_document`.)
-pub fn revalidate_later(platform: &Platform, key: &str, refresh: futures::future::LocalBoxFuture<'static, cache::Refresh>) {
+fn revalidate_later(platform: &Platform, key: &str, refresh: futures::future::LocalBoxFuture<'static, cache::Refresh>) {
     if cache::in_flight(key) {
         return;
     }
