@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use edgeregistry::http::{Body, Method, PlatformStream, Request};
+use edgeregistry::platform::{ObjectStore, PutOptions};
 use edgeregistry::oci::upload::{MAX_CHUNK, PART_SIZE};
 use futures::executor::block_on;
 use serde_json::{json, Value};
@@ -863,6 +864,30 @@ fn head_manifest_has_content_length_and_digest_but_no_body() {
         assert_eq!(r.header("Docker-Content-Digest"), Some(digest.as_str()));
         assert_eq!(r.header("Content-Type"), Some(OCI_MANIFEST));
     }
+}
+
+#[test]
+fn head_manifest_by_tag_is_answered_from_the_tag_in_one_read() {
+    let (reg, token) = setup();
+    let (body, digest) = reg.push_image(&token, "team/app", "v1", "one-read");
+    let before = reg.mem.store.reads();
+    let r = reg.send(oci(Method::Head, "/v2/team/app/manifests/v1", &token));
+    assert_eq!(reg.mem.store.reads() - before, 1, "store reads for HEAD by tag");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Length"), Some(body.len().to_string().as_str()));
+    assert_eq!(r.header("Docker-Content-Digest"), Some(digest.as_str()));
+    assert_eq!(r.header("Content-Type"), Some(OCI_MANIFEST));
+    // A tag written before tags recorded size and type still resolves (two reads).
+    let tag_key = "oci/tags/team/app/v1";
+    let mut old = block_on(reg.mem.store.head(tag_key)).unwrap().expect("tag object");
+    old.custom.retain(|k, _| k == "digest");
+    let opts = PutOptions { custom: old.custom, ..Default::default() };
+    block_on(reg.mem.store.put(tag_key, Body::Bytes(digest.clone().into_bytes()), opts)).unwrap();
+    let before = reg.mem.store.reads();
+    let r = reg.send(oci(Method::Head, "/v2/team/app/manifests/v1", &token));
+    assert_eq!(reg.mem.store.reads() - before, 2);
+    assert_eq!((r.status, r.header("Content-Length")), (200, Some(body.len().to_string().as_str())));
+    assert_eq!(r.header("Content-Type"), Some(OCI_MANIFEST));
 }
 
 #[test]

@@ -353,10 +353,11 @@ async fn tags_list(ctx: &Ctx<'_>, req: &Request, name: &str) -> Response {
     r
 }
 
-/// Resolves a tag or digest reference to the manifest digest.
-async fn resolve(ctx: &Ctx<'_>, name: &str, reference: &str) -> Result<Digest, Response> {
+/// Resolves a tag or digest reference to the manifest digest, with the manifest's size and
+/// media type when the tag records them (tags written since they do): enough for a HEAD.
+async fn resolve(ctx: &Ctx<'_>, name: &str, reference: &str) -> Result<(Digest, Option<ObjectMeta>), Response> {
     if let Some(d) = Digest::parse(reference) {
-        return Ok(d);
+        return Ok((d, None));
     }
     if reference.contains(':') {
         return Err(error(400, "DIGEST_INVALID", format!("unsupported digest {reference}")));
@@ -365,21 +366,35 @@ async fn resolve(ctx: &Ctx<'_>, name: &str, reference: &str) -> Result<Digest, R
         return Err(error(400, "TAG_INVALID", format!("invalid tag {reference:?}")));
     }
     let tag = ctx.app.platform.store.head(&keys::tag(name, reference)).await.map_err(internal)?;
-    tag.and_then(|t| t.custom.get("digest").and_then(|d| Digest::parse(d)))
-        .ok_or_else(|| error(404, "MANIFEST_UNKNOWN", format!("manifest {name}:{reference} not found")))
+    let Some((tag, digest)) = tag.and_then(|t| t.custom.get("digest").and_then(|d| Digest::parse(d)).map(|d| (t, d))) else {
+        return Err(error(404, "MANIFEST_UNKNOWN", format!("manifest {name}:{reference} not found")));
+    };
+    let size = tag.custom.get("size").and_then(|s| s.parse().ok());
+    let media_type = tag.custom.get("mediaType").cloned();
+    let known = size.zip(media_type).map(|(size, media_type)| ObjectMeta {
+        key: keys::manifest(name, &digest),
+        size,
+        content_type: Some(media_type),
+        ..tag
+    });
+    Ok((digest, known))
 }
 
 async fn get_manifest(ctx: &Ctx<'_>, req: &Request, name: &str, reference: &str) -> Response {
     if let Err(r) = ctx.check(name, Action::Read) {
         return r;
     }
-    let digest = match resolve(ctx, name, reference).await {
-        Ok(d) => d,
+    let (digest, known) = match resolve(ctx, name, reference).await {
+        Ok(r) => r,
         Err(r) => return r,
     };
     let key = keys::manifest(name, &digest);
     let found = if req.method == Method::Head {
-        ctx.storage.head(&key).await.map(|m| m.map(|m| (m, None)))
+        // Clients HEAD a tag before every pull: one read when the tag knows the answer.
+        match known {
+            Some(meta) => Ok(Some((meta, None))),
+            None => ctx.storage.head(&key).await.map(|m| m.map(|m| (m, None))),
+        }
     } else {
         ctx.storage
             .get(&key, None, ctx.hook_meta(name, Some(&digest)))
@@ -533,8 +548,11 @@ async fn put_manifest(ctx: &Ctx<'_>, req: Request, name: &str, reference: &str) 
         }
     }
     if let Some(t) = &tag {
-        let mut custom = BTreeMap::new();
-        custom.insert("digest".to_string(), digest.to_string());
+        let custom = BTreeMap::from([
+            ("digest".to_string(), digest.to_string()),
+            ("size".to_string(), size.to_string()),
+            ("mediaType".to_string(), media_type.clone()),
+        ]);
         let opts = PutOptions { custom, ..Default::default() };
         if let Err(e) = store.put(&keys::tag(name, t), digest.to_string().into_bytes().into(), opts).await {
             return internal(e);

@@ -27,6 +27,7 @@ pub struct MemoryObjectStore {
     objects: RefCell<BTreeMap<String, StoredObject>>,
     uploads: RefCell<HashMap<String, (String, PutOptions, BTreeMap<u16, Vec<u8>>)>>,
     counter: Cell<u64>,
+    reads: Cell<u64>,
     clock: Option<Rc<dyn Clock>>,
 }
 
@@ -36,6 +37,11 @@ impl MemoryObjectStore {
             clock: Some(clock),
             ..Default::default()
         }
+    }
+
+    /// How many `head`/`get` calls the store has answered (what a request costs in reads).
+    pub fn reads(&self) -> u64 {
+        self.reads.get()
     }
 
     fn next_etag(&self) -> String {
@@ -95,10 +101,12 @@ async fn body_bytes(body: Body) -> StoreResult<Vec<u8>> {
 #[async_trait(?Send)]
 impl ObjectStore for MemoryObjectStore {
     async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
+        self.reads.set(self.reads.get() + 1);
         Ok(self.objects.borrow().get(key).map(|o| o.meta.clone()))
     }
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> StoreResult<Option<Object>> {
+        self.reads.set(self.reads.get() + 1);
         let Some(obj) = self.objects.borrow().get(key).cloned() else {
             return Ok(None);
         };
