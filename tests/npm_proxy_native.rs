@@ -209,6 +209,44 @@ fn hosted_packages_are_never_shadowed_by_upstream_ones() {
 }
 
 #[test]
+fn a_cached_tarball_costs_two_store_reads() {
+    let (reg, up) = setup(&[]);
+    add_package(&up, "lodash", &["4.17.21"]);
+    let path = "/npm/lodash/-/lodash-4.17.21.tgz";
+    assert_eq!(reg.send(Request::new(Method::Get, path)).header("x-cache"), Some("MISS"));
+    for method in [Method::Get, Method::Head] {
+        let before = reg.mem.store.reads();
+        let hit = reg.send(Request::new(method, path));
+        assert_eq!((hit.status, hit.header("x-cache")), (200, Some("HIT")), "{method:?}");
+        assert_eq!(reg.mem.store.reads() - before, 2, "{method:?}: the hosted copy, then the cached one");
+    }
+}
+
+#[test]
+fn the_first_hosted_publish_of_a_name_purges_its_cached_upstream_copies() {
+    let (reg, up) = setup(&[]);
+    add_package(&up, "taken", &["1.0.0"]);
+    add_package(&up, "taken-too", &["1.0.0"]);
+    for path in ["/npm/taken/-/taken-1.0.0.tgz", "/npm/taken-too/-/taken-too-1.0.0.tgz"] {
+        assert_eq!(reg.send(Request::new(Method::Get, path)).status, 200, "{path}");
+    }
+    assert!(!reg.keys_with("npm/cache/taken/").is_empty());
+    let token = reg.user_with_token("dev");
+    reg.publish_ok(&token, "taken", "2.0.0");
+    assert!(reg.keys_with("npm/cache/taken/").is_empty(), "left: {:?}", reg.keys_with("npm/cache/taken/"));
+    let calls = up.borrow().calls.len();
+    for method in [Method::Get, Method::Head] {
+        let r = reg.send(Request::new(method, "/npm/taken/-/taken-1.0.0.tgz"));
+        assert_eq!(r.status, 404, "{method:?}: the upstream's version of a hosted name is gone");
+    }
+    assert_eq!(up.borrow().calls.len(), calls, "and the upstream is not asked for it");
+    // Another package whose name starts the same keeps its copies.
+    assert_eq!(reg.keys_with("npm/cache/taken-too/-/").len(), 1);
+    let r = reg.send(Request::new(Method::Get, "/npm/taken-too/-/taken-too-1.0.0.tgz"));
+    assert_eq!(r.header("x-cache"), Some("HIT"));
+}
+
+#[test]
 fn stale_copies_are_served_and_revalidated_conditionally() {
     let (reg, up) = setup(&[]);
     add_package(&up, "chalk", &["5.0.0"]);

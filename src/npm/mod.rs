@@ -300,14 +300,18 @@ async fn get_tarball(ctx: &Ctx<'_>, req: &Request, name: &PackageName, file: &st
 
 /// A tarball this registry does not host, from the pull-through cache.
 async fn tarball_from_upstream(ctx: &Ctx<'_>, req: &Request, name: &PackageName, file: &str) -> Response {
-    match ctx.is_hosted(name).await {
-        Ok(true) => return error(404, "Not found"),
-        Ok(false) => {}
-        Err(r) => return r,
+    let Some(proxy) = ctx.proxy(name.as_str(), "tarball").await else {
+        return error(404, "Not found");
+    };
+    // A hosted package has nothing in the cache (its first publish purges it: see
+    // `jobs::publish`), so a cached copy is served without asking whether the name is hosted.
+    if let Some(r) = proxy.cached_tarball(req, name, file).await {
+        return r;
     }
-    match ctx.proxy(name.as_str(), "tarball").await {
-        Some(p) => p.tarball(req, name, file).await,
-        None => error(404, "Not found"),
+    match ctx.is_hosted(name).await {
+        Ok(true) => error(404, "Not found"),
+        Ok(false) => proxy.fetch_tarball(req, name, file).await,
+        Err(r) => r,
     }
 }
 

@@ -363,25 +363,31 @@ impl NpmProxy {
 
     // ---- tarballs ----
 
-    pub async fn tarball(&self, req: &Request, name: &PackageName, file: &str) -> Response {
+    /// The cached copy of a tarball, if there is one (an error when the store fails).
+    pub async fn cached_tarball(&self, req: &Request, name: &PackageName, file: &str) -> Option<Response> {
+        let key = tarball_key(name, file);
+        let store = &self.platform.store;
+        if req.method == Method::Head {
+            let meta = store.head(&key).await.ok().flatten()?;
+            let upstream = meta.custom.get("upstream").cloned().unwrap_or_default();
+            return Some(mark(super::tarball_response(Response::new(200), &meta), CacheStatus::Hit, &upstream));
+        }
+        match store.get(&key, None).await {
+            Ok(Some(obj)) => {
+                let upstream = obj.meta.custom.get("upstream").cloned().unwrap_or_default();
+                let mut r = super::tarball_response(Response::new(200), &obj.meta);
+                r.body = obj.body;
+                Some(mark(r, CacheStatus::Hit, &upstream))
+            }
+            Ok(None) => None,
+            Err(e) => Some(error(500, e.to_string())),
+        }
+    }
+
+    /// A tarball that is not cached: from its upstream, verified into the cache on the way.
+    pub async fn fetch_tarball(&self, req: &Request, name: &PackageName, file: &str) -> Response {
         let key = tarball_key(name, file);
         let store = self.platform.store.clone();
-        if req.method == Method::Head {
-            if let Ok(Some(meta)) = store.head(&key).await {
-                return mark(super::tarball_response(Response::new(200), &meta), CacheStatus::Hit, "cache");
-            }
-        } else {
-            match store.get(&key, None).await {
-                Ok(Some(obj)) => {
-                    let upstream = obj.meta.custom.get("upstream").cloned().unwrap_or_default();
-                    let mut r = super::tarball_response(Response::new(200), &obj.meta);
-                    r.body = obj.body;
-                    return mark(r, CacheStatus::Hit, &upstream);
-                }
-                Ok(None) => {}
-                Err(e) => return error(500, e.to_string()),
-            }
-        }
         let Some((upstream_id, record)) = self.dist_record(name, file).await else {
             return error(404, "Not found");
         };

@@ -73,6 +73,25 @@ pub async fn save(store: &dyn ObjectStore, key: &str, entry: &Entry) -> StoreRes
     store.put(key, Body::Bytes(body), opts).await.map(|_| ())
 }
 
+/// Forgets everything cached under `prefix` (entries, documents and immutable content alike);
+/// returns how many objects went.
+pub async fn purge(store: &dyn ObjectStore, prefix: &str) -> StoreResult<usize> {
+    let mut gone = 0;
+    let mut cursor = None;
+    loop {
+        let page = store.list(prefix, crate::platform::ListOptions { cursor, ..Default::default() }).await?;
+        let keys: Vec<String> = page.objects.into_iter().map(|o| o.key).collect();
+        gone += keys.len();
+        if !keys.is_empty() {
+            store.delete(&keys).await?;
+        }
+        match page.cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(gone),
+        }
+    }
+}
+
 /// A refresh's result: how the document now stands, or why the upstreams failed.
 pub type Refresh = Result<super::CacheStatus, String>;
 
