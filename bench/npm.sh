@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# npm benchmark: edgeregistry (Worker in workerd via `wrangler dev`) against verdaccio 6.8.0,
+# npm benchmark: edgeregistry (Worker in workerd as `wrangler dev` runs it, via miniflare/worker.mjs) against verdaccio 6.8.0,
 # side by side on 127.0.0.1, in one run:
 #   1. builds the Worker if stale, starts it (fresh state in bench/work/wrangler-state), makes a
 #      user and an npm token through the admin API;
@@ -67,13 +67,12 @@ ensure_worker_built
 WPORT=$(free_port)
 ADMIN_TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 rm -rf "$WORK/wrangler-state"
-# CLOUDFLARE_CF_FETCH_ENABLED=false: miniflare would otherwise fetch workers.cloudflare.com/cf.json.
-EDGEREGISTRY_SKIP_BUILD=1 CLOUDFLARE_CF_FETCH_ENABLED=false setsid "$WRANGLER" dev --ip 127.0.0.1 --port "$WPORT" \
-  --persist-to "$WORK/wrangler-state" --var "ADMIN_TOKEN:$ADMIN_TOKEN" \
-  --show-interactive-dev-session=false --log-level warn </dev/null >"$LOGS/worker.log" 2>&1 &
+# miniflare/worker.mjs: as `wrangler dev` runs it, without file watching or devtools inspector.
+setsid node "$ROOT/miniflare/worker.mjs" --port "$WPORT" --persist "$WORK/wrangler-state" --log-level warn \
+  --var "ADMIN_TOKEN:$ADMIN_TOKEN" </dev/null >"$LOGS/worker.log" 2>&1 &
 PGIDS+=($!)
 WURL="http://127.0.0.1:$WPORT"
-wait_http "$WURL/-/health" 120 "${PGIDS[-1]}" "wrangler dev"
+wait_http "$WURL/-/health" 120 "${PGIDS[-1]}" "the Worker"
 echo "Worker up on $WURL (log: bench/work/logs/worker.log)"
 admin() { curl -fsS --max-time 30 -X POST "$WURL/-/admin/$1" -H "Authorization: Bearer $ADMIN_TOKEN" \
   -H 'Content-Type: application/json' -d "$2"; }
@@ -201,7 +200,7 @@ row() { # METRIC WORKER VERDACCIO higher|lower
   printf '%-44s %12s %12s %8s\n' "$1" "$2" "$3" "$ratio"
 }
 r2() { awk -v x="$1" 'BEGIN{printf "%.1f", x}'; }
-echo "machine: $(nproc) cores, node $(node --version), npm $(npm --version 2>/dev/null); Worker in workerd via wrangler dev (local), verdaccio $VERDACCIO_VERSION; client and servers share the machine"
+echo "machine: $(nproc) cores, node $(node --version), npm $(npm --version 2>/dev/null); Worker in workerd via miniflare/worker.mjs (local), verdaccio $VERDACCIO_VERSION; client and servers share the machine"
 echo "ratio: >1 means the Worker is better (worker/verdaccio for rates, verdaccio/worker for times)"
 echo
 printf '%-44s %12s %12s %8s\n' metric worker verdaccio ratio

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# OCI benchmark: edgeregistry (Worker in workerd via `wrangler dev`) against CNCF distribution
+# OCI benchmark: edgeregistry (Worker in workerd as `wrangler dev` runs it, via miniflare/worker.mjs) against CNCF distribution
 # (Debian's docker-registry 2.8, filesystem storage, no auth), side by side on 127.0.0.1, in one run:
 #   1. builds the Worker if stale, starts it (fresh state in bench/work/wrangler-state) with an
 #      admin token and a JWT secret, makes a user through the admin API; the client follows the
@@ -86,13 +86,12 @@ WPORT=$(free_port)
 ADMIN_TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 JWT_SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 rm -rf "$WORK/wrangler-state"
-# CLOUDFLARE_CF_FETCH_ENABLED=false: miniflare would otherwise fetch workers.cloudflare.com/cf.json.
-EDGEREGISTRY_SKIP_BUILD=1 CLOUDFLARE_CF_FETCH_ENABLED=false setsid "$WRANGLER" dev --ip 127.0.0.1 --port "$WPORT" \
-  --persist-to "$WORK/wrangler-state" --var "ADMIN_TOKEN:$ADMIN_TOKEN" --var "JWT_SECRET:$JWT_SECRET" \
-  --show-interactive-dev-session=false --log-level "$WORKER_LOG_LEVEL" </dev/null >"$LOGS/worker.log" 2>&1 &
+# miniflare/worker.mjs: as `wrangler dev` runs it, without file watching or devtools inspector.
+setsid node "$ROOT/miniflare/worker.mjs" --port "$WPORT" --persist "$WORK/wrangler-state" --log-level "$WORKER_LOG_LEVEL" \
+  --var "ADMIN_TOKEN:$ADMIN_TOKEN" --var "JWT_SECRET:$JWT_SECRET" </dev/null >"$LOGS/worker.log" 2>&1 &
 PGIDS+=($!)
 WURL="http://127.0.0.1:$WPORT"
-wait_http "$WURL/-/health" 120 "${PGIDS[-1]}" "wrangler dev"
+wait_http "$WURL/-/health" 120 "${PGIDS[-1]}" "the Worker"
 echo "Worker up on $WURL (log: bench/work/logs/worker.log)"
 curl -fsS --max-time 30 -X POST "$WURL/-/admin/users" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
   -d "{\"name\":\"$BENCH_USER\",\"password\":\"$BENCH_PASSWORD\"}" >/dev/null || die "admin: creating the user failed"
@@ -233,7 +232,7 @@ chunk_median() { # SERVER → median PATCH ms over every push
 mib() { awk -v b="$1" 'BEGIN{printf "%.1f", b/1048576}'; }
 SIZE_LABEL=$(awk -v b="$LAYER_BYTES" 'BEGIN{ if (b % 1073741824 == 0) printf "%d GiB", b/1073741824; else printf "%.0f MiB", b/1048576 }')
 CHUNK_LABEL=$(awk -v b="$CHUNK_BYTES" 'BEGIN{printf "%g MiB", b/1048576}')
-echo "machine: $(nproc) cores, node $(node --version); Worker in workerd via wrangler dev (local R2/DO), docker-registry $(docker-registry --version 2>/dev/null | awk '{print $NF}') (filesystem); client and servers share the machine"
+echo "machine: $(nproc) cores, node $(node --version); Worker in workerd via miniflare/worker.mjs (local R2/DO), docker-registry $(docker-registry --version 2>/dev/null | awk '{print $NF}') (filesystem); client and servers share the machine"
 echo "ratio: >1 means the Worker is better (worker/registry for rates, registry/worker for times)"
 echo
 printf '%-50s %12s %12s %8s\n' metric worker registry ratio

@@ -1102,6 +1102,9 @@ fn blob_range_requests_206_with_content_range_and_416_when_unsatisfiable() {
         assert_eq!(r.status, 416, "{range}: {r:?}");
         assert_eq!(r.header("Content-Range"), Some(format!("bytes */{size}").as_str()), "{range}");
         assert_oci_error_shape(&r);
+        // Range means nothing to HEAD (RFC 9110 §14.2): it answers for the whole blob.
+        let head = reg.send(oci(Method::Head, &format!("/v2/team/app/blobs/{digest}"), &token).with_header("Range", range));
+        assert_eq!((head.status, head.header("Content-Length")), (200, Some(size.to_string().as_str())), "HEAD {range}");
     }
     // Several ranges, other units and garbage: the whole blob.
     for range in ["bytes=0-1,4-5", "items=0-3", "bytes=x-y", "bytes"] {
@@ -1269,6 +1272,12 @@ fn an_out_of_order_chunk_is_416_with_the_current_range() {
     assert_eq!(patch_chunk(&reg, &token, &location, b"hello", Some("0-4")).status, 202);
     for bad in ["10-14", "0-4", "4-8", "6-10", "abc", "-5", ""] {
         let r = patch_chunk(&reg, &token, &location, b"XXXXX", Some(bad));
+        assert_oci_error(&r, 416, "BLOB_UPLOAD_INVALID");
+        assert_eq!(r.header("Range"), Some("0-4"), "{bad}");
+    }
+    // A range that does not say how long the body is: refused too.
+    for (bad, body) in [("5-10", &b"XXXXX"[..]), ("5-8", &b"XXXXX"[..]), ("5-5", &b"XX"[..])] {
+        let r = patch_chunk(&reg, &token, &location, body, Some(bad));
         assert_oci_error(&r, 416, "BLOB_UPLOAD_INVALID");
         assert_eq!(r.header("Range"), Some("0-4"), "{bad}");
     }

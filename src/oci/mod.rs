@@ -695,7 +695,8 @@ async fn get_blob(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &str) -> Res
 /// A stored blob with its headers, whole or the asked-for range; straight from the store.
 pub(crate) async fn serve_blob(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &Digest, key: &str, meta: &ObjectMeta) -> Response {
     let unknown = || error(404, "BLOB_UNKNOWN", format!("blob {digest} not found"));
-    let range = match req.header("range").and_then(|r| parse_range(r, meta.size)) {
+    // (Range applies to GET only: a HEAD answers for the whole blob whatever it asks.)
+    let range = match req.header("range").filter(|_| req.method == Method::Get).and_then(|r| parse_range(r, meta.size)) {
         Some(Err(())) => {
             return error(416, "BLOB_UNKNOWN", "range not satisfiable").with_header("Content-Range", format!("bytes */{}", meta.size))
         }

@@ -217,16 +217,25 @@ async fn store_tail(ctx: &Ctx<'_>, id: &str, session: &mut Session, tail: Vec<u8
     Ok(())
 }
 
-/// `Content-Range: a-b` must continue where the upload is.
+/// `Content-Range: a-b` must continue where the upload is, and say as many bytes as the
+/// body has when its length is known.
 fn check_range(req: &Request, offset: u64) -> Result<(), Response> {
     let Some(range) = req.header("content-range") else {
         return Ok(());
     };
     let spec = range.trim().trim_start_matches("bytes").trim_start_matches([' ', '=']);
-    let start = spec.split(['-', '/']).next().and_then(|s| s.trim().parse::<u64>().ok());
+    let mut bounds = spec.split(['-', '/']).map(|s| s.trim().parse::<u64>().ok());
+    let (start, end) = (bounds.next().flatten(), bounds.next().flatten());
     if start != Some(offset) {
         return Err(error(416, "BLOB_UPLOAD_INVALID", format!("chunk starts at {range}, upload is at {offset}"))
             .with_header("Range", range_header(offset)));
+    }
+    let said = end.and_then(|e| e.checked_sub(offset)).map(|n| n + 1);
+    if let (Some(said), Some(length)) = (said, req.body.known_length()) {
+        if said != length {
+            return Err(error(416, "BLOB_UPLOAD_INVALID", format!("Content-Range {range} says {said} bytes, the body has {length}"))
+                .with_header("Range", range_header(offset)));
+        }
     }
     Ok(())
 }
