@@ -247,6 +247,28 @@ fn the_first_hosted_publish_of_a_name_purges_its_cached_upstream_copies() {
 }
 
 #[test]
+fn the_admin_api_purges_one_package_from_the_cache() {
+    let (reg, up) = setup(&[]);
+    add_package(&up, "@scope/pkg", &["1.0.0"]);
+    add_package(&up, "@scope/pkg-two", &["1.0.0"]);
+    for path in ["/npm/@scope/pkg/-/pkg-1.0.0.tgz", "/npm/@scope/pkg-two/-/pkg-two-1.0.0.tgz"] {
+        assert_eq!(reg.send(Request::new(Method::Get, path)).status, 200, "{path}");
+    }
+    let cached = reg.keys_with("npm/cache/@scope/pkg/").len();
+    assert!(cached >= 2, "a packument entry and a tarball at least");
+    let r = reg.send(admin(Method::Delete, "/-/admin/cache/npm/@scope%2fpkg"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["purged"], cached);
+    assert!(reg.keys_with("npm/cache/@scope/pkg/").is_empty());
+    assert!(!reg.keys_with("npm/cache/@scope/pkg-two/").is_empty(), "a package whose name starts the same keeps its copies");
+    let again = reg.send(Request::new(Method::Get, "/npm/@scope/pkg/-/pkg-1.0.0.tgz"));
+    assert_eq!((again.status, again.header("x-cache")), (200, Some("MISS")));
+    assert_eq!(reg.send(admin(Method::Delete, "/-/admin/cache/npm/..%2f..")).status, 400);
+    let token = reg.user_with_token("dev");
+    assert_eq!(reg.send(bearer(Request::new(Method::Delete, "/-/admin/cache/npm/@scope/pkg"), &token)).status, 403);
+}
+
+#[test]
 fn stale_copies_are_served_and_revalidated_conditionally() {
     let (reg, up) = setup(&[]);
     add_package(&up, "chalk", &["5.0.0"]);

@@ -131,6 +131,42 @@ fn blobs_are_cached_verified_and_linked_per_repository() {
 }
 
 #[test]
+fn the_admin_api_purges_one_repository_from_the_cache() {
+    let (mirror, origin, robot, log) = mirror_of_registry();
+    let (_, digest) = origin.push_image(&robot, "team/app", "v1", "one");
+    origin.push_image(&robot, "team/app/sub", "v1", "nested");
+    let token = puller(&mirror);
+    for repo in ["team/app", "team/app/sub"] {
+        assert_eq!(mirror.send(oci(Method::Get, &format!("/v2/{repo}/manifests/v1"), &token)).status, 200, "{repo}");
+    }
+    let layer = origin.push_blob(&robot, "team/app", b"a layer");
+    assert_eq!(mirror.send(oci(Method::Get, &format!("/v2/team/app/blobs/{layer}"), &token)).status, 200);
+    let blobs = mirror.keys_with("oci/cache/blobs/");
+    assert!(!blobs.is_empty());
+
+    let r = mirror.send(admin(Method::Delete, "/-/admin/cache/oci/team/app"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["purged"], 3, "the tag entry, the manifest, the blob link");
+    for kind in ["tags", "manifests", "links"] {
+        let left: Vec<String> = mirror.keys_with(&format!("oci/cache/{kind}/team/app/"));
+        assert!(left.iter().all(|k| k.contains("/team/app/sub/")), "{kind}: {left:?}");
+    }
+    assert_eq!(mirror.keys_with("oci/cache/blobs/"), blobs, "blobs are shared by digest and stay");
+    let gets = calls(&log, "/manifests/");
+    let again = mirror.send(oci(Method::Get, "/v2/team/app/manifests/v1", &token));
+    assert_eq!((again.status, again.header("x-cache")), (200, Some("MISS")));
+    assert_eq!(again.header("docker-content-digest"), Some(digest.as_str()));
+    assert!(calls(&log, "/manifests/") > gets, "fetched again");
+    let nested = mirror.send(oci(Method::Get, "/v2/team/app/sub/manifests/v1", &token));
+    assert_eq!(nested.header("x-cache"), Some("HIT"), "a nested repository keeps its cache");
+
+    assert_eq!(mirror.send(admin(Method::Delete, "/-/admin/cache/oci/Team/../x")).status, 400);
+    assert_eq!(mirror.send(admin(Method::Delete, "/-/admin/cache/maven/x")).status, 404);
+    let user_token = mirror.create_token("puller", json!({}));
+    assert_eq!(mirror.send(bearer(Request::new(Method::Delete, "/-/admin/cache/oci/team/app"), &user_token)).status, 403);
+}
+
+#[test]
 fn hosted_repositories_are_never_shadowed() {
     let (mirror, origin, robot, log) = mirror_of_registry();
     origin.push_image(&robot, "mine/app", "v2", "upstream");

@@ -144,11 +144,37 @@ pub async fn handle(app: &App, req: Request) -> Response {
                 Err(e) => auth_error(e),
             }
         }
+        (Method::Delete, ["cache", protocol, name @ ..]) => match crate::http::decode_path(&name.join("/")) {
+            Some(name) => purge_cache(app, protocol, &name).await,
+            None => error(400, "invalid name"),
+        },
         (Method::Get, ["stats"]) => Response::json(
             200,
             &json!({ "wasm_memory_bytes": wasm_memory_bytes() }),
         ),
         _ => error(404, "Not Found"),
+    }
+}
+
+/// `DELETE /-/admin/cache/{npm|oci}/{name}`: forgets what the pull-through cache kept for one
+/// package or repository, so the next request fetches it again. Hosted content is untouched.
+async fn purge_cache(app: &App, protocol: &str, name: &str) -> Response {
+    let store = &*app.platform.store;
+    let purged = match protocol {
+        "npm" => match crate::npm::names::PackageName::parse(name, true) {
+            Some(n) => crate::upstream::cache::purge(store, &crate::npm::proxy::cache_prefix(&n)).await,
+            None => return error(400, format!("invalid package name {name:?}")),
+        },
+        "oci" if crate::oci::names::valid_repository(name) => crate::oci::proxy::purge_repository(store, name).await,
+        "oci" => return error(400, format!("invalid repository name {name:?}")),
+        _ => return error(404, format!("no pull-through cache for {protocol:?}")),
+    };
+    match purged {
+        Ok(n) => {
+            crate::logging::event("info", "cache_purged", json!({"protocol": protocol, "name": name, "objects": n}));
+            Response::json(200, &json!({"purged": n}))
+        }
+        Err(e) => error(500, e.to_string()),
     }
 }
 

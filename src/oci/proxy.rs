@@ -47,6 +47,18 @@ mod keys {
     }
 }
 
+/// Forgets what the cache kept for `repo` (its tags, manifests and blob links; the blobs
+/// themselves are shared by digest and stay); returns how many objects went. Nested
+/// repositories (`{repo}/…`) keep theirs.
+pub async fn purge_repository(store: &dyn crate::platform::ObjectStore, repo: &str) -> crate::platform::StoreResult<usize> {
+    let mut gone = 0;
+    for kind in ["tags", "manifests", "links"] {
+        let prefix = format!("oci/cache/{kind}/{repo}/");
+        gone += cache::purge_where(store, &prefix, |rest| !rest.contains('/')).await?;
+    }
+    Ok(gone)
+}
+
 fn unavailable(e: impl std::fmt::Display) -> Response {
     error(502, "UNAVAILABLE", format!("upstream unavailable: {e}"))
 }

@@ -76,11 +76,16 @@ pub async fn save(store: &dyn ObjectStore, key: &str, entry: &Entry) -> StoreRes
 /// Forgets everything cached under `prefix` (entries, documents and immutable content alike);
 /// returns how many objects went.
 pub async fn purge(store: &dyn ObjectStore, prefix: &str) -> StoreResult<usize> {
+    purge_where(store, prefix, |_| true).await
+}
+
+/// `purge`, for the keys whose part after `prefix` passes `wanted`.
+pub async fn purge_where(store: &dyn ObjectStore, prefix: &str, wanted: impl Fn(&str) -> bool) -> StoreResult<usize> {
     let mut gone = 0;
     let mut cursor = None;
     loop {
         let page = store.list(prefix, crate::platform::ListOptions { cursor, ..Default::default() }).await?;
-        let keys: Vec<String> = page.objects.into_iter().map(|o| o.key).collect();
+        let keys: Vec<String> = page.objects.into_iter().map(|o| o.key).filter(|k| wanted(&k[prefix.len()..])).collect();
         gone += keys.len();
         if !keys.is_empty() {
             store.delete(&keys).await?;
