@@ -190,4 +190,12 @@ fn a_second_worker_is_an_upstream_too() {
     let s = Scratch::new();
     ok(npm_install(&s, "app", &mirror.npm_registry(), &["@corp/lib"]));
     assert_eq!(installed_version(&s, "app", "@corp/lib"), "3.1.4");
+    // An operator purges the package: the next request fetches it again.
+    let tgz = format!("{}@corp/lib/-/lib-3.1.4.tgz", mirror.npm_registry());
+    assert_eq!(request("GET", &tgz, None, &[], None).header("x-cache"), Some("HIT"));
+    let purged = request("DELETE", &format!("{}/-/admin/cache/npm/@corp%2flib", mirror.url), Some(ADMIN_TOKEN), &[], None);
+    assert_eq!(purged.status, 200, "{}", purged.text());
+    assert!(purged.json()["purged"].as_u64().unwrap() >= 2, "{}", purged.text());
+    let again = request("GET", &tgz, None, &[], None);
+    assert_eq!((again.status, again.header("x-cache")), (200, Some("MISS")));
 }
