@@ -75,7 +75,7 @@ impl PlatformStream {
         use futures::StreamExt;
         use wasm_bindgen::JsCast;
         // In pieces of up to 256 KiB: each crossing into wasm has a fixed cost.
-        wasm_streams::ReadableStream::from_raw(js::pieces(&self.raw).unchecked_into())
+        wasm_streams::ReadableStream::from_raw(js::pieces(&self.raw, piece_size(self.length)).unchecked_into())
             .into_stream()
             .map(|chunk| {
                 let chunk = chunk.map_err(|e| BodyError::Io(format!("{e:?}")))?;
@@ -104,7 +104,7 @@ impl PlatformStream {
         use wasm_bindgen::JsValue;
         let length = self.length;
         let verdict = wasm_bindgen_futures::future_to_promise(verdict.map(|ok| Ok(JsValue::from_bool(ok))));
-        let gated = js::gate(&self.raw, &verdict);
+        let gated = js::gate(&self.raw, piece_size(length), &verdict);
         PlatformStream::new(fixed_length(gated, length), length)
     }
 
@@ -140,6 +140,14 @@ impl PlatformStream {
     }
 }
 
+/// How much to read at a time: 256 KiB, or the whole body when it is known to be smaller (a
+/// buffer of that size is allocated per read).
+#[cfg(target_arch = "wasm32")]
+fn piece_size(length: Option<u64>) -> u32 {
+    const PIECE: u64 = 256 * 1024;
+    length.unwrap_or(PIECE).clamp(1, PIECE) as u32
+}
+
 #[cfg(target_arch = "wasm32")]
 mod js {
     use wasm_bindgen::prelude::wasm_bindgen;
@@ -148,13 +156,12 @@ mod js {
 // Reads a byte stream in large pieces: a BYOB reader fills each buffer natively, so the code
 // that handles the pieces (JavaScript here, or wasm) runs once per 256 KiB rather than once
 // per network read (~4 KiB).
-function piecewise(readable) {
-  const SIZE = 256 * 1024;
+function piecewise(readable, size) {
   try {
     const reader = readable.getReader({ mode: 'byob' });
     const read = typeof reader.readAtLeast === 'function'
-      ? () => reader.readAtLeast(SIZE, new Uint8Array(SIZE))
-      : () => reader.read(new Uint8Array(SIZE));
+      ? () => reader.readAtLeast(size, new Uint8Array(size))
+      : () => reader.read(new Uint8Array(size));
     return { read, cancel: (reason) => reader.cancel(reason) };
   } catch {
     // Not a byte stream: chunk by chunk, as it comes.
@@ -163,8 +170,8 @@ function piecewise(readable) {
   }
 }
 
-export function pieces(readable) {
-  const source = piecewise(readable);
+export function pieces(readable, size) {
+  const source = piecewise(readable, size);
   return new ReadableStream({
     async pull(controller) {
       for (;;) {
@@ -177,8 +184,8 @@ export function pieces(readable) {
   });
 }
 
-export function gate(readable, verdict) {
-  const source = piecewise(readable);
+export function gate(readable, size, verdict) {
+  const source = piecewise(readable, size);
   let held = null;
   return new ReadableStream({
     async pull(controller) {
@@ -205,11 +212,11 @@ export function gate(readable, verdict) {
 }
 ")]
     extern "C" {
-        /// `readable` re-read in 256 KiB pieces, the last one held until `verdict` (a Promise
-        /// of a boolean) resolves; on `false` the stream errors instead of releasing it.
-        pub fn gate(readable: &web_sys::ReadableStream, verdict: &js_sys::Promise) -> web_sys::ReadableStream;
-        /// `readable` re-read in pieces of up to 256 KiB.
-        pub fn pieces(readable: &web_sys::ReadableStream) -> web_sys::ReadableStream;
+        /// `readable` re-read in pieces of `size` bytes, the last one held until `verdict` (a
+        /// Promise of a boolean) resolves; on `false` the stream errors instead of releasing it.
+        pub fn gate(readable: &web_sys::ReadableStream, size: u32, verdict: &js_sys::Promise) -> web_sys::ReadableStream;
+        /// `readable` re-read in pieces of `size` bytes (the last one shorter).
+        pub fn pieces(readable: &web_sys::ReadableStream, size: u32) -> web_sys::ReadableStream;
     }
 }
 
