@@ -141,18 +141,12 @@ impl NpmProxy {
         }
     }
 
-    /// Refreshes one view of `name` now, collapsed with concurrent refreshes of it.
+    /// Refreshes one view of `name`, collapsed with concurrent refreshes of it.
     fn refresh_collapsed(&self, name: &PackageName, variant: Variant) -> LocalBoxFuture<'static, cache::Refresh> {
         let (this, n) = (self.clone(), name.clone());
-        async move {
-            let work = {
-                let (this, n) = (this.clone(), n.clone());
-                async move { this.refresh(&n, variant).await }.boxed_local()
-            };
-            let label = ("npm", n.to_string(), variant.as_str().to_string());
-            refresh_document(&this.platform, &entry_key(&n, variant), label, work).await
-        }
-        .boxed_local()
+        let work = async move { this.refresh(&n, variant).await }.boxed_local();
+        let label = ("npm", name.to_string(), variant.as_str().to_string());
+        refresh_document(&self.platform, entry_key(name, variant), label, work)
     }
 
     /// Asks the upstreams (conditionally, when the cached copy came from the same one) and
@@ -190,19 +184,7 @@ impl NpmProxy {
                 Ok(CacheStatus::Miss)
             }
             Fetched::NotFound => {
-                let ttl = selected.first().map(|u| u.cache.negative_cache_ttl_seconds).unwrap_or(60);
-                let entry = Entry {
-                    status: 404,
-                    data_key: None,
-                    upstream: selected.first().map(|u| u.id.clone()).unwrap_or_default(),
-                    fetched_ms: now,
-                    expires_ms: now + ttl as f64 * 1000.0,
-                    etag: None,
-                    last_modified: None,
-                    content_type: None,
-                    size: 0,
-                    extra: BTreeMap::new(),
-                };
+                let entry = Entry::absent(selected.first().copied(), now);
                 cache::save(&*store, &key, &entry).await.map_err(|e| e.to_string())?;
                 Ok(CacheStatus::Miss)
             }

@@ -128,17 +128,11 @@ impl OciProxy {
         }
     }
 
-    /// Refreshes `name:tag` now, collapsed with concurrent refreshes of it.
+    /// Refreshes `name:tag`, collapsed with concurrent refreshes of it.
     fn refresh_collapsed(&self, name: &str, tag: &str) -> LocalBoxFuture<'static, cache::Refresh> {
         let (this, n, t) = (self.clone(), name.to_string(), tag.to_string());
-        async move {
-            let work = {
-                let (this, n, t) = (this.clone(), n.clone(), t.clone());
-                async move { this.refresh_tag(&n, &t).await }.boxed_local()
-            };
-            refresh_document(&this.platform, &keys::tag_entry(&n, &t), ("oci", n.clone(), t.clone()), work).await
-        }
-        .boxed_local()
+        let work = async move { this.refresh_tag(&n, &t).await }.boxed_local();
+        refresh_document(&self.platform, keys::tag_entry(name, tag), ("oci", name.to_string(), tag.to_string()), work)
     }
 
     /// HEAD the tag upstream; fetch the manifest by digest only when it moved.
@@ -153,20 +147,7 @@ impl OciProxy {
         let (upstream, head) = match fetched {
             Fetched::Found { upstream, response } => (upstream, response),
             Fetched::NotFound => {
-                let u = selected.first().map(|u| (*u).clone());
-                let ttl = u.as_ref().map(|u| u.cache.negative_cache_ttl_seconds).unwrap_or(60);
-                let entry = Entry {
-                    status: 404,
-                    data_key: None,
-                    upstream: u.map(|u| u.id).unwrap_or_default(),
-                    fetched_ms: now,
-                    expires_ms: now + ttl as f64 * 1000.0,
-                    etag: None,
-                    last_modified: None,
-                    content_type: None,
-                    size: 0,
-                    extra: BTreeMap::new(),
-                };
+                let entry = Entry::absent(selected.first().copied(), now);
                 cache::save(&*store, &key, &entry).await.map_err(|e| e.to_string())?;
                 return Ok(CacheStatus::Miss);
             }

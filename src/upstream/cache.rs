@@ -42,6 +42,24 @@ pub enum Freshness {
 }
 
 impl Entry {
+    /// A negative entry: no upstream has the document (as `upstream`, the first one asked,
+    /// says), remembered for its negative-cache TTL.
+    pub fn absent(upstream: Option<&super::Upstream>, now_ms: f64) -> Entry {
+        let ttl_s = upstream.map_or_else(|| CachePolicy::default().negative_cache_ttl_seconds, |u| u.cache.negative_cache_ttl_seconds);
+        Entry {
+            status: 404,
+            data_key: None,
+            upstream: upstream.map(|u| u.id.clone()).unwrap_or_default(),
+            fetched_ms: now_ms,
+            expires_ms: now_ms + ttl_s as f64 * 1000.0,
+            etag: None,
+            last_modified: None,
+            content_type: None,
+            size: 0,
+            extra: BTreeMap::new(),
+        }
+    }
+
     pub fn freshness(&self, now_ms: f64, policy: &CachePolicy) -> Freshness {
         if now_ms < self.expires_ms {
             Freshness::Fresh

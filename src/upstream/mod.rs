@@ -121,23 +121,27 @@ pub fn cache_while_streaming(
 
 /// Refreshes the cached document at `key`: one run per isolate at a time (concurrent misses
 /// wait for it), timed and logged as `protocol` `resource` `view`.
-pub async fn refresh_document(
+/// The future owns what it needs, so it can also run after the response (`revalidate_later`).
+pub fn refresh_document(
     platform: &Platform,
-    key: &str,
+    key: String,
     (protocol, resource, view): (&'static str, String, String),
     work: futures::future::LocalBoxFuture<'static, cache::Refresh>,
-) -> cache::Refresh {
+) -> futures::future::LocalBoxFuture<'static, cache::Refresh> {
     let clock = platform.clock.clone();
-    cache::single_flight(key, move || {
-        async move {
-            let started = clock.now_ms();
-            let result = work.await;
-            log_refresh(protocol, &resource, &view, &result, clock.now_ms() - started);
-            result
-        }
-        .boxed_local()
-    })
-    .await
+    async move {
+        cache::single_flight(&key, move || {
+            async move {
+                let started = clock.now_ms();
+                let result = work.await;
+                log_refresh(protocol, &resource, &view, &result, clock.now_ms() - started);
+                result
+            }
+            .boxed_local()
+        })
+        .await
+    }
+    .boxed_local()
 }
 
 /// Why `cached_document` has no entry to serve.
