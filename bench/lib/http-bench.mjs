@@ -4,19 +4,14 @@
 // Bounded: exactly W + N requests, each with a 10 s timeout, and a 300 s overall deadline.
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { options } from './cli.mjs';
 
-const args = process.argv.slice(2);
-let requests = 2000, concurrency = 16, warmup = 200, method = 'GET';
-const headers = {}, urls = [];
-for (let i = 0; i < args.length; i++) {
-  const a = args[i];
-  if (a === '--requests') requests = Number(args[++i]);
-  else if (a === '--concurrency') concurrency = Number(args[++i]);
-  else if (a === '--warmup') warmup = Number(args[++i]);
-  else if (a === '--method') method = args[++i].toUpperCase();
-  else if (a === '--header') { const h = args[++i]; const k = h.indexOf(':'); headers[h.slice(0, k).trim().toLowerCase()] = h.slice(k + 1).trim(); }
-  else urls.push(new URL(a));
-}
+const o = options('http-bench', {
+  requests: { type: 'string', default: '2000' }, concurrency: { type: 'string', default: '16' },
+  warmup: { type: 'string', default: '200' }, method: { type: 'string', default: 'GET' },
+}, { positionals: true });
+const requests = Number(o.requests), concurrency = Number(o.concurrency), warmup = Number(o.warmup);
+const method = o.method.toUpperCase(), headers = o.headers, urls = o.positionals.map((u) => new URL(u));
 if (!urls.length || !(requests > 0) || !(concurrency > 0) || !['GET', 'HEAD'].includes(method)) { console.error('usage: http-bench.mjs [opts] URL...'); process.exit(2); }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });

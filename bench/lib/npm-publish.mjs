@@ -10,17 +10,12 @@ import http from 'node:http';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { performance } from 'node:perf_hooks';
+import { options } from './cli.mjs';
 
-const args = process.argv.slice(2);
-let registry, token, concurrency = 2;
-const dirs = [];
-for (let i = 0; i < args.length; i++) {
-  const a = args[i];
-  if (a === '--registry') registry = args[++i].replace(/\/+$/, '');
-  else if (a === '--token') token = args[++i];
-  else if (a === '--concurrency') concurrency = Number(args[++i]);
-  else dirs.push(a);
-}
+const o = options('npm-publish', {
+  registry: { type: 'string' }, token: { type: 'string' }, concurrency: { type: 'string', default: '2' },
+}, { positionals: true });
+const registry = o.registry?.replace(/\/+$/, ''), token = o.token, concurrency = Number(o.concurrency), dirs = o.positionals;
 if (!registry || !token || !dirs.length || !(concurrency > 0)) {
   console.error('usage: npm-publish.mjs --registry URL --token TOKEN [--concurrency N] DIR...'); process.exit(2);
 }

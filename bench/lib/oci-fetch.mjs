@@ -8,20 +8,14 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { options } from './cli.mjs';
 
-const args = process.argv.slice(2);
-let base, repo, tag = 'bench', verify = false, timeoutS = 900;
-const headers = {};
-for (let i = 0; i < args.length; i++) {
-  const a = args[i];
-  if (a === '--base') base = args[++i].replace(/\/+$/, '');
-  else if (a === '--repo') repo = args[++i];
-  else if (a === '--tag') tag = args[++i];
-  else if (a === '--verify') verify = true;
-  else if (a === '--timeout') timeoutS = Number(args[++i]);
-  else if (a === '--header') { const h = args[++i]; const k = h.indexOf(':'); headers[h.slice(0, k).trim().toLowerCase()] = h.slice(k + 1).trim(); }
-  else { console.error(`oci-fetch: unknown argument ${a}`); process.exit(2); }
-}
+const o = options('oci-fetch', {
+  base: { type: 'string' }, repo: { type: 'string' }, tag: { type: 'string', default: 'bench' },
+  verify: { type: 'boolean', default: false }, timeout: { type: 'string', default: '900' },
+});
+const { base, repo, tag, verify, headers } = o;
+const timeoutS = Number(o.timeout);
 if (!base || !repo) { console.error('usage: oci-fetch.mjs --base URL --repo NAME --tag TAG [opts]'); process.exit(2); }
 setTimeout(() => { console.error('oci-fetch: overall deadline hit'); process.exit(3); }, timeoutS * 1000).unref();
 const ACCEPT = 'application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, '

@@ -9,20 +9,14 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import { Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
+import { options } from './cli.mjs';
 
-const args = process.argv.slice(2);
-let base, repo, tag = 'bench', size, seed = 0;
-const headers = {};
-for (let i = 0; i < args.length; i++) {
-  const a = args[i];
-  if (a === '--base') base = args[++i].replace(/\/+$/, '');
-  else if (a === '--repo') repo = args[++i];
-  else if (a === '--tag') tag = args[++i];
-  else if (a === '--size') size = Number(args[++i]);
-  else if (a === '--seed') seed = Number(args[++i]);
-  else if (a === '--header') { const h = args[++i]; const k = h.indexOf(':'); headers[h.slice(0, k).trim().toLowerCase()] = h.slice(k + 1).trim(); }
-  else { console.error(`oci-origin: unknown argument ${a}`); process.exit(2); }
-}
+const o = options('oci-origin', {
+  base: { type: 'string' }, repo: { type: 'string' }, tag: { type: 'string', default: 'bench' },
+  size: { type: 'string' }, seed: { type: 'string', default: '0' },
+});
+const { base, repo, tag, headers } = o;
+const size = Number(o.size), seed = Number(o.seed);
 if (!base || !repo || !(Number.isSafeInteger(size) && size > 0)) {
   console.error('usage: oci-origin.mjs --base URL --repo NAME --tag TAG --size BYTES [opts]'); process.exit(2);
 }

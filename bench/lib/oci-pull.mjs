@@ -5,18 +5,14 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { options } from './cli.mjs';
 
-const args = process.argv.slice(2);
-let url, size, digest, timeoutS = 600;
-const headers = {};
-for (let i = 0; i < args.length; i++) {
-  const a = args[i];
-  if (a === '--header') { const h = args[++i]; const k = h.indexOf(':'); headers[h.slice(0, k).trim().toLowerCase()] = h.slice(k + 1).trim(); }
-  else if (a === '--size') size = Number(args[++i]);
-  else if (a === '--digest') digest = args[++i];
-  else if (a === '--timeout') timeoutS = Number(args[++i]);
-  else url = new URL(a);
-}
+const o = options('oci-pull', {
+  size: { type: 'string' }, digest: { type: 'string' }, timeout: { type: 'string', default: '600' },
+}, { positionals: true });
+const { digest, headers } = o;
+const size = o.size === undefined ? undefined : Number(o.size), timeoutS = Number(o.timeout);
+const url = o.positionals.length ? new URL(o.positionals[0]) : null;
 if (!url) { console.error('usage: oci-pull.mjs [opts] URL'); process.exit(2); }
 setTimeout(() => { console.error('oci-pull: overall deadline hit'); process.exit(3); }, timeoutS * 1000).unref();
 

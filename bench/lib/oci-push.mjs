@@ -9,22 +9,15 @@ import fs from 'node:fs';
 import http from 'node:http';
 import crypto from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { options } from './cli.mjs';
 
-const args = process.argv.slice(2);
-let base, repo, tag = 'bench', layer, digest, chunk = 48 * 1024 * 1024, timeoutS = 600;
-const headers = {};
-for (let i = 0; i < args.length; i++) {
-  const a = args[i];
-  if (a === '--base') base = args[++i].replace(/\/+$/, '');
-  else if (a === '--repo') repo = args[++i];
-  else if (a === '--tag') tag = args[++i];
-  else if (a === '--layer') layer = args[++i];
-  else if (a === '--digest') digest = args[++i];
-  else if (a === '--chunk') chunk = Number(args[++i]);
-  else if (a === '--timeout') timeoutS = Number(args[++i]);
-  else if (a === '--header') { const h = args[++i]; const k = h.indexOf(':'); headers[h.slice(0, k).trim().toLowerCase()] = h.slice(k + 1).trim(); }
-  else { console.error(`oci-push: unknown argument ${a}`); process.exit(2); }
-}
+const o = options('oci-push', {
+  base: { type: 'string' }, repo: { type: 'string' }, tag: { type: 'string', default: 'bench' },
+  layer: { type: 'string' }, digest: { type: 'string' }, chunk: { type: 'string', default: String(48 * 1024 * 1024) },
+  timeout: { type: 'string', default: '600' },
+});
+const { base, repo, tag, layer, digest, headers } = o;
+const chunk = Number(o.chunk), timeoutS = Number(o.timeout);
 if (!base || !repo || !layer || !/^sha256:[0-9a-f]{64}$/.test(digest || '') || !(chunk > 0)) {
   console.error('usage: oci-push.mjs --base URL --repo NAME --layer FILE --digest sha256:HEX [opts]'); process.exit(2);
 }
