@@ -156,6 +156,25 @@ pub fn in_flight(key: &str) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn purge_goes_through_every_page_and_stays_in_its_prefix() {
+        use crate::platform::memory::{ManualClock, MemoryObjectStore};
+        let store = MemoryObjectStore::new(std::rc::Rc::new(ManualClock::new(0.0)));
+        let put = |k: &str| futures::executor::block_on(store.put(k, Body::Bytes(vec![1]), PutOptions::default())).unwrap();
+        for i in 0..2500 {
+            put(&format!("cache/pkg/{i:05}"));
+        }
+        for k in ["cache/pkg-other/1", "cache/pk", "cache/pkg/sub/1"] {
+            put(k);
+        }
+        let direct = futures::executor::block_on(purge_where(&store, "cache/pkg/", |rest| !rest.contains('/'))).unwrap();
+        assert_eq!(direct, 2500);
+        assert_eq!(futures::executor::block_on(purge(&store, "cache/pkg/")).unwrap(), 1, "the nested key, left by the filter");
+        let left = futures::executor::block_on(store.list("cache/", Default::default())).unwrap();
+        let keys: Vec<String> = left.objects.into_iter().map(|o| o.key).collect();
+        assert_eq!(keys, ["cache/pk", "cache/pkg-other/1"]);
+    }
+
     fn entry(expires_ms: f64, status: u16) -> Entry {
         Entry {
             status,
