@@ -86,18 +86,21 @@ fn admin_api_creates_users_and_tokens_lists_and_revokes() {
 }
 
 #[test]
-fn admin_api_is_disabled_without_admin_token_and_open_to_admin_users() {
+fn admin_api_is_disabled_without_admin_token_and_needs_an_admin_token() {
     let reg = Reg::with_vars(&[("ADMIN_TOKEN", "")]);
     let r = reg.send(admin(Method::Post, "/-/admin/users").with_body(json_body(&json!({"name": "x", "password": PASSWORD}))));
     assert_eq!(r.status, 401, "{r:?}");
     assert!(reg.kv_entries().is_empty());
 
-    // An admin user's own token has admin rights.
+    // An admin user's ordinary token has no admin rights; an admin token has.
     let reg = Reg::new();
     let r = reg.send(admin(Method::Post, "/-/admin/users").with_body(json_body(&json!({"name": "root", "password": PASSWORD, "admin": true}))));
     assert_eq!(r.status, 201);
     let root = reg.create_token("root", json!({}));
     let r = reg.send(bearer(Request::new(Method::Post, "/-/admin/users"), &root).with_body(json_body(&json!({"name": "carol", "password": PASSWORD}))));
+    assert_eq!(r.status, 403, "{r:?}");
+    let root_admin = reg.create_token("root", json!({"admin": true}));
+    let r = reg.send(bearer(Request::new(Method::Post, "/-/admin/users"), &root_admin).with_body(json_body(&json!({"name": "carol", "password": PASSWORD}))));
     assert_eq!(r.status, 201, "{r:?}");
 }
 

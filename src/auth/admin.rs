@@ -1,8 +1,12 @@
-//! Admin API, for the `ADMIN_TOKEN` secret or an admin user's token:
+//! Admin API, for an admin credential only: the `ADMIN_TOKEN` secret or an admin token (one
+//! made here with `"admin": true` for an admin user). Any other token of an admin user, a
+//! password, or a JWT is refused; a read-only admin token may only read.
 //!
 //! * `POST /-/admin/users` `{name, password, email?, admin?}` → 201 the user (no hash)
 //! * `GET /-/admin/users/{name}` → the user
-//! * `POST /-/admin/tokens` `{user, protocol?, scopes?, readonly?, expiresInSeconds?}` → 201 `{token, key, …}`
+//! * `POST /-/admin/tokens` `{user, protocol?, scopes?, readonly?, expiresInSeconds?, admin?,
+//!   cidrWhitelist?}` → 201 `{token, key, …}`. Scopes given here are grants: a scope naming a
+//!   package lets the token write it without owning it (see `auth::owners`).
 //! * `GET /-/admin/users/{name}/tokens` → the user's tokens (never the secrets)
 //! * `DELETE /-/admin/tokens/{key}` → 204
 
@@ -21,9 +25,16 @@ fn error(status: u16, message: impl Into<String>) -> Response {
 fn auth_error(e: AuthError) -> Response {
     match e {
         AuthError::InvalidCredentials => error(401, "invalid credentials"),
+        AuthError::RateLimited { retry_after_secs } => {
+            error(429, "too many failed logins; try again later").with_header("Retry-After", retry_after_secs.to_string())
+        }
         AuthError::BadRequest(m) => error(400, m),
         AuthError::Conflict(m) => error(409, m),
-        AuthError::Storage(m) => error(500, m),
+        AuthError::Storage(m) => {
+            // Runtime error text (stack traces included) stays in the log.
+            crate::logging::error(&format!("admin: {m}"));
+            error(500, "internal error")
+        }
     }
 }
 
@@ -33,6 +44,8 @@ fn user_json(u: &UserRecord) -> Value {
 
 pub fn token_json(t: &TokenRecord) -> Value {
     json!({
+        "admin": t.admin,
+        "cidrWhitelist": t.cidr_whitelist,
         "key": t.key,
         "user": t.user,
         "protocol": t.protocol,
@@ -63,19 +76,27 @@ struct NewTokenBody {
     #[serde(default)]
     readonly: bool,
     expires_in_seconds: Option<u64>,
+    #[serde(default)]
+    admin: bool,
+    #[serde(default)]
+    cidr_whitelist: Vec<String>,
 }
 
 async fn json_body<T: serde::de::DeserializeOwned>(req: Request) -> Result<T, Response> {
-    let bytes = req.body.read_capped(64 * 1024).await.map_err(|e| error(413, e.to_string()))?;
+    let bytes = req.body.read_capped(16 * 1024).await.map_err(|e| match e {
+        crate::http::BodyError::TooLarge { .. } => error(413, e.to_string()),
+        crate::http::BodyError::Io(_) => error(400, "could not read the request body"),
+    })?;
     serde_json::from_slice(&bytes).map_err(|e| error(400, format!("malformed JSON: {e}")))
 }
 
 pub async fn handle(app: &App, req: Request) -> Response {
     let auth = Auth::new(&app.platform, &app.config);
-    // Admin calls may authenticate with any protocol's token; protocol checks do not apply.
-    match auth.principal(&req.headers, Protocol::Npm).await {
+    // Authenticated before any body is read.
+    match auth.admin_principal(&req.headers).await {
+        Ok(Some(p)) if p.admin && p.readonly && !req.method.is_read() => return error(403, "this admin token is read-only"),
         Ok(Some(p)) if p.admin => {}
-        Ok(Some(_)) => return error(403, "admin rights required"),
+        Ok(Some(_)) => return error(403, "admin rights required: use the ADMIN_TOKEN secret or an admin token"),
         Ok(None) => return error(401, "admin credentials required").with_header("WWW-Authenticate", "Bearer realm=\"edgeregistry\""),
         Err(e) => return auth_error(e),
     }
@@ -112,6 +133,9 @@ pub async fn handle(app: &App, req: Request) -> Response {
                 Some(Err(p)) => return error(400, format!("unknown protocol {p:?}")),
             };
             match auth.user(&body.user).await {
+                Ok(Some(u)) if body.admin && !u.admin => {
+                    return error(400, format!("user {} is not an admin: an admin token needs an admin user", body.user))
+                }
                 Ok(Some(_)) => {}
                 Ok(None) => return error(404, format!("no such user {}", body.user)),
                 Err(e) => return auth_error(e),
@@ -121,7 +145,8 @@ pub async fn handle(app: &App, req: Request) -> Response {
                 scopes: body.scopes,
                 readonly: body.readonly,
                 expires_in_secs: body.expires_in_seconds,
-                cidr_whitelist: vec![],
+                cidr_whitelist: body.cidr_whitelist,
+                admin: body.admin,
             };
             match auth.create_token(&body.user, opts).await {
                 Ok((token, record)) => {
@@ -174,7 +199,10 @@ async fn purge_cache(app: &App, protocol: &str, name: &str) -> Response {
             crate::logging::event("info", "cache_purged", json!({"protocol": protocol, "name": name, "objects": n}));
             Response::json(200, &json!({"purged": n}))
         }
-        Err(e) => error(500, e.to_string()),
+        Err(e) => {
+            crate::logging::error(&format!("admin: cache purge failed: {e}"));
+            error(500, "internal error")
+        }
     }
 }
 

@@ -5,7 +5,10 @@
 //! clear: only their SHA-256 is stored, and the hash doubles as the token's public key/id.
 
 pub mod admin;
+pub mod cidr;
 pub mod jwt;
+pub mod limiter;
+pub mod owners;
 pub mod password;
 pub mod scope;
 
@@ -46,15 +49,42 @@ pub struct TokenRecord {
     pub cidr_whitelist: Vec<String>,
     /// First characters of the token, safe to show in listings.
     pub preview: String,
+    /// An admin token: made through the admin API by an admin credential, for an admin user.
+    /// Only such tokens (and the `ADMIN_TOKEN` secret) reach the admin API.
+    #[serde(default)]
+    pub admin: bool,
+    /// Scopes were chosen by an admin (the admin API), not the defaults: a scope naming a
+    /// package (not `*`) then lets the token write it without owning it.
+    #[serde(default)]
+    pub granted: bool,
 }
 
-/// An authenticated caller, with what it may do.
+/// How a caller proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// The `ADMIN_TOKEN` secret.
+    AdminSecret,
+    /// A stored token (npm login, `npm token create`, the admin API).
+    Token,
+    /// A user's password (Basic auth).
+    Password,
+    /// A short-lived JWT from the OCI token endpoint.
+    Jwt,
+}
+
+/// An authenticated caller, with what it may do. What it may write is further limited by
+/// ownership (`owners`): effective permission = these scopes ∩ what the user may do.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user: String,
     pub token_key: Option<String>,
+    pub kind: CredentialKind,
     pub scopes: Vec<Scope>,
+    /// Scopes an admin granted this credential explicitly, by name: writes they cover need no
+    /// ownership. Empty for default tokens, passwords and anonymous JWTs.
+    pub grants: Vec<Scope>,
     pub readonly: bool,
+    /// An admin credential (the secret or an admin token), not merely a token of an admin user.
     pub admin: bool,
 }
 
@@ -71,6 +101,12 @@ impl crate::http::Actor {
 }
 
 impl Principal {
+    /// A user's own credential that may change their account (tokens): a stored token or
+    /// password, not read-only; never a JWT minted for one registry operation.
+    pub fn may_manage_account(&self) -> bool {
+        !self.readonly && matches!(self.kind, CredentialKind::Token | CredentialKind::Password)
+    }
+
     pub fn can(&self, protocol: Protocol, name: &str, action: Action) -> bool {
         if self.readonly && action != Action::Read {
             return false;
@@ -85,6 +121,8 @@ impl Principal {
 pub enum AuthError {
     /// Credentials were sent but are not valid (unknown, expired or revoked token, bad password).
     InvalidCredentials,
+    /// Too many failed logins for this user from this client; retry after this many seconds.
+    RateLimited { retry_after_secs: u64 },
     BadRequest(String),
     Conflict(String),
     Storage(String),
@@ -137,7 +175,16 @@ pub struct NewToken {
     pub readonly: bool,
     pub expires_in_secs: Option<u64>,
     pub cidr_whitelist: Vec<String>,
+    /// Admin rights (only an admin credential may ask, only for an admin user).
+    pub admin: bool,
 }
+
+/// Token lifetimes: KV refuses expirations under 60 s, and anything past ten years is a typo.
+pub const MIN_TOKEN_LIFETIME_SECS: u64 = 60;
+pub const MAX_TOKEN_LIFETIME_SECS: u64 = 10 * 365 * 86_400;
+
+/// Names that stand for callers who are not users (the admin secret, anonymous OCI tokens).
+pub const RESERVED_USER_NAMES: [&str; 2] = ["admin", "anonymous"];
 
 /// Valid user names: what npm and the other clients accept, and safe in KV keys.
 pub fn valid_user_name(name: &str) -> bool {
@@ -178,7 +225,7 @@ impl<'a> Auth<'a> {
         email: Option<String>,
         admin: bool,
     ) -> Result<UserRecord, AuthError> {
-        if !valid_user_name(name) {
+        if !valid_user_name(name) || RESERVED_USER_NAMES.contains(&name) {
             return Err(AuthError::BadRequest(format!("invalid user name {name:?}")));
         }
         if password.len() < 8 {
@@ -194,21 +241,48 @@ impl<'a> Auth<'a> {
             admin,
             created: self.platform.now_iso(),
         };
-        let json = serde_json::to_string(&record).expect("user record serialises");
+        let json = serde_json::to_string(&record).map_err(|e| AuthError::Storage(e.to_string()))?;
         self.platform.kv.put(&format!("user/{name}"), &json, None).await?;
         Ok(record)
     }
 
-    /// The user if the password is right.
+    /// The user if the password is right. An unknown user costs the same key derivation as a
+    /// known one, so response times do not tell which names exist.
     pub async fn authenticate(&self, name: &str, password: &str) -> Result<Option<UserRecord>, AuthError> {
         let Some(user) = self.user(name).await? else {
+            let decoy = PasswordHash::decoy(self.config.password_iterations);
+            let _ = decoy.verify(&*self.platform.crypto, password).await?;
             return Ok(None);
         };
         Ok(user.password.verify(&*self.platform.crypto, password).await?.then_some(user))
     }
 
+    /// [`Auth::authenticate`] behind the failed-login limit for this user and client.
+    pub async fn login(&self, name: &str, password: &str, client: Option<&str>) -> Result<Option<UserRecord>, AuthError> {
+        let limiter = limiter::LoginLimiter::new(self.platform, name, client);
+        limiter.check().await?;
+        let found = self.authenticate(name, password).await?;
+        if found.is_none() {
+            limiter.failed().await?;
+        }
+        Ok(found)
+    }
+
     /// Makes a token; returns the secret (shown once) and its stored record.
     pub async fn create_token(&self, user: &str, opts: NewToken) -> Result<(String, TokenRecord), AuthError> {
+        if let Some(secs) = opts.expires_in_secs {
+            if !(MIN_TOKEN_LIFETIME_SECS..=MAX_TOKEN_LIFETIME_SECS).contains(&secs) {
+                return Err(AuthError::BadRequest(format!(
+                    "token lifetime must be between {MIN_TOKEN_LIFETIME_SECS} seconds and {MAX_TOKEN_LIFETIME_SECS} seconds (ten years)"
+                )));
+            }
+        }
+        for c in &opts.cidr_whitelist {
+            if cidr::Cidr::parse(c).is_none() {
+                return Err(AuthError::BadRequest(format!("invalid CIDR range {c:?}")));
+            }
+        }
+        let granted = !opts.scopes.is_empty();
         let scopes = if opts.scopes.is_empty() {
             let proto = opts.protocol.map(|p| p.as_str()).unwrap_or("*");
             let action = if opts.readonly { "read" } else { "*" };
@@ -233,10 +307,12 @@ impl<'a> Auth<'a> {
             created_ms: now,
             expires_ms: opts.expires_in_secs.map(|s| now + s as f64 * 1000.0),
             cidr_whitelist: opts.cidr_whitelist,
-            preview: token[..6].to_string(),
+            preview: token.chars().take(6).collect(),
+            admin: opts.admin,
+            granted,
         };
-        let json = serde_json::to_string(&record).expect("token record serialises");
-        let ttl = opts.expires_in_secs.map(|s| s.max(60));
+        let json = serde_json::to_string(&record).map_err(|e| AuthError::Storage(e.to_string()))?;
+        let ttl = opts.expires_in_secs;
         self.platform.kv.put(&format!("token/{key}"), &json, ttl).await?;
         self.platform
             .kv
@@ -255,14 +331,17 @@ impl<'a> Auth<'a> {
         }
     }
 
-    /// Looks a presented token up; `None` when unknown, expired or not valid for `protocol`.
-    pub async fn validate_token(&self, token: &str, protocol: Protocol) -> Result<Option<Principal>, AuthError> {
+    /// Looks a presented token up; `None` when unknown, expired, not valid for `protocol`, or
+    /// sent from outside the token's CIDR whitelist. JWTs are OCI tokens and nothing else.
+    pub async fn validate_token(&self, token: &str, protocol: Protocol, client: Option<&str>) -> Result<Option<Principal>, AuthError> {
         if let Some(admin) = &self.config.admin_token {
             if secret_eq(token.as_bytes(), admin.as_bytes()) {
                 return Ok(Some(Principal {
                     user: "admin".into(),
                     token_key: None,
-                    scopes: vec![Scope::parse("*:*:*:*").expect("valid scope")],
+                    kind: CredentialKind::AdminSecret,
+                    scopes: Scope::parse("*:*:*:*").into_iter().collect(),
+                    grants: Vec::new(),
                     readonly: false,
                     admin: true,
                 }));
@@ -270,7 +349,7 @@ impl<'a> Auth<'a> {
         }
         // JWTs come from the OCI token endpoint; they carry their own grants.
         if token.matches('.').count() == 2 {
-            let Some(secret) = &self.config.jwt_secret else {
+            let Some(secret) = self.config.jwt_secret.as_ref().filter(|_| protocol == Protocol::Oci) else {
                 return Ok(None);
             };
             let now = (self.platform.now_ms() / 1000.0) as i64;
@@ -284,6 +363,9 @@ impl<'a> Auth<'a> {
         if record.expires_ms.is_some_and(|e| e <= self.platform.now_ms()) {
             return Ok(None);
         }
+        if !record.cidr_whitelist.is_empty() && !cidr::allows(&record.cidr_whitelist, client) {
+            return Ok(None);
+        }
         let scopes: Vec<Scope> = record.scopes.iter().filter_map(|s| Scope::parse(s)).collect();
         // A token made for one protocol works elsewhere only if its scopes name that protocol.
         if record.protocol.is_some_and(|p| p != protocol)
@@ -291,11 +373,15 @@ impl<'a> Auth<'a> {
         {
             return Ok(None);
         }
-        let admin = self.user(&record.user).await?.is_some_and(|u| u.admin);
+        // An admin token stays one only while its user is an admin.
+        let admin = record.admin && self.user(&record.user).await?.is_some_and(|u| u.admin);
+        let grants = if record.granted { scopes.iter().filter(|s| s.name != "*").cloned().collect() } else { Vec::new() };
         Ok(Some(Principal {
             user: record.user,
             token_key: Some(record.key),
+            kind: CredentialKind::Token,
             scopes,
+            grants,
             readonly: record.readonly,
             admin,
         }))
@@ -346,24 +432,57 @@ impl<'a> Auth<'a> {
     /// Who is calling: `Ok(None)` for no credentials, `Err(InvalidCredentials)` for bad ones.
     ///
     /// Bearer and raw values are tokens. Basic carries either a token as its password (twine's
-    /// `__token__`, Maven, Composer) or a real user's password.
+    /// `__token__`, Maven, Composer) or a real user's password (rate-limited per user and
+    /// client). `client` is the caller's address, for CIDR-bound tokens and the limit.
     pub async fn principal(&self, headers: &Headers, protocol: Protocol) -> Result<Option<Principal>, AuthError> {
         let Some(cred) = Credential::from_headers(headers) else {
             return Ok(None);
         };
+        let client = client_ip(headers);
         let found = match cred {
-            Credential::Bearer(t) | Credential::Raw(t) => self.validate_token(&t, protocol).await?,
-            Credential::Basic { user, password } => match self.validate_token(&password, protocol).await? {
+            Credential::Bearer(t) | Credential::Raw(t) => self.validate_token(&t, protocol, client).await?,
+            Credential::Basic { user, password } => match self.validate_token(&password, protocol, client).await? {
                 Some(p) => Some(p),
-                None => self.authenticate(&user, &password).await?.map(|u| Principal {
+                None => self.login(&user, &password, client).await?.map(|u| Principal {
                     user: u.name,
                     token_key: None,
-                    scopes: vec![Scope::parse(&format!("{}:*:*:*", protocol.as_str())).expect("valid")],
+                    kind: CredentialKind::Password,
+                    scopes: Scope::parse(&format!("{}:*:*:*", protocol.as_str())).into_iter().collect(),
+                    grants: Vec::new(),
                     readonly: false,
-                    admin: u.admin,
+                    admin: false,
                 }),
             },
         };
         found.map(Some).ok_or(AuthError::InvalidCredentials)
     }
+
+    /// The caller of the admin API: the `ADMIN_TOKEN` secret or an admin token (of any
+    /// protocol), nothing else. `Ok(None)` without credentials.
+    pub async fn admin_principal(&self, headers: &Headers) -> Result<Option<Principal>, AuthError> {
+        let token = match Credential::from_headers(headers) {
+            None => return Ok(None),
+            Some(Credential::Bearer(t) | Credential::Raw(t)) => t,
+            Some(Credential::Basic { password, .. }) => password,
+        };
+        if token.matches('.').count() == 2 {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let client = client_ip(headers);
+        let found = match self.config.admin_token.as_deref() {
+            Some(secret) if secret_eq(token.as_bytes(), secret.as_bytes()) => self.validate_token(&token, Protocol::Npm, client).await?,
+            _ => match self.token_record(&sha256_hex(token.as_bytes())).await? {
+                // Whatever protocol the admin token was made for.
+                Some(r) => self.validate_token(&token, r.protocol.unwrap_or(Protocol::Npm), client).await?,
+                None => None,
+            },
+        };
+        found.map(Some).ok_or(AuthError::InvalidCredentials)
+    }
+}
+
+/// The client's address as the platform reports it (`CF-Connecting-IP`, set by Cloudflare's
+/// edge for every request; a client cannot choose it in production).
+pub fn client_ip(headers: &Headers) -> Option<&str> {
+    headers.get("cf-connecting-ip").map(str::trim).filter(|s| !s.is_empty())
 }

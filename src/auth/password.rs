@@ -25,6 +25,17 @@ impl PasswordHash {
         })
     }
 
+    /// A hash no password matches, for answering an unknown user with the same work as a
+    /// known one.
+    pub fn decoy(iterations: u32) -> PasswordHash {
+        PasswordHash {
+            algorithm: "pbkdf2-sha256".into(),
+            iterations,
+            salt: "0".repeat(32),
+            hash: "0".repeat(64),
+        }
+    }
+
     pub async fn verify(&self, crypto: &dyn Crypto, password: &str) -> StoreResult<bool> {
         if self.algorithm != "pbkdf2-sha256" {
             return Ok(false);

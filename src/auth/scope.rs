@@ -56,6 +56,12 @@ impl Scope {
     }
 }
 
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}:{}", self.protocol, self.resource_type, self.name, self.action)
+    }
+}
+
 fn action_implies(granted: &str, wanted: Action) -> bool {
     match granted {
         "*" => true,

@@ -49,6 +49,18 @@ fn internal(e: impl std::fmt::Display) -> Response {
     error(500, "internal error")
 }
 
+fn auth_error(e: AuthError) -> Response {
+    match e {
+        AuthError::InvalidCredentials => unauthorized("invalid or expired credentials"),
+        AuthError::RateLimited { retry_after_secs } => {
+            error(429, "too many failed logins; try again later").with_header("Retry-After", retry_after_secs.to_string())
+        }
+        AuthError::BadRequest(m) => error(400, m),
+        AuthError::Conflict(m) => error(409, m),
+        AuthError::Storage(m) => internal(m),
+    }
+}
+
 fn job_error(e: JobError) -> Response {
     if e.status >= 500 {
         return internal(e.message);
@@ -65,6 +77,7 @@ struct Ctx<'a> {
     storage: Storage,
     principal: Option<Principal>,
     actor: crate::http::Actor,
+    headers: crate::http::Headers,
 }
 
 impl Ctx<'_> {
@@ -152,8 +165,7 @@ pub async fn handle(app: &App, req: Request, path: &str) -> Response {
     let auth = Auth::new(&app.platform, &app.config);
     let principal = match auth.principal(&req.headers, Protocol::Npm).await {
         Ok(p) => p,
-        Err(AuthError::InvalidCredentials) => return unauthorized("invalid or expired token"),
-        Err(e) => return internal(format!("{e:?}")),
+        Err(e) => return auth_error(e),
     };
     let actor = req.actor.identified(principal.as_ref());
     let ctx = Ctx {
@@ -162,6 +174,7 @@ pub async fn handle(app: &App, req: Request, path: &str) -> Response {
         storage: app.storage(Protocol::Npm, &actor),
         principal,
         actor,
+        headers: req.headers.clone(),
     };
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (req.method, segs.as_slice()) {
@@ -773,10 +786,10 @@ async fn login(ctx: &Ctx<'_>, user_segment: &str, req: Request) -> Response {
         return error(400, "the name in the body does not match the URL");
     }
     let auth = Auth::new(&ctx.app.platform, &ctx.app.config);
-    match auth.authenticate(name, password).await {
+    match auth.login(name, password, crate::auth::client_ip(&ctx.headers)).await {
         Ok(Some(_)) => {}
         Ok(None) => return unauthorized("bad username or password"),
-        Err(e) => return internal(format!("{e:?}")),
+        Err(e) => return auth_error(e),
     }
     let opts = NewToken { protocol: Some(Protocol::Npm), readonly: ctx.app.config.npm_default_readonly, ..Default::default() };
     match auth.create_token(name, opts).await {
@@ -784,7 +797,7 @@ async fn login(ctx: &Ctx<'_>, user_segment: &str, req: Request) -> Response {
             201,
             &json!({"ok": true, "id": format!("org.couchdb.user:{name}"), "rev": "1-0", "token": token}),
         ),
-        Err(e) => internal(format!("{e:?}")),
+        Err(e) => auth_error(e),
     }
 }
 
@@ -813,7 +826,7 @@ async fn list_tokens(ctx: &Ctx<'_>) -> Response {
             let objects: Vec<Value> = tokens.iter().map(npm_token_json).collect();
             Response::json(200, &json!({"objects": objects, "total": objects.len(), "urls": {}}))
         }
-        Err(e) => internal(format!("{e:?}")),
+        Err(e) => auth_error(e),
     }
 }
 
@@ -828,10 +841,10 @@ async fn create_token(ctx: &Ctx<'_>, req: Request) -> Response {
     };
     let password = body.get("password").and_then(Value::as_str).unwrap_or_default();
     let auth = Auth::new(&ctx.app.platform, &ctx.app.config);
-    match auth.authenticate(&p.user, password).await {
+    match auth.login(&p.user, password, crate::auth::client_ip(&ctx.headers)).await {
         Ok(Some(_)) => {}
         Ok(None) => return unauthorized("password is incorrect"),
-        Err(e) => return internal(format!("{e:?}")),
+        Err(e) => return auth_error(e),
     }
     let readonly = body.get("readonly").and_then(Value::as_bool).unwrap_or(ctx.app.config.npm_default_readonly);
     let cidr: Vec<String> = body
@@ -847,7 +860,7 @@ async fn create_token(ctx: &Ctx<'_>, req: Request) -> Response {
             j["token"] = json!(token);
             Response::json(201, &j)
         }
-        Err(e) => internal(format!("{e:?}")),
+        Err(e) => auth_error(e),
     }
 }
 
@@ -860,6 +873,6 @@ async fn revoke_token(ctx: &Ctx<'_>, key: &str) -> Response {
     match auth.revoke_token(&p.user, key).await {
         Ok(true) => Response::new(204),
         Ok(false) => error(404, "no such token"),
-        Err(e) => internal(format!("{e:?}")),
+        Err(e) => auth_error(e),
     }
 }

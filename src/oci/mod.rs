@@ -181,6 +181,10 @@ pub async fn handle(app: &App, req: Request, path: &str, prefix: String) -> Resp
     let principal = match auth.principal(&req.headers, Protocol::Oci).await {
         Ok(p) => p,
         Err(AuthError::InvalidCredentials) => None,
+        Err(AuthError::RateLimited { retry_after_secs }) => {
+            return error(429, "TOOMANYREQUESTS", "too many failed logins; try again later")
+                .with_header("Retry-After", retry_after_secs.to_string())
+        }
         Err(e) => return internal(format!("{e:?}")),
     };
     let actor = req.actor.identified(principal.as_ref());

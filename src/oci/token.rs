@@ -5,13 +5,15 @@
 use serde_json::{json, Value};
 
 use super::{error, internal};
-use crate::auth::{jwt, Action, Auth, AuthError, Principal};
+use crate::auth::{jwt, Action, Auth, AuthError, CredentialKind, Principal};
 use crate::config::Protocol;
 use crate::http::Request;
 use crate::router::App;
 
 pub const SERVICE: &str = "edgeregistry";
-const LIFETIME_SECS: i64 = 3600;
+/// Minted tokens live five minutes: revoking the token or password they came from takes
+/// effect that soon (clients fetch a new one when theirs expires).
+const LIFETIME_SECS: i64 = 300;
 
 /// The actions of `repository:NAME:ACTIONS` the caller gets.
 fn granted(principal: Option<&Principal>, anonymous_read: bool, repo: &str, wanted: &str) -> Vec<String> {
@@ -40,6 +42,10 @@ pub async fn handle(app: &App, req: &Request) -> Response {
         Err(AuthError::InvalidCredentials) => {
             return error(401, "UNAUTHORIZED", "invalid username or password")
                 .with_header("WWW-Authenticate", "Basic realm=\"edgeregistry\"")
+        }
+        Err(AuthError::RateLimited { retry_after_secs }) => {
+            return error(429, "TOOMANYREQUESTS", "too many failed logins; try again later")
+                .with_header("Retry-After", retry_after_secs.to_string())
         }
         Err(e) => return internal(format!("{e:?}")),
     };
@@ -76,6 +82,9 @@ pub async fn handle(app: &App, req: &Request) -> Response {
         "jti": crate::util::random_hex(),
         "access": access,
         "ro": principal.as_ref().is_some_and(|p| p.readonly),
+        // Admin-granted scopes travel along, so writes they cover need no ownership.
+        "grants": principal.as_ref().map(|p| p.grants.iter().filter(|g| g.protocol == "oci" || g.protocol == "*").map(|g| g.to_string()).collect::<Vec<_>>()).unwrap_or_default(),
+        "adm": principal.as_ref().is_some_and(|p| p.admin),
     });
     let token = jwt::encode(secret.as_bytes(), &claims);
     Response::json(200, &json!({
@@ -105,12 +114,20 @@ pub fn principal_from_claims(claims: &Value) -> Option<Principal> {
             actions.into_iter().filter_map(|act| crate::auth::Scope::parse(&format!("oci:repository:{name}:{act}"))).collect()
         })
         .collect();
+    let grants = claims
+        .get("grants")
+        .and_then(Value::as_array)
+        .map(|g| g.iter().filter_map(|s| crate::auth::Scope::parse(s.as_str()?)).collect())
+        .unwrap_or_default();
     Some(Principal {
         user: claims.get("sub")?.as_str()?.to_string(),
         token_key: None,
+        kind: CredentialKind::Jwt,
         scopes,
+        grants,
         readonly: claims.get("ro").and_then(Value::as_bool).unwrap_or(false),
-        admin: false,
+        // An admin credential's token keeps admin rights for OCI (never for the admin API).
+        admin: claims.get("adm").and_then(Value::as_bool).unwrap_or(false),
     })
 }
 

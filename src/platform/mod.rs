@@ -198,6 +198,20 @@ pub trait SessionStore {
     async fn delete(&self, id: &str) -> StoreResult<()>;
 }
 
+/// Every object under `prefix`, following the listing's pages.
+pub async fn list_all(store: &dyn ObjectStore, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.list(prefix, ListOptions { cursor, ..Default::default() }).await?;
+        out.extend(page.objects);
+        match page.cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(out),
+        }
+    }
+}
+
 /// Aborts the multipart upload and deletes the temporary objects of a session.
 pub async fn run_cleanup(store: &dyn ObjectStore, cleanup: &Cleanup) {
     if let Some((key, upload)) = &cleanup.multipart {

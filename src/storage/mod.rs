@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use crate::config::Protocol;
 use crate::http::{Actor, Body};
-use crate::platform::{ByteRange, Object, ObjectMeta, ObjectStore, PutOptions, PutOutcome, StoreError};
+use crate::platform::{ByteRange, ListOptions, ListPage, Object, ObjectMeta, ObjectStore, PutOptions, PutOutcome, StoreError, UploadedPart};
 pub use hooks::{HookContext, HookDecision, HookMetadata, Operation, StorageHooks};
 
 #[derive(Debug)]
@@ -34,9 +34,11 @@ impl std::fmt::Display for StorageError {
     }
 }
 
+/// The only way hosted protocol code reaches the object store: every write and delete is put
+/// to the hooks first (`READ_ONLY` is one), so none can slip past them.
 #[derive(Clone)]
 pub struct Storage {
-    pub store: Rc<dyn ObjectStore>,
+    store: Rc<dyn ObjectStore>,
     hooks: Rc<Vec<Rc<dyn StorageHooks>>>,
     protocol: Protocol,
     actor: Actor,
@@ -117,6 +119,47 @@ impl Storage {
 
     pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
         Ok(self.store.head(key).await?)
+    }
+
+    pub async fn list(&self, prefix: &str, opts: ListOptions) -> Result<ListPage, StorageError> {
+        Ok(self.store.list(prefix, opts).await?)
+    }
+
+    /// Every object under `prefix`, all pages.
+    pub async fn list_all(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
+        Ok(crate::platform::list_all(&*self.store, prefix).await?)
+    }
+
+    /// Starts a multipart upload; the hooks see it as a put of `key`.
+    pub async fn create_multipart(&self, key: &str, opts: PutOptions, metadata: HookMetadata) -> Result<String, StorageError> {
+        self.check(Operation::Put, key, metadata).await?;
+        Ok(self.store.create_multipart(key, opts).await?)
+    }
+
+    /// One part; asked of the hooks too, so an upload begun before `READ_ONLY` cannot go on.
+    pub async fn upload_part(&self, key: &str, upload_id: &str, part_number: u16, body: Body, metadata: HookMetadata) -> Result<UploadedPart, StorageError> {
+        self.check(Operation::Put, key, metadata).await?;
+        Ok(self.store.upload_part(key, upload_id, part_number, body).await?)
+    }
+
+    pub async fn complete_multipart(&self, key: &str, upload_id: &str, parts: Vec<UploadedPart>, metadata: HookMetadata) -> Result<ObjectMeta, StorageError> {
+        self.check(Operation::Put, key, metadata.clone()).await?;
+        let meta = self.store.complete_multipart(key, upload_id, parts).await?;
+        self.notify(Operation::Put, key, HookMetadata { size: Some(meta.size), ..metadata }).await;
+        Ok(meta)
+    }
+
+    /// Abandons an upload (cleanup of this registry's own temporary state: never refused).
+    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StorageError> {
+        Ok(self.store.abort_multipart(key, upload_id).await?)
+    }
+
+    /// Cleanup of temporary objects (upload tails, failed publishes): never refused.
+    pub async fn discard(&self, keys: &[String]) -> Result<(), StorageError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        Ok(self.store.delete(keys).await?)
     }
 
     pub async fn delete(&self, keys: &[String], metadata: HookMetadata) -> Result<(), StorageError> {
