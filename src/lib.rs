@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod http;
 pub mod jobs;
+pub mod json;
 pub mod logging;
 pub mod npm;
 pub mod oci;

@@ -59,7 +59,8 @@ impl App {
 
     pub async fn handle(&self, req: Request) -> Response {
         let head = req.method == Method::Head;
-        let resp = self.dispatch(req).await;
+        // Nothing served here is meant to be sniffed into HTML or script by a browser.
+        let resp = self.dispatch(req).await.with_header("X-Content-Type-Options", "nosniff");
         if head {
             resp.without_body()
         } else {

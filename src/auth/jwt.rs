@@ -8,7 +8,10 @@ use serde_json::{json, Value};
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 fn sign(secret: &[u8], signing_input: &str) -> Vec<u8> {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+    // HMAC takes keys of any length, so this never fails; an empty tag would fail every check.
+    let Ok(mut mac) = <HmacSha256 as KeyInit>::new_from_slice(secret) else {
+        return Vec::new();
+    };
     mac.update(signing_input.as_bytes());
     mac.finalize().into_bytes().to_vec()
 }
@@ -33,11 +36,11 @@ pub enum JwtError {
 /// Checks the signature (constant time), `exp` and `nbf` against `now_secs`; returns the claims.
 pub fn decode(secret: &[u8], token: &str, now_secs: i64) -> Result<Value, JwtError> {
     let parts: Vec<&str> = token.split('.').collect();
-    let [header, payload, sig] = parts[..] else {
+    let [header_text, payload, sig] = parts[..] else {
         return Err(JwtError::Malformed);
     };
     let header: Value = URL_SAFE_NO_PAD
-        .decode(header)
+        .decode(header_text)
         .ok()
         .and_then(|h| serde_json::from_slice(&h).ok())
         .ok_or(JwtError::Malformed)?;
@@ -45,8 +48,8 @@ pub fn decode(secret: &[u8], token: &str, now_secs: i64) -> Result<Value, JwtErr
         return Err(JwtError::Malformed);
     }
     let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| JwtError::Malformed)?;
-    let expected = sign(secret, &format!("{}.{}", parts[0], payload));
-    if !crate::util::secret_eq(&sig, &expected) {
+    let expected = sign(secret, &format!("{header_text}.{payload}"));
+    if expected.is_empty() || !crate::util::secret_eq(&sig, &expected) {
         return Err(JwtError::BadSignature);
     }
     let claims: Value = URL_SAFE_NO_PAD
@@ -54,15 +57,19 @@ pub fn decode(secret: &[u8], token: &str, now_secs: i64) -> Result<Value, JwtErr
         .ok()
         .and_then(|p| serde_json::from_slice(&p).ok())
         .ok_or(JwtError::Malformed)?;
-    if let Some(exp) = claims.get("exp").and_then(Value::as_i64) {
-        if exp <= now_secs {
-            return Err(JwtError::Expired);
-        }
+    // `exp` is required and must be an integer NumericDate (RFC 7519 §2, §4.1.4); a token
+    // without one would never expire. `nbf`, when present, likewise.
+    let exp = claims.get("exp").and_then(Value::as_i64).ok_or(JwtError::Malformed)?;
+    if exp <= now_secs {
+        return Err(JwtError::Expired);
     }
-    if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64) {
-        if nbf > now_secs {
-            return Err(JwtError::NotYetValid);
-        }
+    match claims.get("nbf") {
+        None => {}
+        Some(nbf) => match nbf.as_i64() {
+            Some(nbf) if nbf > now_secs => return Err(JwtError::NotYetValid),
+            Some(_) => {}
+            None => return Err(JwtError::Malformed),
+        },
     }
     Ok(claims)
 }
@@ -79,6 +86,10 @@ mod tests {
         assert_eq!(decode(b"k", &t, 200), Err(JwtError::Expired));
         assert_eq!(decode(b"k", &t, 99), Err(JwtError::NotYetValid));
         assert_eq!(decode(b"k", "a.b", 150), Err(JwtError::Malformed));
+        // A token that never expires, or whose times are not integers, is refused.
+        for claims in [json!({"sub": "a"}), json!({"exp": "999999"}), json!({"exp": 200.5}), json!({"exp": 200, "nbf": "1"})] {
+            assert_eq!(decode(b"k", &encode(b"k", &claims), 150), Err(JwtError::Malformed), "{claims}");
+        }
         let mut tampered = t.clone();
         tampered.insert(t.find('.').unwrap() + 2, 'A');
         assert!(decode(b"k", &tampered, 150).is_err());

@@ -13,26 +13,62 @@ use crate::jobs::{JobEnv, JobError, JobResult};
 use crate::platform::{PutOptions, PutOutcome};
 use crate::util::{iso8601, random_hex};
 
+/// Who asks for a change. Every job checks, under the package's lock, that the writer is a
+/// maintainer (npm's owners), so an owner change racing a write cannot let a stranger in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Writer {
+    pub user: String,
+    /// An admin credential or an admin-granted scope naming the package (`auth::owners`).
+    pub may_override: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum NpmJob {
-    /// Adds versions whose tarballs are already stored (with their sha512 in metadata).
+    /// Adds versions whose tarballs are already stored (with their sha512 in metadata). The
+    /// first publish of a name makes the publisher its maintainer.
     Publish {
         name: String,
         versions: Map<String, Value>,
         dist_tags: BTreeMap<String, String>,
         package_fields: Map<String, Value>,
-        publisher: String,
+        writer: Writer,
     },
     /// Sets (`Some`) or clears (`None`/empty) the deprecation message of existing versions.
     Deprecate {
         name: String,
         messages: BTreeMap<String, Option<String>>,
+        writer: Writer,
     },
-    RemoveVersions { name: String, versions: Vec<String> },
-    DeletePackage { name: String },
-    SetDistTag { name: String, tag: String, version: String },
-    RemoveDistTag { name: String, tag: String },
+    RemoveVersions { name: String, versions: Vec<String>, writer: Writer },
+    DeletePackage { name: String, writer: Writer },
+    SetDistTag { name: String, tag: String, version: String, writer: Writer },
+    RemoveDistTag { name: String, tag: String, writer: Writer },
+    /// `npm owner add/rm`: the new maintainer list (`{name, email?}` objects), never empty.
+    SetMaintainers { name: String, maintainers: Vec<Value>, writer: Writer },
+}
+
+/// The maintainers' names of a packument: npm's owner list.
+pub fn maintainer_names(doc: &Value) -> Vec<String> {
+    doc.get("maintainers")
+        .and_then(Value::as_array)
+        .map(|m| m.iter().filter_map(|o| o.get("name").and_then(Value::as_str).map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+fn check_owner(doc: &Value, name: &PackageName, writer: &Writer) -> Result<(), JobError> {
+    let owners = maintainer_names(doc);
+    if writer.may_override || owners.is_empty() || owners.contains(&writer.user) {
+        return Ok(());
+    }
+    Err(JobError::new(403, format!("user {} is not a maintainer of {name}", writer.user)))
+}
+
+/// Loads the packument for a change by `writer`: 404 when absent, 403 when not theirs.
+async fn load_owned(env: &JobEnv, name: &PackageName, writer: &Writer) -> Result<Value, JobError> {
+    let doc = load(env, name).await?.ok_or_else(not_found)?;
+    check_owner(&doc, name, writer)?;
+    Ok(doc)
 }
 
 fn package(name: &str) -> Result<PackageName, JobError> {
@@ -61,11 +97,17 @@ async fn save(env: &JobEnv, name: &PackageName, doc: &mut Value) -> JobResult {
         .and_then(Value::as_str)
         .and_then(|r| r.split('-').next()?.parse::<u64>().ok())
         .unwrap_or(0);
-    let rev = format!("{}-{}", seq + 1, &random_hex()[..16]);
-    doc["_rev"] = json!(rev);
-    doc["_id"] = json!(name.as_str());
-    doc["name"] = json!(name.as_str());
-    let time = doc.as_object_mut().expect("packument is an object").entry("time").or_insert_with(|| json!({}));
+    let rev = format!("{}-{}", seq + 1, random_hex().chars().take(16).collect::<String>());
+    let Some(fields) = doc.as_object_mut() else {
+        return Err(JobError::internal(format!("packument of {name} is not an object")));
+    };
+    fields.insert("_rev".into(), json!(rev));
+    fields.insert("_id".into(), json!(name.as_str()));
+    fields.insert("name".into(), json!(name.as_str()));
+    let time = fields.entry("time").or_insert_with(|| json!({}));
+    if !time.is_object() {
+        *time = json!({});
+    }
     time["modified"] = json!(now);
     if time.get("created").is_none() {
         time["created"] = json!(now);
@@ -135,11 +177,11 @@ pub async fn execute(env: &JobEnv, job: NpmJob) -> JobResult {
             versions,
             dist_tags,
             package_fields,
-            publisher,
-        } => publish(env, &package(&name)?, versions, dist_tags, package_fields, &publisher).await,
-        NpmJob::Deprecate { name, messages } => {
+            writer,
+        } => publish(env, &package(&name)?, versions, dist_tags, package_fields, &writer).await,
+        NpmJob::Deprecate { name, messages, writer } => {
             let name = package(&name)?;
-            let mut doc = load(env, &name).await?.ok_or_else(not_found)?;
+            let mut doc = load_owned(env, &name, &writer).await?;
             for (version, message) in messages {
                 let v = doc
                     .get_mut("versions")
@@ -153,16 +195,16 @@ pub async fn execute(env: &JobEnv, job: NpmJob) -> JobResult {
             }
             save(env, &name, &mut doc).await
         }
-        NpmJob::RemoveVersions { name, versions } => {
+        NpmJob::RemoveVersions { name, versions, writer } => {
             let name = package(&name)?;
-            let mut doc = load(env, &name).await?.ok_or_else(not_found)?;
-            let all = doc["versions"].as_object_mut().ok_or_else(not_found)?;
+            let mut doc = load_owned(env, &name, &writer).await?;
+            let all = doc.get_mut("versions").and_then(Value::as_object_mut).ok_or_else(not_found)?;
             for v in &versions {
                 all.remove(v);
             }
             let remaining: Vec<String> = all.keys().cloned().collect();
             // Tags pointing at removed versions go; `latest` moves to the highest left.
-            if let Some(tags) = doc["dist-tags"].as_object_mut() {
+            if let Some(tags) = doc.get_mut("dist-tags").and_then(Value::as_object_mut) {
                 tags.retain(|_, v| v.as_str().is_some_and(|v| remaining.iter().any(|r| r == v)));
                 if !tags.contains_key("latest") {
                     if let Some(h) = highest(remaining.iter()) {
@@ -174,38 +216,59 @@ pub async fn execute(env: &JobEnv, job: NpmJob) -> JobResult {
             result["removed"] = json!(versions);
             Ok(result)
         }
-        NpmJob::DeletePackage { name } => {
+        NpmJob::DeletePackage { name, writer } => {
             let name = package(&name)?;
-            let doc = load(env, &name).await?.ok_or_else(not_found)?;
+            let doc = load_owned(env, &name, &writer).await?;
             env.store
                 .delete(&[name.packument_key(), name.search_key()])
                 .await
                 .map_err(JobError::internal)?;
-            let versions: Vec<String> = doc["versions"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+            let versions: Vec<String> = doc.get("versions").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
             Ok(json!({"ok": true, "versions": versions}))
         }
-        NpmJob::SetDistTag { name, tag, version } => {
+        NpmJob::SetDistTag { name, tag, version, writer } => {
             let name = package(&name)?;
-            let mut doc = load(env, &name).await?.ok_or_else(not_found)?;
-            if doc["versions"].get(&version).is_none() {
+            let mut doc = load_owned(env, &name, &writer).await?;
+            if doc.get("versions").and_then(|v| v.get(&version)).is_none() {
                 return Err(JobError::new(404, format!("version {version} of {name} not found")));
             }
-            doc["dist-tags"][&tag] = json!(version);
+            tags_of(&mut doc)?.insert(tag, json!(version));
             save(env, &name, &mut doc).await
         }
-        NpmJob::RemoveDistTag { name, tag } => {
+        NpmJob::RemoveDistTag { name, tag, writer } => {
             let name = package(&name)?;
             if tag == "latest" {
                 return Err(JobError::new(400, "the latest tag cannot be removed"));
             }
-            let mut doc = load(env, &name).await?.ok_or_else(not_found)?;
-            let removed = doc["dist-tags"].as_object_mut().and_then(|t| t.remove(&tag));
+            let mut doc = load_owned(env, &name, &writer).await?;
+            let removed = doc.get_mut("dist-tags").and_then(Value::as_object_mut).and_then(|t| t.remove(&tag));
             if removed.is_none() {
                 return Err(JobError::new(404, format!("dist-tag {tag} not found")));
             }
             save(env, &name, &mut doc).await
         }
+        NpmJob::SetMaintainers { name, maintainers, writer } => {
+            let name = package(&name)?;
+            if maintainers.is_empty() {
+                return Err(JobError::new(400, "a package needs at least one maintainer"));
+            }
+            let mut doc = load_owned(env, &name, &writer).await?;
+            doc["maintainers"] = Value::Array(maintainers);
+            save(env, &name, &mut doc).await
+        }
     }
+}
+
+/// The packument's dist-tags object, made one if it is missing or not an object.
+fn tags_of(doc: &mut Value) -> Result<&mut Map<String, Value>, JobError> {
+    let Some(fields) = doc.as_object_mut() else {
+        return Err(JobError::internal("packument is not an object"));
+    };
+    let tags = fields.entry("dist-tags").or_insert_with(|| json!({}));
+    if !tags.is_object() {
+        *tags = json!({});
+    }
+    tags.as_object_mut().ok_or_else(|| JobError::internal("dist-tags is not an object"))
 }
 
 async fn publish(
@@ -214,11 +277,23 @@ async fn publish(
     versions: Map<String, Value>,
     dist_tags: BTreeMap<String, String>,
     package_fields: Map<String, Value>,
-    publisher: &str,
+    writer: &Writer,
 ) -> JobResult {
-    let mut doc = load(env, name).await?.unwrap_or_else(|| {
-        json!({"name": name.as_str(), "dist-tags": {}, "versions": {}, "time": {}})
-    });
+    let mut doc = match load(env, name).await? {
+        Some(doc) => {
+            check_owner(&doc, name, writer)?;
+            doc
+        }
+        None => json!({"name": name.as_str(), "dist-tags": {}, "versions": {}, "time": {}}),
+    };
+    if !doc.is_object() {
+        return Err(JobError::internal(format!("packument of {name} is not an object")));
+    }
+    for field in ["versions", "time", "dist-tags"] {
+        if !doc.get(field).is_some_and(Value::is_object) {
+            doc[field] = json!({});
+        }
+    }
     let now = iso8601(env.clock.now_ms());
     for (version, manifest) in &versions {
         // npm never lets a version number be reused, even after an unpublish.
@@ -260,8 +335,8 @@ async fn publish(
             }
         }
     }
-    if doc.get("maintainers").is_none() {
-        doc["maintainers"] = json!([{"name": publisher}]);
+    if maintainer_names(&doc).is_empty() {
+        doc["maintainers"] = json!([{"name": writer.user}]);
     }
     if first {
         // The name is hosted from now on: what the pull-through cache kept of an upstream

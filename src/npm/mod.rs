@@ -21,10 +21,11 @@ use crate::auth::{Action, Auth, AuthError, NewToken, Principal};
 use crate::config::Protocol;
 use crate::http::{decode_path, Method, Request, Response};
 use crate::jobs::{Job, JobError};
+use crate::json::JsonError;
 use crate::platform::{Checksum, ListOptions, PutOptions, PutOutcome};
 use crate::router::App;
 use crate::storage::{HookMetadata, Operation, Storage, StorageError};
-use jobs::NpmJob;
+use jobs::{NpmJob, Writer};
 use names::{valid_tag, valid_version, PackageName};
 use packument::ABBREVIATED_MEDIA_TYPE;
 
@@ -96,12 +97,41 @@ impl Ctx<'_> {
         }
     }
 
+    /// May the caller write `name` at all (token scopes)? Ownership is checked with the
+    /// packument at hand ([`Ctx::check_owner`]) and again by the job under the package lock.
     fn check(&self, name: &PackageName, action: Action) -> Result<&Principal, Response> {
         match &self.principal {
             None => Err(unauthorized("authentication required")),
             Some(p) if p.can(Protocol::Npm, name.as_str(), action) => Ok(p),
             Some(p) if p.readonly => Err(error(403, "this token is read-only")),
             Some(p) => Err(error(403, format!("user {} may not {} {name}", p.user, action.as_str()))),
+        }
+    }
+
+    /// [`Ctx::check`], then the writer a job checks ownership for.
+    fn writer(&self, name: &PackageName, action: Action) -> Result<Writer, Response> {
+        let p = self.check(name, action)?;
+        Ok(Writer { user: p.user.clone(), may_override: crate::auth::owners::bypasses(p, Protocol::Npm, name.as_str(), action) })
+    }
+
+    /// Early refusal for a writer who does not maintain an existing package (the job checks
+    /// again under the lock).
+    fn check_owner(&self, doc: &Value, name: &PackageName, writer: &Writer) -> Result<(), Response> {
+        let owners = jobs::maintainer_names(doc);
+        if writer.may_override || owners.is_empty() || owners.contains(&writer.user) {
+            return Ok(());
+        }
+        Err(error(403, format!("user {} is not a maintainer of {name}", writer.user)))
+    }
+
+    /// Read access to npm data in general (search, audit): anonymous when allowed, else a
+    /// credential with some npm read scope.
+    fn check_read_any(&self) -> Option<Response> {
+        match &self.principal {
+            _ if self.protocol_config().anonymous_read => None,
+            None => Some(unauthorized("authentication required")),
+            Some(p) if p.scopes.iter().any(|s| (s.protocol == "npm" || s.protocol == "*") && s.allows(&s.protocol, &s.resource_type, &s.name, Action::Read)) => None,
+            Some(p) => Some(error(403, format!("user {} may not read npm packages", p.user))),
         }
     }
 
@@ -122,8 +152,17 @@ impl Ctx<'_> {
         self.storage.head(&name.packument_key()).await.map(|m| m.is_some()).map_err(storage_error)
     }
 
+    /// Runs a change of the packument under its lock. The storage hooks are asked first, as
+    /// for any write (the job itself runs where no request context exists): `READ_ONLY`
+    /// refuses every change before it happens.
     async fn run(&self, name: &PackageName, job: NpmJob) -> Result<Value, Response> {
-        self.app.platform.coordinator.run(&name.lock(), Job::Npm(job)).await.map_err(job_error)
+        let operation = if matches!(job, NpmJob::DeletePackage { .. }) { Operation::Delete } else { Operation::Put };
+        let meta = HookMetadata { package: Some(name.to_string()), content_type: Some("application/json".into()), ..Default::default() };
+        let key = name.packument_key();
+        self.storage.check(operation, &key, meta.clone()).await.map_err(storage_error)?;
+        let result = self.app.platform.coordinator.run(&name.lock(), Job::Npm(job)).await.map_err(job_error)?;
+        self.storage.notify(operation, &key, meta).await;
+        Ok(result)
     }
 
     async fn load_packument(&self, name: &PackageName) -> Result<Option<(Value, String)>, Response> {
@@ -137,13 +176,31 @@ impl Ctx<'_> {
         Ok(Some((doc, etag)))
     }
 
-    async fn json_body(&self, req: Request) -> Result<Value, Response> {
-        let limit = self.app.config.max_body_bytes;
-        let bytes = req.body.read_capped(limit).await.map_err(|e| match e {
+    /// The request body, refused past `limit` (413) before more than that is read.
+    async fn body_bytes(&self, req: Request, limit: u64) -> Result<Vec<u8>, Response> {
+        req.body.read_capped(limit).await.map_err(|e| match e {
             crate::http::BodyError::TooLarge { .. } => error(413, format!("request body larger than {limit} bytes")),
-            crate::http::BodyError::Io(m) => error(400, m),
-        })?;
+            crate::http::BodyError::Io(_) => error(400, "could not read the request body"),
+        })
+    }
+
+    /// A small JSON body (login, tokens, dist-tags) into a typed struct.
+    async fn small_json<T: serde::de::DeserializeOwned>(&self, req: Request) -> Result<T, Response> {
+        let bytes = self.body_bytes(req, SMALL_BODY_BYTES).await?;
         serde_json::from_slice(&bytes).map_err(|e| error(400, format!("malformed JSON body: {e}")))
+    }
+}
+
+/// Cap on bodies that are a few fields (login, token creation, a dist-tag): 16 KiB.
+const SMALL_BODY_BYTES: u64 = 16 * 1024;
+/// Values a publish body may hold outside its tarballs (manifests, readme metadata): bounds
+/// the `Value` trees built from it. A publish of a large package has a few thousand.
+const MAX_PUBLISH_VALUES: usize = 100_000;
+
+fn json_error(e: JsonError) -> Response {
+    match e {
+        JsonError::TooComplex { .. } => error(413, e.to_string()),
+        JsonError::Malformed(_) => error(400, e.to_string()),
     }
 }
 
@@ -185,20 +242,22 @@ pub async fn handle(app: &App, req: Request, path: &str) -> Response {
         },
         (Method::Get, ["-", "v1", "search"]) => search(&ctx, &req).await,
         (Method::Put, ["-", "user", user]) => login(&ctx, user, req).await,
-        (Method::Get, ["-", "user", user]) => match user.strip_prefix("org.couchdb.user:") {
-            Some(u) if ctx.principal.as_ref().is_some_and(|p| p.user == *u) => {
-                Response::json(200, &json!({"_id": format!("org.couchdb.user:{u}"), "name": u}))
-            }
-            _ => error(404, "Not found"),
-        },
+        (Method::Get, ["-", "user", user]) => get_user(&ctx, user).await,
         (Method::Get, ["-", "npm", "v1", "tokens"]) => list_tokens(&ctx).await,
         (Method::Post, ["-", "npm", "v1", "tokens"]) => create_token(&ctx, req).await,
         (Method::Delete, ["-", "npm", "v1", "tokens", "token", key]) => revoke_token(&ctx, key).await,
         (_, ["-", "package", ..]) => dist_tags(&ctx, req, &segs[2..].join("/")).await,
-        (Method::Post, ["-", "npm", "v1", "security", ..]) => match ctx.proxy("", "audit").await {
-            Some(p) => p.audit(req, path).await,
-            None => error(404, "npm audit needs an upstream registry"),
-        },
+        (Method::Post, ["-", "npm", "v1", "security", ..]) => {
+            // The pass-through reveals what the caller depends on and spends the registry's
+            // upstream credentials: the same read right as package data, before any body.
+            if let Some(r) = ctx.check_read_any() {
+                return r;
+            }
+            match ctx.proxy("", "audit").await {
+                Some(p) => p.audit(req, path).await,
+                None => error(404, "npm audit needs an upstream registry"),
+            }
+        }
         (_, ["-", ..]) => error(404, "Not found"),
         _ => package_routes(&ctx, req, path).await,
     }
@@ -216,7 +275,7 @@ async fn package_routes(ctx: &Ctx<'_>, req: Request, path: &str) -> Response {
         (Method::Get | Method::Head, []) => get_packument(ctx, &req, &name).await,
         (Method::Put, []) => publish(ctx, req, &name).await,
         (Method::Get | Method::Head, ["-", file]) => get_tarball(ctx, &req, &name, file).await,
-        (Method::Put, ["-rev", _]) => unpublish_versions(ctx, req, &name).await,
+        (Method::Put, ["-rev", _]) => put_revision(ctx, req, &name).await,
         (Method::Delete, ["-rev", _]) | (Method::Delete, []) => unpublish_package(ctx, &name).await,
         (Method::Delete, ["-", file, "-rev", _]) | (Method::Delete, ["-", file]) => delete_tarball(ctx, &name, file).await,
         (Method::Get | Method::Head, [version]) => get_version(ctx, &name, version).await,
@@ -347,34 +406,74 @@ struct Attachment {
     sha512: Vec<u8>,
 }
 
-fn decode_attachments(name: &PackageName, body: &mut Value) -> Result<Vec<Attachment>, Response> {
-    let versions: Vec<String> = body["versions"].as_object().map(|v| v.keys().cloned().collect()).unwrap_or_default();
-    let Some(attachments) = body.get_mut("_attachments").and_then(Value::as_object_mut) else {
-        return Err(error(400, "_attachments must be an object"));
-    };
+/// The tarballs of a publish body, read in place: each base64 text stays borrowed from the
+/// request bytes until it is decoded, so a publish of N bytes peaks near 1.75 N.
+#[derive(serde::Deserialize)]
+struct PublishAttachments<'a> {
+    #[serde(rename = "_attachments", borrow, default)]
+    attachments: Option<BTreeMap<String, RawAttachment<'a>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawAttachment<'a> {
+    #[serde(borrow)]
+    data: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    length: Option<u64>,
+}
+
+/// A publish body without its tarballs (skipped, never copied).
+struct PublishRest(Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for PublishRest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = PublishRest;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<PublishRest, A::Error> {
+                let mut out = Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "_attachments" {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    } else {
+                        out.insert(key, map.next_value()?);
+                    }
+                }
+                Ok(PublishRest(out))
+            }
+        }
+        d.deserialize_map(Fields)
+    }
+}
+
+/// Decodes and hashes each tarball, pairing it with the version it belongs to.
+fn decode_attachments(name: &PackageName, versions: &[String], raw: BTreeMap<String, RawAttachment<'_>>) -> Result<Vec<Attachment>, Response> {
     // A single attachment for a single version pairs up whatever its file name.
-    let single = versions.len() == 1 && attachments.len() == 1;
-    let mut out = Vec::new();
-    for (file, att) in attachments.iter_mut() {
+    let single = versions.len() == 1 && raw.len() == 1;
+    let mut out: Vec<Attachment> = Vec::new();
+    for (file, att) in raw {
         // npm names attachments `{name}-{version}.tgz`, scoped ones with their scope.
         let version = versions
             .iter()
-            .find(|v| *file == format!("{}-{}.tgz", name.as_str(), v) || *file == name.tarball_filename(v))
+            .find(|v| file == format!("{}-{}.tgz", name.as_str(), v) || file == name.tarball_filename(v))
             .or(if single { versions.first() } else { None })
             .cloned()
             .ok_or_else(|| error(400, format!("attachment {file} matches no version in the publish")))?;
-        let data = match att.get_mut("data").map(Value::take) {
-            Some(Value::String(s)) => s,
-            _ => return Err(error(400, format!("attachment {file} has no base64 data"))),
-        };
-        let bytes = crate::util::b64_decode(&data).ok_or_else(|| error(400, format!("attachment {file} is not valid base64")))?;
-        drop(data);
-        if let Some(len) = att.get("length").and_then(Value::as_u64) {
+        // Two file names can name one version (`@s/p-1.0.0.tgz` and `p-1.0.0.tgz`).
+        if out.iter().any(|a| a.version == version) {
+            return Err(error(400, format!("more than one attachment for version {version}")));
+        }
+        let bytes = crate::util::b64_decode(&att.data).ok_or_else(|| error(400, format!("attachment {file} is not valid base64")))?;
+        drop(att.data);
+        if let Some(len) = att.length {
             if len != bytes.len() as u64 {
                 return Err(error(400, format!("attachment {file} is {} bytes, not the {len} announced", bytes.len())));
             }
         }
-        if bytes.len() < 2 || bytes[0] != 0x1f || bytes[1] != 0x8b {
+        if !bytes.starts_with(&[0x1f, 0x8b]) {
             return Err(error(400, format!("attachment {file} is not a gzipped tarball")));
         }
         let sha512 = sha2::Sha512::digest(&bytes).to_vec();
@@ -393,36 +492,48 @@ async fn publish(ctx: &Ctx<'_>, req: Request, name: &PackageName) -> Response {
     if !ctx.protocol_config().feature("publish") {
         return error(405, "publishing is disabled on this registry");
     }
-    let principal = match ctx.check(name, Action::Write) {
-        Ok(p) => p.clone(),
+    let writer = match ctx.writer(name, Action::Write) {
+        Ok(w) => w,
         Err(r) => return r,
     };
-    let mut body = match ctx.json_body(req).await {
+    let bytes = match ctx.body_bytes(req, ctx.app.config.max_body_bytes).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if !body.is_object() {
-        return error(400, "publish body must be a JSON object");
+    let raw = match serde_json::from_slice::<PublishAttachments>(&bytes) {
+        Ok(p) => p.attachments.unwrap_or_default(),
+        Err(e) => return error(400, format!("malformed publish body: {e}")),
+    };
+    if raw.is_empty() {
+        drop(raw);
+        return update_metadata(ctx, name, &bytes, writer).await;
     }
+    let mut body = match crate::json::parse_bounded::<PublishRest>(&bytes, MAX_PUBLISH_VALUES) {
+        Ok(b) => b.0,
+        Err(e) => return json_error(e),
+    };
     if body.get("name").and_then(Value::as_str) != Some(name.as_str()) {
         return error(400, format!("the name in the body does not match the URL ({name})"));
     }
-    let has_attachments = body.get("_attachments").and_then(Value::as_object).is_some_and(|a| !a.is_empty());
-    if !has_attachments {
-        return update_metadata(ctx, name, body).await;
-    }
-    let attachments = match decode_attachments(name, &mut body) {
+    let Some(Value::Object(mut versions)) = body.remove("versions") else {
+        return error(400, "versions must be an object");
+    };
+    let version_names: Vec<String> = versions.keys().cloned().collect();
+    let attachments = match decode_attachments(name, &version_names, raw) {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let Some(Value::Object(mut versions)) = body.get_mut("versions").map(Value::take) else {
-        return error(400, "versions must be an object");
-    };
+    // The request bytes are not needed past this point; the tarballs are decoded.
+    drop(bytes);
     if versions.is_empty() || versions.len() != attachments.len() {
         return error(400, "a publish must carry one tarball for each version");
     }
-    // Early refusal of republish, before any tarball is written (the job re-checks).
+    // Early refusals (republish, not a maintainer), before any tarball is written; the job
+    // checks both again under the package's lock.
     if let Ok(Some((existing, _))) = ctx.load_packument(name).await {
+        if let Err(r) = ctx.check_owner(&existing, name, &writer) {
+            return r;
+        }
         if let Some(v) = versions.keys().find(|v| existing["versions"].get(*v).is_some() || existing["time"].get(*v).is_some()) {
             return error(403, format!("cannot publish over the previously published version {v}"));
         }
@@ -437,11 +548,13 @@ async fn publish(ctx: &Ctx<'_>, req: Request, name: &PackageName) -> Response {
         if m.get("version").and_then(Value::as_str) != Some(version) || m.get("name").and_then(Value::as_str) != Some(name.as_str()) {
             return error(400, format!("version {version}: name and version must match the package"));
         }
-        let att = attachments.iter().find(|a| &a.version == version).expect("one attachment per version");
+        let Some(att) = attachments.iter().find(|a| &a.version == version) else {
+            return error(400, format!("version {version} has no tarball"));
+        };
         let dist = m.entry("dist").or_insert_with(|| json!({}));
-        if !dist.is_object() {
+        let Some(dist) = dist.as_object_mut() else {
             return error(400, format!("version {version}: dist must be an object"));
-        }
+        };
         if let Some(s) = dist.get("shasum").and_then(Value::as_str) {
             if !s.eq_ignore_ascii_case(&att.shasum) {
                 return error(400, format!("version {version}: shasum {s} does not match the tarball ({})", att.shasum));
@@ -452,11 +565,11 @@ async fn publish(ctx: &Ctx<'_>, req: Request, name: &PackageName) -> Response {
                 return error(400, format!("version {version}: integrity does not match the tarball"));
             }
         }
-        dist["shasum"] = json!(att.shasum);
-        dist["integrity"] = json!(att.integrity);
-        dist["tarball"] = json!(format!("{}/{}/-/{}", ctx.registry_url, name, name.tarball_filename(version)));
+        dist.insert("shasum".into(), json!(att.shasum));
+        dist.insert("integrity".into(), json!(att.integrity));
+        dist.insert("tarball".into(), json!(format!("{}/{}/-/{}", ctx.registry_url, name, name.tarball_filename(version))));
         m.insert("_id".into(), json!(format!("{name}@{version}")));
-        m.insert("_npmUser".into(), json!({"name": principal.user}));
+        m.insert("_npmUser".into(), json!({"name": writer.user}));
     }
     // Tarballs first, then the packument that points at them.
     let mut written = Vec::new();
@@ -488,7 +601,7 @@ async fn publish(ctx: &Ctx<'_>, req: Request, name: &PackageName) -> Response {
         versions,
         dist_tags,
         package_fields,
-        publisher: principal.user.clone(),
+        writer,
     };
     match ctx.run(name, job).await {
         Ok(result) => Response::json(201, &result),
@@ -501,10 +614,8 @@ async fn publish(ctx: &Ctx<'_>, req: Request, name: &PackageName) -> Response {
 
 /// Removes tarballs a failed publish wrote, so nothing unreferenced is left.
 async fn discard(ctx: &Ctx<'_>, keys: &[String]) {
-    if !keys.is_empty() {
-        if let Err(e) = ctx.app.platform.store.delete(keys).await {
-            log::error(&format!("could not remove tarballs of a failed publish: {e}"));
-        }
+    if let Err(e) = ctx.storage.discard(keys).await {
+        log::error(&format!("could not remove tarballs of a failed publish: {e}"));
     }
 }
 
@@ -550,71 +661,189 @@ async fn store_tarball(ctx: &Ctx<'_>, name: &PackageName, key: &str, att: Attach
         if !stale {
             return Err(error(409, format!("another publish of {name}@{} is in progress", att.version)));
         }
-        ctx.app.platform.store.delete(&[key.to_string()]).await.map_err(internal)?;
+        ctx.storage.delete(&[key.to_string()], meta.clone()).await.map_err(storage_error)?;
     }
     Err(error(409, format!("could not store the tarball of {name}@{}", att.version)))
 }
 
+/// What `npm deprecate` sends: the whole packument back, of which only each version's
+/// `deprecated` field matters. Everything else is skipped without building a tree.
+#[derive(serde::Deserialize)]
+struct DeprecateBody {
+    name: Option<String>,
+    versions: Option<BTreeMap<String, DeprecateVersion>>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeprecateVersion {
+    #[serde(default)]
+    deprecated: Option<Value>,
+}
+
 /// A PUT without attachments: `npm deprecate` (and undeprecate) sends the whole packument
 /// back with `deprecated` fields changed; only those changes are applied.
-async fn update_metadata(ctx: &Ctx<'_>, name: &PackageName, body: Value) -> Response {
+async fn update_metadata(ctx: &Ctx<'_>, name: &PackageName, bytes: &[u8], writer: Writer) -> Response {
+    let body: DeprecateBody = match serde_json::from_slice(bytes) {
+        Ok(b) => b,
+        Err(e) => return error(400, format!("malformed JSON body: {e}")),
+    };
+    if body.name.as_deref() != Some(name.as_str()) {
+        return error(400, format!("the name in the body does not match the URL ({name})"));
+    }
+    let Some(versions) = body.versions else {
+        return error(400, "versions must be an object");
+    };
     let stored = match ctx.load_packument(name).await {
         Ok(Some((doc, _))) => doc,
         Ok(None) => return error(404, "Not found"),
         Err(r) => return r,
     };
-    let Some(versions) = body.get("versions").and_then(Value::as_object) else {
-        return error(400, "versions must be an object");
-    };
+    if let Err(r) = ctx.check_owner(&stored, name, &writer) {
+        return r;
+    }
     let mut messages = BTreeMap::new();
     for (version, manifest) in versions {
-        let Some(old) = stored["versions"].get(version) else {
+        let Some(old) = stored["versions"].get(&version) else {
             return error(400, format!("version {version} does not exist; publish it with its tarball"));
         };
-        let new_msg = manifest.get("deprecated").and_then(Value::as_str);
+        let new_msg = match &manifest.deprecated {
+            None | Some(Value::Null) => None,
+            Some(Value::String(m)) => Some(m.as_str()),
+            Some(_) => return error(400, format!("version {version}: deprecated must be a string")),
+        };
         let old_msg = old.get("deprecated").and_then(Value::as_str);
         if new_msg != old_msg {
-            messages.insert(version.clone(), new_msg.map(str::to_string));
+            messages.insert(version, new_msg.map(str::to_string));
         }
     }
     if messages.is_empty() {
         let rev = stored.get("_rev").cloned().unwrap_or(Value::Null);
         return Response::json(200, &json!({"ok": true, "id": name.as_str(), "rev": rev}));
     }
-    match ctx.run(name, NpmJob::Deprecate { name: name.to_string(), messages }).await {
+    match ctx.run(name, NpmJob::Deprecate { name: name.to_string(), messages, writer }).await {
         Ok(result) => Response::json(200, &result),
         Err(r) => r,
     }
 }
 
-/// `npm unpublish pkg@version`: PUT `/{pkg}/-rev/{rev}` with the remaining versions.
-async fn unpublish_versions(ctx: &Ctx<'_>, req: Request, name: &PackageName) -> Response {
-    if !ctx.protocol_config().feature("unpublish") {
-        return error(405, "unpublishing is disabled on this registry");
-    }
-    if let Err(r) = ctx.check(name, Action::Delete) {
+/// What a PUT to `/{pkg}/-rev/{rev}` carries: the versions to keep (`npm unpublish
+/// pkg@version`) or the new maintainers (`npm owner add/rm`).
+#[derive(serde::Deserialize)]
+struct RevisionBody {
+    versions: Option<BTreeMap<String, serde::de::IgnoredAny>>,
+    maintainers: Option<Vec<Maintainer>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Maintainer {
+    name: String,
+}
+
+/// PUT `/{pkg}/-rev/{rev}`: an unpublish of versions, or an owner change.
+async fn put_revision(ctx: &Ctx<'_>, req: Request, name: &PackageName) -> Response {
+    // Authorised before the body is read: an unpublish needs delete, an owner change write.
+    if let Err(r) = ctx.check(name, Action::Write).or_else(|_| ctx.check(name, Action::Delete)) {
         return r;
     }
-    let body = match ctx.json_body(req).await {
+    let bytes = match ctx.body_bytes(req, ctx.app.config.max_body_bytes).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let Some(kept) = body.get("versions").and_then(Value::as_object) else {
-        return error(400, "versions must be an object");
+    let body: RevisionBody = match serde_json::from_slice(&bytes) {
+        Ok(b) => b,
+        Err(e) => return error(400, format!("malformed JSON body: {e}")),
+    };
+    drop(bytes);
+    match body {
+        RevisionBody { versions: Some(kept), .. } => unpublish_versions(ctx, name, kept.into_keys().collect()).await,
+        RevisionBody { versions: None, maintainers: Some(m) } => set_maintainers(ctx, name, m).await,
+        _ => error(400, "expected versions (unpublish) or maintainers (owner change)"),
+    }
+}
+
+/// `npm owner add/rm`: every maintainer must be a user of this registry; only a maintainer
+/// (or an admin, or a grant) may change the list, and it never becomes empty.
+async fn set_maintainers(ctx: &Ctx<'_>, name: &PackageName, wanted: Vec<Maintainer>) -> Response {
+    let writer = match ctx.writer(name, Action::Write) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    if wanted.is_empty() {
+        return error(400, "a package needs at least one maintainer");
+    }
+    if wanted.len() > 100 {
+        return error(400, "at most 100 maintainers");
+    }
+    let auth = Auth::new(&ctx.app.platform, &ctx.app.config);
+    let mut maintainers = Vec::new();
+    for m in wanted {
+        match auth.user(&m.name).await {
+            Ok(Some(u)) => maintainers.push(maintainer_json(&u)),
+            Ok(None) => return error(404, format!("no such user {:?}", m.name)),
+            Err(e) => return auth_error(e),
+        }
+    }
+    maintainers.dedup_by(|a, b| a["name"] == b["name"]);
+    match ctx.run(name, NpmJob::SetMaintainers { name: name.to_string(), maintainers, writer }).await {
+        Ok(result) => Response::json(200, &result),
+        Err(r) => r,
+    }
+}
+
+fn maintainer_json(u: &crate::auth::UserRecord) -> Value {
+    match &u.email {
+        Some(e) => json!({"name": u.name, "email": e}),
+        None => json!({"name": u.name}),
+    }
+}
+
+/// `GET /-/user/org.couchdb.user:{name}`: a user's public record (`npm owner add` checks the
+/// new owner exists this way), for authenticated callers.
+async fn get_user(ctx: &Ctx<'_>, segment: &str) -> Response {
+    if let Err(r) = ctx.logged_in() {
+        return r;
+    }
+    let Some(user) = decode_path(segment).and_then(|u| u.strip_prefix("org.couchdb.user:").map(str::to_string)) else {
+        return error(404, "Not found");
+    };
+    let auth = Auth::new(&ctx.app.platform, &ctx.app.config);
+    match auth.user(&user).await {
+        Ok(Some(u)) => {
+            let mut doc = maintainer_json(&u);
+            doc["_id"] = json!(format!("org.couchdb.user:{}", u.name));
+            Response::json(200, &doc)
+        }
+        Ok(None) => error(404, "Not found"),
+        Err(e) => auth_error(e),
+    }
+}
+
+/// `npm unpublish pkg@version`: PUT `/{pkg}/-rev/{rev}` with the remaining versions.
+async fn unpublish_versions(ctx: &Ctx<'_>, name: &PackageName, kept: Vec<String>) -> Response {
+    if !ctx.protocol_config().feature("unpublish") {
+        return error(405, "unpublishing is disabled on this registry");
+    }
+    let writer = match ctx.writer(name, Action::Delete) {
+        Ok(w) => w,
+        Err(r) => return r,
     };
     let stored = match ctx.load_packument(name).await {
         Ok(Some((doc, _))) => doc,
         Ok(None) => return error(404, "Not found"),
         Err(r) => return r,
     };
+    if let Err(r) = ctx.check_owner(&stored, name, &writer) {
+        return r;
+    }
     let removed: Vec<String> = stored["versions"]
         .as_object()
-        .map(|all| all.keys().filter(|v| !kept.contains_key(*v)).cloned().collect())
+        .map(|all| all.keys().filter(|v| !kept.contains(v)).cloned().collect())
         .unwrap_or_default();
     if removed.is_empty() {
         return Response::json(200, &json!({"ok": true, "id": name.as_str(), "rev": stored["_rev"]}));
     }
-    let result = match ctx.run(name, NpmJob::RemoveVersions { name: name.to_string(), versions: removed.clone() }).await {
+    // The packument change is asked of the hooks before anything goes (see `Ctx::run`).
+    let result = match ctx.run(name, NpmJob::RemoveVersions { name: name.to_string(), versions: removed.clone(), writer }).await {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -631,22 +860,21 @@ async fn unpublish_package(ctx: &Ctx<'_>, name: &PackageName) -> Response {
     if !ctx.protocol_config().feature("unpublish") {
         return error(405, "unpublishing is disabled on this registry");
     }
-    if let Err(r) = ctx.check(name, Action::Delete) {
-        return r;
-    }
+    let writer = match ctx.writer(name, Action::Delete) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
     let meta = HookMetadata { package: Some(name.to_string()), ..Default::default() };
-    if let Err(e) = ctx.storage.check(Operation::Delete, &name.packument_key(), meta.clone()).await {
-        return storage_error(e);
-    }
-    if let Err(r) = ctx.run(name, NpmJob::DeletePackage { name: name.to_string() }).await {
+    // The job checks ownership under the lock; `run` asks the hooks first.
+    if let Err(r) = ctx.run(name, NpmJob::DeletePackage { name: name.to_string(), writer }).await {
         return r;
     }
     // Every object under the package's prefix: tarballs, including orphans.
     let mut cursor = None;
     loop {
-        let page = match ctx.app.platform.store.list(&name.prefix(), ListOptions { cursor, ..Default::default() }).await {
+        let page = match ctx.storage.list(&name.prefix(), ListOptions { cursor, ..Default::default() }).await {
             Ok(p) => p,
-            Err(e) => return internal(e),
+            Err(e) => return storage_error(e),
         };
         let keys: Vec<String> = page.objects.into_iter().map(|o| o.key).collect();
         if let Err(e) = ctx.storage.delete(&keys, meta.clone()).await {
@@ -662,16 +890,25 @@ async fn unpublish_package(ctx: &Ctx<'_>, name: &PackageName) -> Response {
 
 /// npm deletes a tarball after unpublishing its version; a tarball still referenced stays.
 async fn delete_tarball(ctx: &Ctx<'_>, name: &PackageName, file: &str) -> Response {
-    if let Err(r) = ctx.check(name, Action::Delete) {
-        return r;
-    }
+    let writer = match ctx.writer(name, Action::Delete) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
     let Some(version) = name.version_of_tarball(file) else {
         return error(404, "Not found");
     };
-    if let Ok(Some((doc, _))) = ctx.load_packument(name).await {
-        if doc["versions"].get(version).is_some() {
-            return error(400, format!("version {version} is still published; unpublish it first"));
+    match ctx.load_packument(name).await {
+        Ok(Some((doc, _))) => {
+            if let Err(r) = ctx.check_owner(&doc, name, &writer) {
+                return r;
+            }
+            if doc["versions"].get(version).is_some() {
+                return error(400, format!("version {version} is still published; unpublish it first"));
+            }
         }
+        // A whole-package unpublish removed the packument first; its tarballs went with it.
+        Ok(None) => return error(404, "Not found"),
+        Err(r) => return r,
     }
     let meta = HookMetadata { package: Some(name.to_string()), version: Some(version.into()), ..Default::default() };
     match ctx.storage.delete(&[name.tarball_key(file)], meta).await {
@@ -701,28 +938,29 @@ async fn dist_tags(ctx: &Ctx<'_>, req: Request, path: &str) -> Response {
             }
         }
         (Method::Put | Method::Post, ["dist-tags", tag]) => {
-            if let Err(r) = ctx.check(&name, Action::Write) {
-                return r;
-            }
+            let writer = match ctx.writer(&name, Action::Write) {
+                Ok(w) => w,
+                Err(r) => return r,
+            };
             if !valid_tag(tag) {
                 return error(400, format!("invalid dist-tag {tag:?}: tags may not look like versions or ranges"));
             }
-            let version = match ctx.json_body(req).await {
-                Ok(Value::String(v)) => v,
-                Ok(_) => return error(400, "the body must be a JSON string holding a version"),
+            let version: String = match ctx.small_json(req).await {
+                Ok(v) => v,
                 Err(r) => return r,
             };
-            let job = NpmJob::SetDistTag { name: name.to_string(), tag: tag.to_string(), version };
+            let job = NpmJob::SetDistTag { name: name.to_string(), tag: tag.to_string(), version, writer };
             match ctx.run(&name, job).await {
                 Ok(_) => Response::json(201, &json!({"ok": true})),
                 Err(r) => r,
             }
         }
         (Method::Delete, ["dist-tags", tag]) => {
-            if let Err(r) = ctx.check(&name, Action::Write) {
-                return r;
-            }
-            match ctx.run(&name, NpmJob::RemoveDistTag { name: name.to_string(), tag: tag.to_string() }).await {
+            let writer = match ctx.writer(&name, Action::Write) {
+                Ok(w) => w,
+                Err(r) => return r,
+            };
+            match ctx.run(&name, NpmJob::RemoveDistTag { name: name.to_string(), tag: tag.to_string(), writer }).await {
                 Ok(_) => Response::json(200, &json!({"ok": true})),
                 Err(r) => r,
             }
@@ -741,25 +979,18 @@ async fn search(ctx: &Ctx<'_>, req: &Request) -> Response {
     let text = req.query_param("text").unwrap_or_default().to_string();
     let size = req.query_param("size").and_then(|s| s.parse().ok()).unwrap_or(20usize).clamp(1, 250);
     let from = req.query_param("from").and_then(|s| s.parse().ok()).unwrap_or(0usize);
-    let mut candidates = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = match ctx.app.platform.store.list(names::SEARCH_PREFIX, ListOptions { cursor, ..Default::default() }).await {
-            Ok(p) => p,
-            Err(e) => return internal(format!("search listing failed: {e}")),
-        };
-        candidates.extend(page.objects.iter().filter_map(|o| search::Summary::from_metadata(&o.custom)));
-        match page.cursor {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
+    let mut candidates: Vec<search::Summary> = match ctx.storage.list_all(names::SEARCH_PREFIX).await {
+        Ok(all) => all.iter().filter_map(|o| search::Summary::from_metadata(&o.custom)).collect(),
+        Err(e) => return storage_error(e),
+    };
     // Every hosted name, readable by the caller or not: an upstream package of that name is
     // never listed instead.
     let hosted: std::collections::BTreeSet<String> = candidates.iter().map(|c| c.name.clone()).collect();
     // Private packages stay private: only those the caller may read are listed.
     if !ctx.protocol_config().anonymous_read {
-        let p = ctx.principal.as_ref().expect("checked above");
+        let Some(p) = ctx.principal.as_ref() else {
+            return unauthorized("authentication required");
+        };
         candidates.retain(|s| p.can(Protocol::Npm, &s.name, Action::Read));
     }
     let mut result = search::search(candidates, &text, size, from, &ctx.app.platform.now_iso());
@@ -770,16 +1001,46 @@ async fn search(ctx: &Ctx<'_>, req: &Request) -> Response {
     Response::json(200, &result)
 }
 
+/// The fields of a legacy login body that matter (npm also sends `_id`, `type`, `roles`,
+/// `date`, `email`).
+#[derive(serde::Deserialize)]
+struct LoginBody {
+    name: Option<String>,
+    password: Option<String>,
+}
+
+/// `npm token create`'s body.
+#[derive(serde::Deserialize)]
+struct NewTokenBody {
+    #[serde(default)]
+    password: String,
+    readonly: Option<bool>,
+    #[serde(default)]
+    cidr_whitelist: Option<Vec<String>>,
+    /// Days.
+    expires: Option<u64>,
+}
+
+/// Token management is for a user's own stored token or password, never a read-only token
+/// nor an OCI JWT: a leaked read-only token must not be able to mint or revoke others.
+fn account_manager<'a>(ctx: &'a Ctx<'_>) -> Result<&'a Principal, Response> {
+    let p = ctx.logged_in()?;
+    if !p.may_manage_account() {
+        return Err(error(403, "token management needs a write-capable token or the password of the user"));
+    }
+    Ok(p)
+}
+
 /// Legacy `npm login`/`npm adduser`: PUT `/-/user/org.couchdb.user:{name}`.
 async fn login(ctx: &Ctx<'_>, user_segment: &str, req: Request) -> Response {
     let Some(user) = decode_path(user_segment).and_then(|u| u.strip_prefix("org.couchdb.user:").map(str::to_string)) else {
         return error(400, "expected /-/user/org.couchdb.user:NAME");
     };
-    let body = match ctx.json_body(req).await {
+    let body: LoginBody = match ctx.small_json(req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let (Some(name), Some(password)) = (body.get("name").and_then(Value::as_str), body.get("password").and_then(Value::as_str)) else {
+    let (Some(name), Some(password)) = (body.name.as_deref(), body.password.as_deref()) else {
         return error(400, "name and password are required");
     };
     if name != user {
@@ -816,7 +1077,7 @@ fn npm_token_json(t: &crate::auth::TokenRecord) -> Value {
 }
 
 async fn list_tokens(ctx: &Ctx<'_>) -> Response {
-    let p = match ctx.logged_in() {
+    let p = match account_manager(ctx) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -831,28 +1092,27 @@ async fn list_tokens(ctx: &Ctx<'_>) -> Response {
 }
 
 async fn create_token(ctx: &Ctx<'_>, req: Request) -> Response {
-    let p = match ctx.logged_in() {
+    let p = match account_manager(ctx) {
         Ok(p) => p.clone(),
         Err(r) => return r,
     };
-    let body = match ctx.json_body(req).await {
+    let body: NewTokenBody = match ctx.small_json(req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let password = body.get("password").and_then(Value::as_str).unwrap_or_default();
+    let password = body.password.as_str();
     let auth = Auth::new(&ctx.app.platform, &ctx.app.config);
     match auth.login(&p.user, password, crate::auth::client_ip(&ctx.headers)).await {
         Ok(Some(_)) => {}
         Ok(None) => return unauthorized("password is incorrect"),
         Err(e) => return auth_error(e),
     }
-    let readonly = body.get("readonly").and_then(Value::as_bool).unwrap_or(ctx.app.config.npm_default_readonly);
-    let cidr: Vec<String> = body
-        .get("cidr_whitelist")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
-        .unwrap_or_default();
-    let expires_in_secs = body.get("expires").and_then(Value::as_u64).map(|days| days * 86_400);
+    let readonly = body.readonly.unwrap_or(ctx.app.config.npm_default_readonly);
+    let cidr = body.cidr_whitelist.unwrap_or_default();
+    if cidr.len() > 32 {
+        return error(400, "at most 32 CIDR ranges");
+    }
+    let expires_in_secs = body.expires.map(|days| days.saturating_mul(86_400));
     let opts = NewToken { protocol: Some(Protocol::Npm), readonly, cidr_whitelist: cidr, expires_in_secs, ..Default::default() };
     match auth.create_token(&p.user, opts).await {
         Ok((token, record)) => {
@@ -865,7 +1125,7 @@ async fn create_token(ctx: &Ctx<'_>, req: Request) -> Response {
 }
 
 async fn revoke_token(ctx: &Ctx<'_>, key: &str) -> Response {
-    let p = match ctx.logged_in() {
+    let p = match account_manager(ctx) {
         Ok(p) => p,
         Err(r) => return r,
     };
