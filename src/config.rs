@@ -8,7 +8,7 @@
 //! | `<PROTO>_BASE_PATH` | URL prefix of a protocol, e.g. `NPM_BASE_PATH=/npm`; `""` is honoured | `/npm`, `/oci`, … |
 //! | `<PROTO>_FEATURES` | `publish=false,search=true` | every feature on |
 //! | `ANONYMOUS_READ` | comma list of protocols readable without a token, `none`, or `all` | every protocol but `oci` |
-//! | `MAX_BODY_BYTES` | cap on bodies a protocol must buffer to parse (npm publish JSON) | 64 MiB |
+//! | `MAX_BODY_BYTES` | cap on bodies a protocol must buffer to parse (npm publish JSON); at most 48 MiB, since such a body and its decoded tarball are held at once in the isolate's 128 MB | 32 MiB |
 //! | `READ_ONLY` | `true` refuses every write through the storage hooks | `false` |
 //! | `NPM_DEFAULT_READONLY` | tokens made by `npm login`/`npm token create` are read-only | `false` |
 //! | `PASSWORD_ITERATIONS` | PBKDF2-SHA256 iterations for stored passwords | 100000 |
@@ -77,6 +77,12 @@ impl Protocol {
         self.as_str().to_ascii_uppercase()
     }
 }
+
+/// Default cap on bodies a handler must hold whole (npm publish).
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 32 * 1024 * 1024;
+/// Highest cap allowed: a publish body (N) and its decoded tarball (0.75 N) live at once, and
+/// the isolate has 128 MB for every request it serves.
+pub const LIMIT_MAX_BODY_BYTES: u64 = 48 * 1024 * 1024;
 
 /// Where settings come from: the Worker's `Env`, or a map in tests.
 pub trait VarSource {
@@ -210,11 +216,13 @@ impl Config {
             );
         }
         let max_body_bytes = match get("MAX_BODY_BYTES") {
-            None => 64 * 1024 * 1024,
+            None => DEFAULT_MAX_BODY_BYTES,
             Some(v) => v
                 .trim()
                 .parse()
-                .map_err(|_| ConfigError(format!("MAX_BODY_BYTES must be a number, not {v:?}")))?,
+                .ok()
+                .filter(|n| (1024..=LIMIT_MAX_BODY_BYTES).contains(n))
+                .ok_or_else(|| ConfigError(format!("MAX_BODY_BYTES must be a number of bytes from 1024 to {LIMIT_MAX_BODY_BYTES}, not {v:?}")))?,
         };
         let password_iterations = match get("PASSWORD_ITERATIONS") {
             None => 100_000,
@@ -293,6 +301,7 @@ mod tests {
         assert!(Config::from_vars(&vars(&[("READ_ONLY", "maybe")])).is_err());
         assert!(Config::from_vars(&vars(&[("ENABLED_PROTOCOLS", "npm,nuget")])).is_err());
         assert!(Config::from_vars(&vars(&[("MAX_BODY_BYTES", "lots")])).is_err());
+        assert!(Config::from_vars(&vars(&[("MAX_BODY_BYTES", "104857600")])).is_err());
     }
 
     #[test]

@@ -120,7 +120,8 @@ impl PlatformStream {
         Ok(PlatformStream::new(raw, None))
     }
 
-    /// Pulls the stream into wasm, chunk by chunk, stopping as soon as it passes `limit`.
+    /// Pulls the stream into wasm, chunk by chunk, stopping as soon as it passes `limit`; a
+    /// body refused half-way is cancelled (the client is told to stop sending).
     pub async fn read_capped(self, limit: u64) -> Result<Vec<u8>, BodyError> {
         use futures::StreamExt;
         use wasm_bindgen::JsCast;
