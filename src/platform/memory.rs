@@ -415,7 +415,8 @@ impl SessionStore for MemorySessions {
 
 type FetchHandler = Rc<dyn Fn(&str, Request) -> futures::future::LocalBoxFuture<'static, Response>>;
 
-/// Outbound fetch for tests: a handler stands in for the network.
+/// Outbound fetch for tests: a handler stands in for the network. Like the Worker's fetcher it
+/// follows no redirects: the handler sees every hop the client follows, with its headers.
 #[derive(Default)]
 pub struct MemoryFetcher {
     handler: RefCell<Option<FetchHandler>>,

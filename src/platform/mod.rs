@@ -223,9 +223,19 @@ pub async fn run_cleanup(store: &dyn ObjectStore, cleanup: &Cleanup) {
 }
 
 /// Outbound HTTP (upstream registries).
+///
+/// One request, one response: a fetcher never follows redirects. A 301, 302, 303, 307 or 308
+/// comes back as it is, with its `Location` header (its body may be dropped), as the Fetch
+/// standard's `redirect: "manual"` would give it to a server. `upstream::client` follows them,
+/// so that credentials never travel to an origin they were not meant for.
 #[async_trait(?Send)]
 pub trait Fetcher {
     async fn fetch(&self, url: &str, req: Request) -> StoreResult<Response>;
+}
+
+/// The statuses a `Location` is followed for (RFC 9110 §15.4).
+pub fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
 }
 
 pub trait Clock {

@@ -1,6 +1,14 @@
 //! Talking to upstreams: priority order, credentials (only to the upstream's own origin and
-//! its token realm), the Docker token dance on a Bearer challenge, timeouts, retries with
-//! exponential backoff or `Retry-After`, and the circuit breaker.
+//! its token realm), redirects followed here hop by hop, the Docker token dance on a Bearer
+//! challenge, timeouts, retries with exponential backoff or `Retry-After`, and the circuit
+//! breaker.
+//!
+//! Redirects: the platform's fetch does not follow them (`Fetcher` contract; the Fetch
+//! standard's `redirect: "manual"`), because a fetch that follows by itself replays every
+//! request header, credentials included, to wherever the `Location` points. Here each hop's
+//! headers are built anew for the hop's URL: credentials go only to the origin (scheme, host,
+//! port; RFC 6454) the chain was meant for — the upstream's own, or its token realm's for a
+//! token request — and never to a CDN or signed storage URL a tarball or blob redirects to.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -8,8 +16,10 @@ use std::collections::{BTreeMap, HashMap};
 use base64::Engine;
 use futures::future::{select, Either};
 
+use url::Url;
+
 use super::breaker;
-use super::config::{origin_of, Upstream, UpstreamAuth};
+use super::config::{Upstream, UpstreamAuth};
 use crate::http::{Headers, Method, Request, Response};
 use crate::platform::Platform;
 
@@ -51,6 +61,11 @@ const QUERY_VALUE: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 const USER_AGENT: &str = concat!("edgeregistry/", env!("CARGO_PKG_VERSION"));
+
+/// Redirects followed for one request, at most; one more is an upstream error. Registries
+/// need one or two (a tarball or blob sent on to a CDN or a signed storage URL); the Fetch
+/// standard's limit of 20 is for browsers.
+pub const MAX_REDIRECTS: usize = 5;
 
 /// Asks each upstream in turn (they come sorted by priority) until one has it.
 /// `build` makes the request for an upstream, or `None` to skip it; `resource` (package or
@@ -105,13 +120,19 @@ async fn attempts(platform: &Platform, u: &Upstream, resource: &str, req: Upstre
     let r = &u.resilience;
     let mut attempt: u32 = 0;
     let mut tried_realm = false;
+    let home = upstream_origin(u);
     loop {
-        let headers = with_credentials(u, resource, &req.url, &req.headers, platform.now_ms());
-        let result = send(platform, &req.method, &req.url, headers, req.body.clone(), r.timeout_ms).await;
+        let now = platform.now_ms();
+        let headers_for = |hop: &Url| with_credentials(u, &home, resource, hop, &req.headers, now);
+        let result = send(platform, &req.method, &req.url, &headers_for, req.body.clone(), r.timeout_ms).await;
         let (why, after) = match result {
-            Ok(resp) if resp.status == 404 || resp.status == 410 => return Outcome::NotFound,
-            Ok(resp) if (200..300).contains(&resp.status) || resp.status == 304 => return Outcome::Answer(resp),
-            Ok(resp) if resp.status == 401 && !tried_realm => {
+            Err(SendError::Fatal(e)) => return Outcome::Failed(e),
+            Err(SendError::Transient(e)) => (e, None),
+            Ok((_, resp)) if resp.status == 404 || resp.status == 410 => return Outcome::NotFound,
+            Ok((_, resp)) if (200..300).contains(&resp.status) || resp.status == 304 => return Outcome::Answer(resp),
+            // Only the upstream itself may send us to a realm: a 401 from a CDN or storage
+            // origin a redirect led to is an error, not a reason to hand out the password.
+            Ok((at, resp)) if resp.status == 401 && !tried_realm && home.as_ref() == Some(&at.origin()) => {
                 tried_realm = true;
                 let basic_challenge = resp.headers.get("www-authenticate").is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("basic"));
                 match bearer_challenge(&resp) {
@@ -131,7 +152,7 @@ async fn attempts(platform: &Platform, u: &Upstream, resource: &str, req: Upstre
                     None => return Outcome::Failed("401 Unauthorized".into()),
                 }
             }
-            Ok(resp) if resp.status == 429 || resp.status >= 500 => {
+            Ok((_, resp)) if resp.status == 429 || resp.status >= 500 => {
                 let after = resp
                     .headers.get("retry-after")
                     .and_then(|s| s.trim().parse::<u64>().ok())
@@ -141,8 +162,10 @@ async fn attempts(platform: &Platform, u: &Upstream, resource: &str, req: Upstre
                 }
                 (format!("status {}", resp.status), after)
             }
-            Ok(resp) => return Outcome::Failed(format!("status {}", resp.status)),
-            Err(e) => (e, None),
+            Ok((at, resp)) => {
+                let from = if home.as_ref() == Some(&at.origin()) { String::new() } else { format!(" from {}", at.origin().ascii_serialization()) };
+                return Outcome::Failed(format!("status {}{from}", resp.status));
+            }
         };
         if attempt >= r.max_retries {
             return Outcome::Failed(format!("{why} after {} attempts", attempt + 1));
@@ -153,27 +176,118 @@ async fn attempts(platform: &Platform, u: &Upstream, resource: &str, req: Upstre
     }
 }
 
-/// Sends with a deadline. (A dropped fetch is not aborted, but nothing waits for it.)
-async fn send(platform: &Platform, method: &Method, url: &str, headers: Headers, body: Option<Vec<u8>>, timeout_ms: u64) -> Result<Response, String> {
-    let mut req = Request::new(*method, "/");
-    req.headers = headers;
-    if let Some(b) = body {
-        req.body = crate::http::Body::Bytes(b);
-    }
-    let fetch = platform.fetcher.fetch(url, req);
-    match select(fetch, platform.clock.sleep(timeout_ms)).await {
-        Either::Left((Ok(resp), _)) => Ok(resp),
-        Either::Left((Err(e), _)) => Err(e.to_string()),
-        Either::Right(_) => Err(format!("timed out after {timeout_ms} ms")),
+/// Why a request chain produced no response.
+enum SendError {
+    /// The network, or the deadline: worth a retry.
+    Transient(String),
+    /// Too many redirects, or a `Location` that cannot be followed: the same again next time.
+    Fatal(String),
+}
+
+/// Sends `method url` and follows redirects (RFC 9110 §15.4) up to [`MAX_REDIRECTS`], all
+/// within one deadline. `headers_for` gives each hop's request headers, credentials included
+/// or not, from the hop's URL. Answers the last hop's URL and response.
+/// (A dropped fetch is not aborted, but nothing waits for it.)
+async fn send(
+    platform: &Platform,
+    method: &Method,
+    url: &str,
+    headers_for: &dyn Fn(&Url) -> Headers,
+    body: Option<Vec<u8>>,
+    timeout_ms: u64,
+) -> Result<(Url, Response), SendError> {
+    let start = Url::parse(url).map_err(|e| SendError::Fatal(format!("bad upstream URL {url:?}: {e}")))?;
+    let chain = follow(platform, *method, start, headers_for, body);
+    match select(Box::pin(chain), platform.clock.sleep(timeout_ms)).await {
+        Either::Left((result, _)) => result,
+        Either::Right(_) => Err(SendError::Transient(format!("timed out after {timeout_ms} ms"))),
     }
 }
 
-/// The request headers plus credentials: a realm token for this resource when one is held,
-/// else the configured credentials; never to another origin (tarballs on a CDN, say).
-fn with_credentials(u: &Upstream, resource: &str, url: &str, headers: &Headers, now_ms: f64) -> Headers {
+async fn follow(
+    platform: &Platform,
+    mut method: Method,
+    mut url: Url,
+    headers_for: &dyn Fn(&Url) -> Headers,
+    mut body: Option<Vec<u8>>,
+) -> Result<(Url, Response), SendError> {
+    let mut redirects = 0;
+    loop {
+        let mut req = Request::new(method, "/");
+        req.headers = headers_for(&url);
+        if let Some(b) = &body {
+            req.body = crate::http::Body::Bytes(b.clone());
+        } else {
+            // A body-less request after a 303 (or a POST turned GET) describes no body.
+            for h in ["content-type", "content-length", "content-encoding", "content-language", "content-location"] {
+                req.headers.remove(h);
+            }
+        }
+        let resp = platform.fetcher.fetch(url.as_str(), req).await.map_err(|e| SendError::Transient(e.to_string()))?;
+        if resp.status == 0 {
+            // What a fetch with `redirect: "manual"` gives in a browser (an opaque-redirect
+            // response): it hides the Location, so nothing can be followed.
+            return Err(SendError::Fatal(format!("opaque redirect from {}", url.origin().ascii_serialization())));
+        }
+        if !crate::platform::is_redirect(resp.status) {
+            return Ok((url, resp));
+        }
+        // RFC 9110 §10.2.2: a redirect without a Location is an ordinary response.
+        let Some(location) = resp.headers.get("location").map(str::to_string) else {
+            return Ok((url, resp));
+        };
+        if redirects >= MAX_REDIRECTS {
+            return Err(SendError::Fatal(format!("more than {MAX_REDIRECTS} redirects (last from {})", url.origin().ascii_serialization())));
+        }
+        redirects += 1;
+        let next = redirect_target(&url, &location).map_err(SendError::Fatal)?;
+        // RFC 9110 §15.4.4: 303 means GET (HEAD stays HEAD); §15.4.2-3: after 301 and 302 a
+        // POST may become GET, and every client does so (the Fetch standard too); 307 and 308
+        // keep the method and body.
+        let to_get = match resp.status {
+            303 => method != Method::Head,
+            301 | 302 => method == Method::Post,
+            _ => false,
+        };
+        if to_get {
+            method = Method::Get;
+            body = None;
+        }
+        url = next;
+    }
+}
+
+/// The absolute URL a `Location` value names, resolved against the URL that answered
+/// (RFC 9110 §10.2.2, relative references as in RFC 3986 §5, parsed as the Fetch standard
+/// parses URLs): http(s) only, without a fragment (it is never sent).
+fn redirect_target(base: &Url, location: &str) -> Result<Url, String> {
+    let mut next = base.join(location.trim()).map_err(|e| format!("bad redirect Location {location:?}: {e}"))?;
+    if !matches!(next.scheme(), "http" | "https") {
+        return Err(format!("redirect to a {} URL", next.scheme()));
+    }
+    next.set_fragment(None);
+    Ok(next)
+}
+
+/// The origin credentials of `u` belong to (`None` for an unparsable URL: then nowhere).
+fn upstream_origin(u: &Upstream) -> Option<url::Origin> {
+    Url::parse(&u.url).ok().map(|url| url.origin()).filter(|o| o.is_tuple())
+}
+
+/// A hop's request headers: the caller's plus credentials when the hop goes to the upstream's
+/// own origin (`home`): a realm token for this resource when one is held, else the configured
+/// credentials. Anywhere else (a tarball on a CDN, a blob at a signed storage URL, a redirect
+/// to another host, port or scheme) nothing that could authenticate goes along.
+fn with_credentials(u: &Upstream, home: &Option<url::Origin>, resource: &str, hop: &Url, headers: &Headers, now_ms: f64) -> Headers {
     let mut h = headers.clone();
     h.set("User-Agent", USER_AGENT);
-    if origin_of(url) != u.origin() {
+    if home.as_ref() != Some(&hop.origin()) {
+        for name in ["authorization", "proxy-authorization", "cookie"] {
+            h.remove(name);
+        }
+        if let UpstreamAuth::Header { name, .. } = &u.auth {
+            h.remove(name);
+        }
         return h;
     }
     let token = TOKENS.with(|t| {
@@ -257,15 +371,25 @@ async fn realm_token(
         }
     }
     let url = if query.is_empty() { realm.clone() } else { format!("{realm}{}{}", if realm.contains('?') { '&' } else { '?' }, query.join("&")) };
-    let mut headers = Headers::new();
-    headers.set("User-Agent", USER_AGENT);
-    headers.set("Accept", "application/json");
-    match &u.auth {
-        UpstreamAuth::Basic { username, password } => headers.set("Authorization", basic(username, password)),
-        UpstreamAuth::Bearer(token) => headers.set("Authorization", format!("Bearer {token}")),
-        _ => {}
-    }
-    let resp = send(platform, &Method::Get, &url, headers, None, timeout_ms).await?;
+    let realm_origin = Url::parse(&url).map_err(|e| format!("realm {realm:?}: {e}"))?.origin();
+    // The configured Basic or Bearer credentials go to the realm's own origin only, not on to
+    // wherever the realm redirects (the header kind is for the registry alone).
+    let headers_for = |hop: &Url| {
+        let mut headers = Headers::new();
+        headers.set("User-Agent", USER_AGENT);
+        headers.set("Accept", "application/json");
+        if hop.origin() == realm_origin {
+            match &u.auth {
+                UpstreamAuth::Basic { username, password } => headers.set("Authorization", basic(username, password)),
+                UpstreamAuth::Bearer(token) => headers.set("Authorization", format!("Bearer {token}")),
+                _ => {}
+            }
+        }
+        headers
+    };
+    let (_, resp) = send(platform, &Method::Get, &url, &headers_for, None, timeout_ms).await.map_err(|e| match e {
+        SendError::Transient(e) | SendError::Fatal(e) => e,
+    })?;
     if resp.status != 200 {
         return Err(format!("status {}", resp.status));
     }

@@ -274,3 +274,96 @@ fn serve_one(mut conn: TcpStream, upstream: &str, fault: &Mutex<Fault>, log: &Mu
     }
     conn.write_all(&data)
 }
+
+/// One request a [`Scripted`] server received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    /// Path and query, as sent.
+    pub target: String,
+    /// Names in lower case.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a [`Scripted`] server answers: status, extra headers, body.
+pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// A tiny loopback HTTP/1.1 server (one request per connection) whose answers come from a
+/// closure and which remembers every request with its headers: an upstream, a CDN or a
+/// token realm that a test scripts and then questions.
+pub struct Scripted {
+    pub url: String,
+    pub port: u16,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Scripted {
+    pub fn start(answer: impl Fn(&Received) -> Answer + Send + Sync + 'static) -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let (log, answer) = (received.clone(), Arc::new(answer));
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (log, answer) = (log.clone(), answer.clone());
+                std::thread::spawn(move || {
+                    let _ = scripted_one(conn, &log, &*answer);
+                });
+            }
+        });
+        Scripted { url: format!("http://127.0.0.1:{port}"), port, received }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+fn scripted_one(mut conn: TcpStream, log: &Mutex<Vec<Received>>, answer: &dyn Fn(&Received) -> Answer) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or("GET").to_string(), parts.next().unwrap_or("/").to_string());
+    let mut headers = Vec::new();
+    let mut length = 0usize;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 {
+            break;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
+            if k == "content-length" {
+                length = v.parse().unwrap_or(0);
+            }
+            headers.push((k, v));
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let received = Received { method: method.clone(), target, headers };
+    log.lock().unwrap().push(received.clone());
+    let (status, extra, data) = answer(&received);
+    let mut head = format!("HTTP/1.1 {status} Scripted\r\nContent-Length: {}\r\nConnection: close\r\n", data.len());
+    for (k, v) in extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes())?;
+    if method != "HEAD" {
+        conn.write_all(&data)?;
+    }
+    conn.flush()
+}

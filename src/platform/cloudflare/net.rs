@@ -1,4 +1,10 @@
 //! Outbound fetch through the runtime; response bodies stay JS streams.
+//!
+//! Redirects are not followed here: the request says `redirect: "manual"` (Fetch standard,
+//! "HTTP-redirect fetch"), and workerd then hands back the 3xx itself with its `Location`
+//! header (not the opaque-redirect a browser would give). `upstream::client` follows it and
+//! decides, hop by hop, which headers go along; followed by the runtime, every header of the
+//! first request would be replayed to the next origin.
 
 use async_trait::async_trait;
 use wasm_bindgen::JsCast;
@@ -18,6 +24,7 @@ impl Fetcher for WorkerFetcher {
     async fn fetch(&self, url: &str, req: Request) -> StoreResult<Response> {
         let init = web_sys::RequestInit::new();
         init.set_method(req.method.as_str());
+        init.set_redirect(web_sys::RequestRedirect::Manual);
         let headers = web_sys::Headers::new().map_err(err)?;
         for (k, v) in req.headers.iter() {
             headers.append(k, v).map_err(err)?;
@@ -42,13 +49,17 @@ impl Fetcher for WorkerFetcher {
             out_headers.append(&pair.get(0).as_string().unwrap_or_default(), pair.get(1).as_string().unwrap_or_default());
         }
         let length = out_headers.get("content-length").and_then(|l| l.parse().ok());
-        Ok(Response {
-            status: resp.status(),
-            body: match resp.body() {
-                Some(s) => Body::Stream(PlatformStream::new(s, length)),
-                None => Body::Empty,
-            },
-            headers: out_headers,
-        })
+        let status = resp.status();
+        let body = match resp.body() {
+            // Nobody reads a redirect's body: let the runtime drop the connection's bytes now
+            // rather than when the stream is collected.
+            Some(s) if crate::platform::is_redirect(status) => {
+                let _ = s.cancel();
+                Body::Empty
+            }
+            Some(s) => Body::Stream(PlatformStream::new(s, length)),
+            None => Body::Empty,
+        };
+        Ok(Response { status, body, headers: out_headers })
     }
 }
