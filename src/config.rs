@@ -256,7 +256,11 @@ impl Config {
     }
 
     pub fn protocol(&self, p: Protocol) -> &ProtocolConfig {
-        &self.protocols[&p]
+        // `from_vars` fills in every protocol; the fallback (disabled) is never reached.
+        static DISABLED: std::sync::OnceLock<ProtocolConfig> = std::sync::OnceLock::new();
+        self.protocols.get(&p).unwrap_or_else(|| {
+            DISABLED.get_or_init(|| ProtocolConfig { enabled: false, base_path: String::new(), anonymous_read: false, features: BTreeMap::new() })
+        })
     }
 
     /// Public base URL of a protocol (`registryUrl`): the configured origin, else the request's.

@@ -5,6 +5,10 @@
 //! natively against in-memory backends in tests and in workerd against R2, KV and Durable
 //! Objects. The Worker entry points live in `platform/cloudflare`.
 
+// A panic kills every request in flight in the isolate: no unwrap, expect, panic or
+// unchecked indexing outside tests (request and upstream data reach almost everything).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+
 pub mod auth;
 pub mod config;
 pub mod http;

@@ -151,7 +151,9 @@ pub async fn handle(app: &App, req: Request) -> Response {
             match auth.create_token(&body.user, opts).await {
                 Ok((token, record)) => {
                     let mut j = token_json(&record);
-                    j["token"] = json!(token);
+                    if let Some(fields) = j.as_object_mut() {
+                        fields.insert("token".into(), json!(token));
+                    }
                     Response::json(201, &j)
                 }
                 Err(e) => auth_error(e),

@@ -31,18 +31,19 @@ pub struct Scope {
 
 impl Scope {
     pub fn parse(s: &str) -> Option<Scope> {
-        let parts: Vec<&str> = s.split(':').collect();
-        if parts.len() < 4 || parts.iter().any(|p| p.is_empty()) {
+        let (protocol, rest) = s.split_once(':')?;
+        let (resource_type, rest) = rest.split_once(':')?;
+        let (name, action) = rest.rsplit_once(':')?;
+        if [protocol, resource_type, action].iter().any(|p| p.is_empty()) || name.split(':').any(str::is_empty) {
             return None;
         }
-        let action = parts[parts.len() - 1];
         if !matches!(action, "*" | "read" | "pull" | "write" | "push" | "delete") {
             return None;
         }
         Some(Scope {
-            protocol: parts[0].to_string(),
-            resource_type: parts[1].to_string(),
-            name: parts[2..parts.len() - 1].join(":"),
+            protocol: protocol.to_string(),
+            resource_type: resource_type.to_string(),
+            name: name.to_string(),
             action: action.to_string(),
         })
     }
@@ -77,23 +78,28 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
     let (mut pi, mut ti) = (0, 0);
     let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && p[pi] != '*' && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
+    while let Some(tc) = t.get(ti) {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some(pi);
+                mark = ti;
+                pi += 1;
+            }
+            Some(pc) if pc == tc => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some(s) => {
+                    pi = s + 1;
+                    mark += 1;
+                    ti = mark;
+                }
+                None => return false,
+            },
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p.iter().skip(pi).all(|c| *c == '*')
 }
 
 #[cfg(test)]

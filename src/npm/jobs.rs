@@ -213,7 +213,9 @@ pub async fn execute(env: &JobEnv, job: NpmJob) -> JobResult {
                 }
             }
             let mut result = save(env, &name, &mut doc).await?;
-            result["removed"] = json!(versions);
+            if let Some(r) = result.as_object_mut() {
+                r.insert("removed".into(), json!(versions));
+            }
             Ok(result)
         }
         NpmJob::DeletePackage { name, writer } => {
@@ -232,7 +234,7 @@ pub async fn execute(env: &JobEnv, job: NpmJob) -> JobResult {
             if doc.get("versions").and_then(|v| v.get(&version)).is_none() {
                 return Err(JobError::new(404, format!("version {version} of {name} not found")));
             }
-            tags_of(&mut doc)?.insert(tag, json!(version));
+            object_at(&mut doc, "dist-tags")?.insert(tag, json!(version));
             save(env, &name, &mut doc).await
         }
         NpmJob::RemoveDistTag { name, tag, writer } => {
@@ -253,22 +255,25 @@ pub async fn execute(env: &JobEnv, job: NpmJob) -> JobResult {
                 return Err(JobError::new(400, "a package needs at least one maintainer"));
             }
             let mut doc = load_owned(env, &name, &writer).await?;
-            doc["maintainers"] = Value::Array(maintainers);
+            fields_of(&mut doc)?.insert("maintainers".into(), Value::Array(maintainers));
             save(env, &name, &mut doc).await
         }
     }
 }
 
-/// The packument's dist-tags object, made one if it is missing or not an object.
-fn tags_of(doc: &mut Value) -> Result<&mut Map<String, Value>, JobError> {
-    let Some(fields) = doc.as_object_mut() else {
-        return Err(JobError::internal("packument is not an object"));
-    };
-    let tags = fields.entry("dist-tags").or_insert_with(|| json!({}));
-    if !tags.is_object() {
-        *tags = json!({});
+/// The packument's own fields.
+fn fields_of(doc: &mut Value) -> Result<&mut Map<String, Value>, JobError> {
+    doc.as_object_mut().ok_or_else(|| JobError::internal("packument is not an object"))
+}
+
+/// The packument's `field` object (`versions`, `time`, `dist-tags`), made one if it is
+/// missing or not an object.
+fn object_at<'a>(doc: &'a mut Value, field: &str) -> Result<&'a mut Map<String, Value>, JobError> {
+    let value = fields_of(doc)?.entry(field).or_insert_with(|| json!({}));
+    if !value.is_object() {
+        *value = json!({});
     }
-    tags.as_object_mut().ok_or_else(|| JobError::internal("dist-tags is not an object"))
+    value.as_object_mut().ok_or_else(|| JobError::internal(format!("{field} is not an object")))
 }
 
 async fn publish(
@@ -286,18 +291,10 @@ async fn publish(
         }
         None => json!({"name": name.as_str(), "dist-tags": {}, "versions": {}, "time": {}}),
     };
-    if !doc.is_object() {
-        return Err(JobError::internal(format!("packument of {name} is not an object")));
-    }
-    for field in ["versions", "time", "dist-tags"] {
-        if !doc.get(field).is_some_and(Value::is_object) {
-            doc[field] = json!({});
-        }
-    }
     let now = iso8601(env.clock.now_ms());
     for (version, manifest) in &versions {
         // npm never lets a version number be reused, even after an unpublish.
-        if doc["versions"].get(version).is_some() || doc["time"].get(version).is_some() {
+        if object_at(&mut doc, "versions")?.contains_key(version) || object_at(&mut doc, "time")?.contains_key(version) {
             return Err(JobError::new(
                 403,
                 format!("cannot publish over the previously published version {version}"),
@@ -313,30 +310,33 @@ async fn publish(
     }
     let new_versions: Vec<String> = versions.keys().cloned().collect();
     for (version, manifest) in versions {
-        doc["versions"][&version] = manifest;
-        doc["time"][&version] = json!(now);
+        object_at(&mut doc, "time")?.insert(version.clone(), json!(now));
+        object_at(&mut doc, "versions")?.insert(version, manifest);
     }
+    let known: Vec<String> = object_at(&mut doc, "versions")?.keys().cloned().collect();
+    let tags = object_at(&mut doc, "dist-tags")?;
     for (tag, version) in dist_tags {
-        if doc["versions"].get(&version).is_some() {
-            doc["dist-tags"][&tag] = json!(version);
+        if known.contains(&version) {
+            tags.insert(tag, json!(version));
         }
     }
-    if doc.pointer("/dist-tags/latest").is_none() {
+    if !tags.contains_key("latest") {
         if let Some(h) = highest(new_versions.iter()) {
-            doc["dist-tags"]["latest"] = json!(h);
+            tags.insert("latest".into(), json!(h));
         }
     }
-    let latest = doc.pointer("/dist-tags/latest").and_then(Value::as_str).map(str::to_string);
+    let latest = tags.get("latest").and_then(Value::as_str).map(str::to_string);
     let first = doc.get("_rev").is_none();
+    let fields = fields_of(&mut doc)?;
     if first || latest.as_ref().is_some_and(|l| new_versions.contains(l)) {
         for f in PACKAGE_FIELDS {
             if let Some(v) = package_fields.get(*f) {
-                doc[*f] = v.clone();
+                fields.insert(f.to_string(), v.clone());
             }
         }
     }
     if maintainer_names(&doc).is_empty() {
-        doc["maintainers"] = json!([{"name": writer.user}]);
+        fields_of(&mut doc)?.insert("maintainers".into(), json!([{"name": writer.user}]));
     }
     if first {
         // The name is hosted from now on: what the pull-through cache kept of an upstream

@@ -204,15 +204,20 @@ fn json_error(e: JsonError) -> Response {
     }
 }
 
+/// Whether a packument has (or had: npm never reuses a number) this version.
+fn has_version(doc: &Value, version: &str) -> bool {
+    doc.get("versions").and_then(|v| v.get(version)).is_some() || doc.get("time").and_then(|t| t.get(version)).is_some()
+}
+
 /// Splits `@scope%2fname/rest`, `@scope/name/rest` or `name/rest` into the name and the rest.
 fn split_package(path: &str) -> Option<(String, Vec<String>)> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let first = decode_path(segments.first()?)?;
     let (name, rest) = if first.starts_with('@') && !first.contains('/') {
         let second = decode_path(segments.get(1)?)?;
-        (format!("{first}/{second}"), &segments[2..])
+        (format!("{first}/{second}"), segments.get(2..).unwrap_or_default())
     } else {
-        (first, &segments[1..])
+        (first, segments.get(1..).unwrap_or_default())
     };
     let rest = rest.iter().map(|s| decode_path(s)).collect::<Option<Vec<_>>>()?;
     Some((name, rest))
@@ -246,7 +251,7 @@ pub async fn handle(app: &App, req: Request, path: &str) -> Response {
         (Method::Get, ["-", "npm", "v1", "tokens"]) => list_tokens(&ctx).await,
         (Method::Post, ["-", "npm", "v1", "tokens"]) => create_token(&ctx, req).await,
         (Method::Delete, ["-", "npm", "v1", "tokens", "token", key]) => revoke_token(&ctx, key).await,
-        (_, ["-", "package", ..]) => dist_tags(&ctx, req, &segs[2..].join("/")).await,
+        (_, ["-", "package", rest @ ..]) => dist_tags(&ctx, req, &rest.join("/")).await,
         (Method::Post, ["-", "npm", "v1", "security", ..]) => {
             // The pass-through reveals what the caller depends on and spends the registry's
             // upstream credentials: the same read right as package data, before any body.
@@ -332,7 +337,7 @@ async fn get_version(ctx: &Ctx<'_>, name: &PackageName, version_or_tag: &str) ->
     match packument::version_doc(&doc, version_or_tag) {
         Some(v) => {
             let mut v = v.clone();
-            let version = v["version"].as_str().unwrap_or(version_or_tag).to_string();
+            let version = v.get("version").and_then(Value::as_str).unwrap_or(version_or_tag).to_string();
             packument::set_tarball_url(&mut v, name, &version, &ctx.registry_url);
             Response::json(200, &v)
         }
@@ -534,7 +539,7 @@ async fn publish(ctx: &Ctx<'_>, req: Request, name: &PackageName) -> Response {
         if let Err(r) = ctx.check_owner(&existing, name, &writer) {
             return r;
         }
-        if let Some(v) = versions.keys().find(|v| existing["versions"].get(*v).is_some() || existing["time"].get(*v).is_some()) {
+        if let Some(v) = versions.keys().find(|v| has_version(&existing, v)) {
             return error(403, format!("cannot publish over the previously published version {v}"));
         }
     }
@@ -703,7 +708,7 @@ async fn update_metadata(ctx: &Ctx<'_>, name: &PackageName, bytes: &[u8], writer
     }
     let mut messages = BTreeMap::new();
     for (version, manifest) in versions {
-        let Some(old) = stored["versions"].get(&version) else {
+        let Some(old) = stored.get("versions").and_then(|all| all.get(&version)) else {
             return error(400, format!("version {version} does not exist; publish it with its tarball"));
         };
         let new_msg = match &manifest.deprecated {
@@ -810,7 +815,9 @@ async fn get_user(ctx: &Ctx<'_>, segment: &str) -> Response {
     match auth.user(&user).await {
         Ok(Some(u)) => {
             let mut doc = maintainer_json(&u);
-            doc["_id"] = json!(format!("org.couchdb.user:{}", u.name));
+            if let Some(fields) = doc.as_object_mut() {
+                fields.insert("_id".into(), json!(format!("org.couchdb.user:{}", u.name)));
+            }
             Response::json(200, &doc)
         }
         Ok(None) => error(404, "Not found"),
@@ -835,12 +842,13 @@ async fn unpublish_versions(ctx: &Ctx<'_>, name: &PackageName, kept: Vec<String>
     if let Err(r) = ctx.check_owner(&stored, name, &writer) {
         return r;
     }
-    let removed: Vec<String> = stored["versions"]
-        .as_object()
+    let removed: Vec<String> = stored
+        .get("versions")
+        .and_then(Value::as_object)
         .map(|all| all.keys().filter(|v| !kept.contains(v)).cloned().collect())
         .unwrap_or_default();
     if removed.is_empty() {
-        return Response::json(200, &json!({"ok": true, "id": name.as_str(), "rev": stored["_rev"]}));
+        return Response::json(200, &json!({"ok": true, "id": name.as_str(), "rev": stored.get("_rev")}));
     }
     // The packument change is asked of the hooks before anything goes (see `Ctx::run`).
     let result = match ctx.run(name, NpmJob::RemoveVersions { name: name.to_string(), versions: removed.clone(), writer }).await {
@@ -902,7 +910,7 @@ async fn delete_tarball(ctx: &Ctx<'_>, name: &PackageName, file: &str) -> Respon
             if let Err(r) = ctx.check_owner(&doc, name, &writer) {
                 return r;
             }
-            if doc["versions"].get(version).is_some() {
+            if doc.get("versions").and_then(|all| all.get(version)).is_some() {
                 return error(400, format!("version {version} is still published; unpublish it first"));
             }
         }
@@ -932,7 +940,7 @@ async fn dist_tags(ctx: &Ctx<'_>, req: Request, path: &str) -> Response {
                 return r;
             }
             match ctx.load_packument(&name).await {
-                Ok(Some((doc, _))) => Response::json(200, &doc["dist-tags"]),
+                Ok(Some((doc, _))) => Response::json(200, doc.get("dist-tags").unwrap_or(&json!({}))),
                 Ok(None) => error(404, "Not found"),
                 Err(r) => r,
             }
@@ -1117,7 +1125,9 @@ async fn create_token(ctx: &Ctx<'_>, req: Request) -> Response {
     match auth.create_token(&p.user, opts).await {
         Ok((token, record)) => {
             let mut j = npm_token_json(&record);
-            j["token"] = json!(token);
+            if let Some(fields) = j.as_object_mut() {
+                fields.insert("token".into(), json!(token));
+            }
             Response::json(201, &j)
         }
         Err(e) => auth_error(e),

@@ -498,22 +498,25 @@ impl NpmProxy {
         let Outcome::Answer(resp) = fetch_one(&self.platform, &upstream, "-search", request).await else { return };
         let Ok(bytes) = resp.body.read_capped(8 * 1024 * 1024).await else { return };
         let Ok(found) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return };
-        let extra: Vec<serde_json::Value> = found["objects"]
-            .as_array()
+        let extra: Vec<serde_json::Value> = found
+            .get("objects")
+            .and_then(serde_json::Value::as_array)
             .into_iter()
             .flatten()
             .filter(|o| {
-                let name = o["package"]["name"].as_str().unwrap_or_default();
+                let name = o.pointer("/package/name").and_then(serde_json::Value::as_str).unwrap_or_default();
                 !name.is_empty() && !hosted.contains(name) && upstream.admits(name)
             })
             .take(size - have)
             .cloned()
             .collect();
-        if let Some(objects) = result["objects"].as_array_mut() {
+        if let Some(objects) = result.get_mut("objects").and_then(serde_json::Value::as_array_mut) {
             objects.extend(extra);
         }
-        let upstream_total = found["total"].as_u64().unwrap_or(0) as usize;
-        result["total"] = serde_json::json!(hosted_total + upstream_total);
+        let upstream_total = found.get("total").and_then(serde_json::Value::as_u64).unwrap_or(0) as usize;
+        if let Some(fields) = result.as_object_mut() {
+            fields.insert("total".into(), serde_json::json!(hosted_total.saturating_add(upstream_total)));
+        }
     }
 
     // ---- npm audit ----

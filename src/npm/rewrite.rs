@@ -128,7 +128,7 @@ impl Rewriter {
                     self.capture = self.string_role();
                     if self.capture == Capture::Tarball {
                         // Copy through the opening quote; the URL itself is replaced.
-                        out.extend_from_slice(&input[copy_from..=i]);
+                        out.extend_from_slice(input.get(copy_from..=i).unwrap_or_default());
                         copy_from = i + 1;
                     }
                 }
@@ -181,7 +181,7 @@ impl Rewriter {
             }
         }
         if !(self.in_string && self.capture == Capture::Tarball) {
-            out.extend_from_slice(&input[copy_from..]);
+            out.extend_from_slice(input.get(copy_from..).unwrap_or_default());
         }
         Ok(())
     }

@@ -130,7 +130,7 @@ impl ObjectStore for MemoryObjectStore {
                 (size - length, length)
             }
         };
-        let data = obj.data[offset as usize..(offset + length) as usize].to_vec();
+        let data = obj.data.get(offset as usize..(offset + length) as usize).unwrap_or_default().to_vec();
         Ok(Some(Object {
             meta: obj.meta.clone(),
             body: Body::Stream(PlatformStream::from_bytes(data)),
@@ -258,7 +258,8 @@ impl ObjectStore for MemoryObjectStore {
         }
         let mut data = Vec::new();
         for p in &parts {
-            data.extend_from_slice(&stored[&p.part_number]);
+            let part = stored.get(&p.part_number).ok_or_else(|| StoreError(format!("no part {}", p.part_number)))?;
+            data.extend_from_slice(part);
         }
         let opts = PutOptions {
             checksum: None,
@@ -330,8 +331,9 @@ impl Coordinator for MemoryCoordinator {
             .clone();
         let _guard = mutex.lock().await;
         // Round-trip through JSON, as the Durable Object call does.
-        let job: Job = serde_json::from_value(serde_json::to_value(&job).expect("job serialises"))
-            .expect("job deserialises");
+        let job: Job = serde_json::to_value(&job)
+            .and_then(serde_json::from_value)
+            .map_err(|e| crate::jobs::JobError::internal(format!("job does not round-trip through JSON: {e}")))?;
         crate::jobs::execute(&self.env, job).await
     }
 }

@@ -135,7 +135,9 @@ impl PlatformStream {
             }
             let start = out.len();
             out.resize(start + array.length() as usize, 0);
-            array.copy_to(&mut out[start..]);
+            if let Some(dest) = out.get_mut(start..) {
+                array.copy_to(dest);
+            }
         }
         Ok(out)
     }

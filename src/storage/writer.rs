@@ -40,8 +40,9 @@ impl ObjectWriter {
                 let target = (self.buf.capacity() * 2).max(needed).min(self.part_size);
                 self.buf.reserve_exact(target - self.buf.len());
             }
-            self.buf.extend_from_slice(&data[..take]);
-            data = &data[take..];
+            let (now, later) = data.split_at(take);
+            self.buf.extend_from_slice(now);
+            data = later;
             // A full part goes out only once more bytes follow: the last part may be short,
             // never empty.
             if self.buf.len() == self.part_size && !data.is_empty() {

@@ -395,13 +395,10 @@ async fn realm_token(
     }
     let bytes = resp.body.read_capped(64 * 1024).await.map_err(|e| e.to_string())?;
     let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("malformed token answer: {e}"))?;
-    let token = doc["token"]
-        .as_str()
-        .or_else(|| doc["access_token"].as_str())
-        .ok_or("token answer without a token")?
-        .to_string();
+    let text = |field: &str| doc.get(field).and_then(serde_json::Value::as_str);
+    let token = text("token").or_else(|| text("access_token")).ok_or("token answer without a token")?.to_string();
     // The spec's default lifetime is 60 s; renew a little early.
-    let expires_in = doc["expires_in"].as_f64().unwrap_or(60.0).max(10.0);
+    let expires_in = doc.get("expires_in").and_then(serde_json::Value::as_f64).unwrap_or(60.0).clamp(10.0, 86_400.0);
     Ok((token, platform.now_ms() + (expires_in - 5.0) * 1000.0))
 }
 

@@ -169,16 +169,19 @@ impl ProtocolUpstreams {
 /// Glob as in scope rules: `*` is any run of characters but `/`, `**` any run at all, `?` one
 /// character but `/`.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
+    fn tail(s: &[u8], n: usize) -> &[u8] {
+        s.get(n..).unwrap_or_default()
+    }
     fn go(p: &[u8], t: &[u8]) -> bool {
         match p.first() {
             None => t.is_empty(),
-            Some(b'*') if p.get(1) == Some(&b'*') => (0..=t.len()).any(|i| go(&p[2..], &t[i..])),
+            Some(b'*') if p.get(1) == Some(&b'*') => (0..=t.len()).any(|i| go(tail(p, 2), tail(t, i))),
             Some(b'*') => {
                 let limit = t.iter().position(|&c| c == b'/').unwrap_or(t.len());
-                (0..=limit).any(|i| go(&p[1..], &t[i..]))
+                (0..=limit).any(|i| go(tail(p, 1), tail(t, i)))
             }
-            Some(b'?') => !t.is_empty() && t[0] != b'/' && go(&p[1..], &t[1..]),
-            Some(&c) => t.first() == Some(&c) && go(&p[1..], &t[1..]),
+            Some(b'?') => t.first().is_some_and(|c| *c != b'/') && go(tail(p, 1), tail(t, 1)),
+            Some(&c) => t.first() == Some(&c) && go(tail(p, 1), tail(t, 1)),
         }
     }
     go(pattern.as_bytes(), text.as_bytes())
@@ -343,7 +346,7 @@ pub fn from_vars(protocol: Protocol, vars: &dyn VarSource) -> Result<Option<Prot
     upstreams.sort_by_key(|u| u.priority);
     let mut ids: Vec<&str> = upstreams.iter().map(|u| u.id.as_str()).collect();
     ids.sort_unstable();
-    if ids.windows(2).any(|w| w[0] == w[1]) {
+    if ids.windows(2).any(|w| w.first() == w.last()) {
         return Err(ConfigError(format!("{var}: upstream ids must be unique")));
     }
     Ok(Some(ProtocolUpstreams { enabled: raw.enabled.unwrap_or(true), upstreams }))
