@@ -228,12 +228,12 @@ fn token_endpoint_issues_jwts_for_basic_credentials() {
     let body = r.json();
     let token = body["token"].as_str().unwrap().to_string();
     assert_eq!(body["access_token"], body["token"]);
-    assert_eq!(body["expires_in"], 3600);
+    assert_eq!(body["expires_in"], 300);
     assert!(body["issued_at"].as_str().is_some_and(|s| s.starts_with("2026-01-01T")), "{body}");
     let claims = jwt_claims(&token);
     assert_eq!(claims["sub"], "alice");
     assert_eq!(claims["aud"], "edgeregistry");
-    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3600);
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 300);
     assert_eq!(claims["access"], json!([{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}]));
     // The JWT is the credential for the whole push and pull.
     let (manifest, _) = reg.push_image(&token, "team/app", "v1", "jwt");
