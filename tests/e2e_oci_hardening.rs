@@ -161,9 +161,31 @@ fn with_public_url_a_forged_host_changes_nothing_generated() {
     check(&r, "tags page");
 }
 
+/// A Worker without `PUBLIC_URL`, whose token realm real clients can reach.
+fn reachable() -> &'static Registry {
+    static R: OnceLock<Registry> = OnceLock::new();
+    R.get_or_init(|| {
+        let worker = Worker::start(&[("JWT_SECRET", "e2e-jwt-secret-for-tests")]);
+        let alice = worker.user_with_token("alice", json!({"protocol": "oci"}));
+        let bob = worker.user_with_token("bob", json!({"protocol": "oci"}));
+        Registry { worker, alice, bob }
+    })
+}
+
 #[test]
 fn a_second_user_cannot_write_the_first_pushers_repository() {
-    let reg = registry();
+    let reg = reachable();
+    let url = |path: &str| format!("{}{path}", reg.worker.url);
+    let push_blob = |token: &str, repo: &str, data: &[u8]| {
+        let d = digest(data);
+        let r = request("POST", &url(&format!("/v2/{repo}/blobs/uploads/?digest={d}")), Some(token), &[], Some(data.to_vec()));
+        assert_eq!(r.status, 201, "{}", r.text());
+        d
+    };
+    let put_manifest = |token: &str, repo: &str, reference: &str, content_type: &str, body: &[u8]| {
+        request("PUT", &url(&format!("/v2/{repo}/manifests/{reference}")), Some(token), &[("content-type", content_type)], Some(body.to_vec()))
+    };
+    let head = |token: &str, repo: &str, reference: &str| request("HEAD", &url(&format!("/v2/{repo}/manifests/{reference}")), Some(token), &[], None);
     let repo = "owned/app";
     let config = push_blob(&reg.alice, repo, b"{}");
     let body = manifest(&config, json!({}));
@@ -178,6 +200,15 @@ fn a_second_user_cannot_write_the_first_pushers_repository() {
         assert_eq!((r.status, code(&r)), (403, "DENIED".to_string()), "{method} {path}: {}", r.text());
     }
     assert_eq!(head(&reg.bob, repo, "v1").status, 200, "bob may still pull");
+    // A real client with bob's password: the token endpoint grants him pull only, and the
+    // push ends in a clear denial (not a loop of challenges).
+    let s = Scratch::new();
+    let host = format!("127.0.0.1:{}", reg.worker.port);
+    ok(crane(&s, &["auth", "login", &host, "-u", "bob", "-p", "bob-password"]));
+    let layer = layer(&s, "bob", 1000);
+    let (pushed, out) = crane(&s, &["append", "-f", layer.to_str().unwrap(), "-t", &format!("{host}/{repo}:bob")]);
+    assert!(!pushed && out.contains("DENIED") && out.contains("user bob is not an owner of owned/app"), "{out}");
+    ok(crane(&s, &["append", "-f", layer.to_str().unwrap(), "-t", &format!("{host}/bob/app:v1")]));
     // The admin secret may.
     let r = request("DELETE", &url(&format!("/v2/{repo}/manifests/v1")), Some(ADMIN_TOKEN), &[], None);
     assert_eq!(r.status, 202, "{}", r.text());
