@@ -562,3 +562,14 @@ fn with_public_url_nothing_follows_the_host_header() {
         assert!(seen.iter().any(|s| s == h), "no {h} header was checked");
     }
 }
+
+#[test]
+fn the_token_endpoint_reads_a_bounded_number_of_scopes() {
+    let reg = Reg::oci(&[]);
+    users(&reg, &["alice"]);
+    let scopes: Vec<String> = (0..200).map(|i| format!("repository:team/r{i}:pull,push")).collect();
+    let refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    let r = reg.docker_token(Some(("alice", PASSWORD)), &refs);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(jwt_claims(r.json()["token"].as_str().unwrap())["access"].as_array().map(Vec::len), Some(64));
+}

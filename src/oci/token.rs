@@ -14,6 +14,8 @@ pub const SERVICE: &str = "edgeregistry";
 /// Minted tokens live five minutes: revoking the token or password they came from takes
 /// effect that soon (clients fetch a new one when theirs expires).
 const LIFETIME_SECS: i64 = 300;
+/// Scopes read from one token request.
+const MAX_SCOPES: usize = 64;
 
 /// The actions of `repository:NAME:ACTIONS` the caller gets: what its scopes allow, and for
 /// `push` and `delete` only where namespaces and ownership let its user write (so a client
@@ -62,7 +64,8 @@ pub async fn handle(app: &App, req: &Request) -> Response {
     };
     let anonymous_read = app.config.protocol(Protocol::Oci).anonymous_read;
     let mut access = Vec::new();
-    for scope in req.query.iter().filter(|(k, _)| k == "scope").flat_map(|(_, v)| v.split(' ')) {
+    // Clients ask for a handful; each write scope costs a store read, so the rest are ignored.
+    for scope in req.query.iter().filter(|(k, _)| k == "scope").flat_map(|(_, v)| v.split(' ')).take(MAX_SCOPES) {
         // `registry:catalog:*`: listing, for callers who may pull every repository.
         if scope == "registry:catalog:*" {
             if principal.as_ref().is_some_and(|p| p.can(Protocol::Oci, "*", Action::Read)) || anonymous_read {
