@@ -10,6 +10,7 @@
 //! | `ANONYMOUS_READ` | comma list of protocols readable without a token, `none`, or `all` | every protocol but `oci` |
 //! | `MAX_BODY_BYTES` | cap on bodies a protocol must buffer to parse (npm publish JSON); at most 48 MiB, since such a body and its decoded tarball are held at once in the isolate's 128 MB | 32 MiB |
 //! | `READ_ONLY` | `true` refuses every write through the storage hooks | `false` |
+//! | `OCI_USER_NAMESPACES` | `true`: users push only to repositories under their own name (`alice/…`); admins and admin-granted scopes excepted | `false` |
 //! | `NPM_DEFAULT_READONLY` | tokens made by `npm login`/`npm token create` are read-only | `false` |
 //! | `PASSWORD_ITERATIONS` | PBKDF2-SHA256 iterations for stored passwords | 100000 |
 //! | secret `ADMIN_TOKEN` | bootstrap credential for the admin API | none: admin API disabled |
@@ -118,6 +119,8 @@ pub struct Config {
     pub max_body_bytes: u64,
     pub read_only: bool,
     pub npm_default_readonly: bool,
+    /// `OCI_USER_NAMESPACES`: repositories must be under the writer's own name.
+    pub oci_user_namespaces: bool,
     pub password_iterations: u32,
     pub admin_token: Option<String>,
     pub jwt_secret: Option<String>,
@@ -247,6 +250,10 @@ impl Config {
             read_only: get("READ_ONLY").map(|v| parse_bool("READ_ONLY", &v)).transpose()?.unwrap_or(false),
             npm_default_readonly: get("NPM_DEFAULT_READONLY")
                 .map(|v| parse_bool("NPM_DEFAULT_READONLY", &v))
+                .transpose()?
+                .unwrap_or(false),
+            oci_user_namespaces: get("OCI_USER_NAMESPACES")
+                .map(|v| parse_bool("OCI_USER_NAMESPACES", &v))
                 .transpose()?
                 .unwrap_or(false),
             password_iterations,

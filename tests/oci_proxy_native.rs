@@ -251,3 +251,55 @@ fn a_manifest_that_does_not_match_its_digest_is_refused() {
     assert_oci_error(&r, 502, "DIGEST_INVALID");
     assert!(mirror.keys_with("oci/cache/").is_empty());
 }
+
+/// A scripted upstream `https://up.example` answering every request with `answer`.
+fn mirror_answering(answer: impl Fn(&str, Request) -> Response + 'static) -> (Reg, String) {
+    let mirror = Reg::oci(&[("OCI_UPSTREAMS", r#"[{"id":"up","url":"https://up.example","resilience":{"maxRetries":0}}]"#)]);
+    mirror.create_user("puller");
+    let token = puller(&mirror);
+    mirror.mem.fetcher.set_handler(answer);
+    (mirror, token)
+}
+
+#[test]
+fn upstream_tag_lists_of_any_shape_are_answered_without_a_panic() {
+    for (body, want) in [
+        // A JSON array used to panic (`doc["name"] = …` on a non-object).
+        (json!(["v1", "v2"]), None),
+        (json!("tags"), None),
+        (json!({"name": "library/x", "tags": [1, 2]}), None),
+        (json!({"name": "library/x", "tags": null}), Some(json!({"name": "x/y", "tags": []}))),
+        (json!({"name": "library/x", "tags": ["v1", "not a tag", "v2"], "other": [[[]]]}), Some(json!({"name": "x/y", "tags": ["v1", "v2"]}))),
+    ] {
+        let text = body.to_string();
+        let (mirror, token) = mirror_answering(move |_, _| Response::bytes(200, "application/json", text.clone().into_bytes()));
+        let r = mirror.send(oci(Method::Get, "/v2/x/y/tags/list", &token));
+        match want {
+            Some(doc) => {
+                assert_eq!(r.status, 200, "{body}: {r:?}");
+                assert_eq!(r.json(), doc, "{body}");
+            }
+            None => assert_oci_error(&r, 502, "UNAVAILABLE"),
+        }
+    }
+}
+
+#[test]
+fn an_upstream_manifest_is_never_served_as_a_non_manifest_type() {
+    let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}"#.to_vec();
+    let digest = oci_digest(&manifest);
+    let (m, d) = (manifest.clone(), digest.clone());
+    let (mirror, token) = mirror_answering(move |_, req| {
+        let mut r = Response::new(200).with_header("Content-Type", "text/html").with_header("Docker-Content-Digest", d.clone());
+        if req.method == Method::Get {
+            r.body = Body::Stream(PlatformStream::from_bytes(m.clone()));
+        }
+        r
+    });
+    for reference in ["v1", digest.as_str()] {
+        for method in [Method::Get, Method::Head] {
+            let r = mirror.send(oci(method, &format!("/v2/x/y/manifests/{reference}"), &token));
+            assert_eq!((r.status, r.header("content-type")), (200, Some(OCI_MANIFEST)), "{method:?} {reference}");
+        }
+    }
+}

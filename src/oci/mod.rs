@@ -1,7 +1,13 @@
 //! OCI Distribution v1.1 (hosted): manifests, blobs, uploads, tags, catalog, referrers, and
 //! the Docker token endpoint. Reached at the host root `/v2/...` (what every container client
 //! requests) and under the OCI base path, with or without `/v2`.
+//!
+//! Request and upstream data never reach an `unwrap`, `expect`, `panic!` or slice index here
+//! (a panic takes every request of the isolate down with it): clippy enforces it.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+pub mod access;
+pub mod manifest;
 pub mod names;
 pub mod proxy;
 pub mod token;
@@ -10,11 +16,12 @@ pub mod upload;
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
+use manifest::{excerpt, known_type, Manifest};
 
 use crate::auth::{Action, Auth, AuthError, Principal};
 use crate::config::Protocol;
-use crate::http::{decode_path, Method, Request, Response};
-use crate::platform::{ByteRange, Checksum, ListOptions, ObjectMeta, PutOptions, PutOutcome};
+use crate::http::{decode_path, Body, Method, Request, Response};
+use crate::platform::{ByteRange, Checksum, ObjectMeta, PutOptions, PutOutcome};
 use crate::router::App;
 use crate::storage::{HookMetadata, Storage, StorageError};
 use names::{keys, valid_repository, valid_tag, Digest};
@@ -22,8 +29,16 @@ use names::{keys, valid_repository, valid_tag, Digest};
 /// Manifests larger than this are refused, as distribution does.
 pub(crate) const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
 
-pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
-pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const INDEX_MEDIA_TYPE: &str = manifest::OCI_INDEX;
+pub const MANIFEST_MEDIA_TYPE: &str = manifest::OCI_MANIFEST;
+
+/// R2 refuses more than 2 KiB of custom metadata (keys and values) on one object.
+pub const MAX_CUSTOM_METADATA: usize = 2048;
+
+/// Whether custom metadata fits on an R2 object.
+pub fn metadata_fits(custom: &BTreeMap<String, String>) -> bool {
+    custom.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() <= MAX_CUSTOM_METADATA
+}
 
 pub fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
     Response::json(status, &json!({"errors": [{"code": code, "message": message.into(), "detail": null}]}))
@@ -34,7 +49,7 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> Response {
     error(500, "UNKNOWN", "internal error")
 }
 
-fn storage_error(e: StorageError) -> Response {
+pub(crate) fn storage_error(e: StorageError) -> Response {
     match e {
         StorageError::Denied(reason) => error(403, "DENIED", reason),
         StorageError::Store(e) => internal(e),
@@ -102,7 +117,7 @@ impl Ctx<'_> {
         if !p.serves(repo) {
             return None;
         }
-        match self.app.platform.store.head(&keys::repository(repo)).await {
+        match self.storage.head(&keys::repository(repo)).await {
             Ok(None) => Some(p),
             _ => None,
         }
@@ -119,7 +134,7 @@ impl Ctx<'_> {
 
 /// The parsed path of an OCI request.
 #[derive(Debug, PartialEq, Eq)]
-enum Route {
+pub enum Route {
     Base,
     Catalog,
     Token,
@@ -132,7 +147,7 @@ enum Route {
 }
 
 /// Parses from the right: names may contain slashes; the last marker wins.
-fn parse_route(path: &str) -> Option<Route> {
+pub fn parse_route(path: &str) -> Option<Route> {
     let p = path.trim_start_matches('/');
     let p = p.strip_prefix("v2").filter(|r| r.is_empty() || r.starts_with('/')).unwrap_or(p);
     let p = p.trim_start_matches('/');
@@ -158,8 +173,7 @@ fn parse_route(path: &str) -> Option<Route> {
         ("/blobs/", Route::Blob),
         ("/referrers/", Route::Referrers),
     ] {
-        if let Some(i) = p.rfind(marker) {
-            let (name, rest) = (&p[..i], &p[i + marker.len()..]);
+        if let Some((name, rest)) = p.rsplit_once(marker) {
             if !rest.is_empty() && !rest.contains('/') {
                 return Some(make(name.to_string(), rest.to_string()));
             }
@@ -290,22 +304,13 @@ fn paginate(all: Vec<String>, req: &Request, link_base: &str) -> (Vec<String>, O
 }
 
 async fn list_all(ctx: &Ctx<'_>, prefix: &str) -> Result<Vec<ObjectMeta>, Response> {
-    let mut out = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = ctx
-            .app
-            .platform
-            .store
-            .list(prefix, ListOptions { cursor, ..Default::default() })
-            .await
-            .map_err(internal)?;
-        out.extend(page.objects);
-        match page.cursor {
-            Some(c) => cursor = Some(c),
-            None => return Ok(out),
-        }
-    }
+    ctx.storage.list_all(prefix).await.map_err(storage_error)
+}
+
+/// The part of a listed key after `prefix`, if it names something directly under it (nested
+/// repositories share prefixes; their keys have another `/`).
+fn direct_child<'k>(key: &'k str, prefix: &str) -> Option<&'k str> {
+    key.strip_prefix(prefix).filter(|rest| !rest.is_empty() && !rest.contains('/'))
 }
 
 async fn catalog(ctx: &Ctx<'_>, req: &Request) -> Response {
@@ -316,7 +321,7 @@ async fn catalog(ctx: &Ctx<'_>, req: &Request) -> Response {
     // Only repositories the caller may pull are listed.
     let names: Vec<String> = all
         .into_iter()
-        .map(|o| o.key[keys::REPOSITORIES.len()..].to_string())
+        .filter_map(|o| o.key.strip_prefix(keys::REPOSITORIES).map(str::to_string))
         .filter(|r| ctx.check(r, Action::Read).is_ok())
         .collect();
     if names.is_empty() && ctx.principal.is_none() && !ctx.anonymous_read() {
@@ -340,15 +345,13 @@ async fn tags_list(ctx: &Ctx<'_>, req: &Request, name: &str) -> Response {
         return r;
     }
     let prefix = keys::tags_prefix(name);
-    let all = match list_all(ctx, &prefix).await {
-        // Tags of nested repositories (`{name}/sub`) share the prefix; tags have no `/`.
-        Ok(a) => a.into_iter().filter(|o| !o.key[prefix.len()..].contains('/')).collect::<Vec<_>>(),
+    let tags: Vec<String> = match list_all(ctx, &prefix).await {
+        Ok(a) => a.iter().filter_map(|o| direct_child(&o.key, &prefix)).map(str::to_string).collect(),
         Err(r) => return r,
     };
-    if all.is_empty() && ctx.app.platform.store.head(&keys::repository(name)).await.ok().flatten().is_none() {
+    if tags.is_empty() && ctx.storage.head(&keys::repository(name)).await.ok().flatten().is_none() {
         return error(404, "NAME_UNKNOWN", format!("repository {name} not known"));
     }
-    let tags: Vec<String> = all.into_iter().map(|o| o.key[prefix.len()..].to_string()).collect();
     let (page, link) = paginate(tags, req, &format!("{}/{name}/tags/list", ctx.prefix));
     let mut r = Response::json(200, &json!({"name": name, "tags": page}));
     if let Some(l) = link {
@@ -364,12 +367,12 @@ async fn resolve(ctx: &Ctx<'_>, name: &str, reference: &str) -> Result<(Digest, 
         return Ok((d, None));
     }
     if reference.contains(':') {
-        return Err(error(400, "DIGEST_INVALID", format!("unsupported digest {reference}")));
+        return Err(error(400, "DIGEST_INVALID", format!("unsupported digest {}", excerpt(reference, 80))));
     }
     if !valid_tag(reference) {
-        return Err(error(400, "TAG_INVALID", format!("invalid tag {reference:?}")));
+        return Err(error(400, "TAG_INVALID", format!("invalid tag {:?}", excerpt(reference, 80))));
     }
-    let tag = ctx.app.platform.store.head(&keys::tag(name, reference)).await.map_err(internal)?;
+    let tag = ctx.storage.head(&keys::tag(name, reference)).await.map_err(storage_error)?;
     let Some((tag, digest)) = tag.and_then(|t| t.custom.get("digest").and_then(|d| Digest::parse(d)).map(|d| (t, d))) else {
         return Err(error(404, "MANIFEST_UNKNOWN", format!("manifest {name}:{reference} not found")));
     };
@@ -421,10 +424,16 @@ async fn get_manifest(ctx: &Ctx<'_>, req: &Request, name: &str, reference: &str)
     r
 }
 
+/// The media type a stored manifest is served with: only ever a manifest type (a type stored
+/// before pushes were checked, or an upstream's, could be anything, e.g. `text/html`).
+pub(crate) fn served_type(stored: Option<&str>) -> &'static str {
+    stored.and_then(manifest::servable_type).unwrap_or(MANIFEST_MEDIA_TYPE)
+}
+
 /// A stored manifest's headers (its body is the caller's to attach).
 pub(crate) fn manifest_response(meta: &ObjectMeta, digest: &Digest) -> Response {
     Response::new(200)
-        .with_header("Content-Type", meta.content_type.clone().unwrap_or_else(|| MANIFEST_MEDIA_TYPE.into()))
+        .with_header("Content-Type", served_type(meta.content_type.as_deref()))
         .with_header("Content-Length", meta.size.to_string())
         .with_header("Docker-Content-Digest", digest.to_string())
         .with_header("ETag", format!("\"{digest}\""))
@@ -432,138 +441,159 @@ pub(crate) fn manifest_response(meta: &ObjectMeta, digest: &Digest) -> Response 
         .with_header("Content-Encoding", "identity")
 }
 
-/// The media type a manifest says it has, or what its shape implies.
-fn detect_media_type(doc: &Value) -> String {
-    if let Some(m) = doc.get("mediaType").and_then(Value::as_str) {
-        return m.to_string();
-    }
-    if doc.get("manifests").is_some() {
-        INDEX_MEDIA_TYPE.into()
-    } else {
-        MANIFEST_MEDIA_TYPE.into()
-    }
+fn invalid(message: impl Into<String>) -> Response {
+    error(400, "MANIFEST_INVALID", message)
 }
 
-fn digests_in(doc: &Value, field: &str) -> Vec<String> {
-    doc.get(field)
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|d| d.get("digest")?.as_str().map(str::to_string)).collect())
-        .unwrap_or_default()
+/// The media type a pushed manifest is stored with: its Content-Type, else its `mediaType`,
+/// else what its shape implies. Only manifest types are accepted, and the two must agree
+/// (distribution spec "Pushing Manifests"; image spec `manifest.md`: `mediaType`, when
+/// present, is the manifest's media type).
+fn manifest_type(content_type: Option<&str>, doc: &Manifest) -> Result<&'static str, Response> {
+    let unsupported = |t: &str| invalid(format!("unsupported manifest media type {:?}", excerpt(t, 80)));
+    let declared = match doc.media_type.as_deref() {
+        Some(t) => Some(known_type(t).ok_or_else(|| unsupported(t))?),
+        None => None,
+    };
+    match content_type {
+        Some(ct) => {
+            let ct = known_type(ct).ok_or_else(|| unsupported(ct))?;
+            match declared {
+                Some(d) if d != ct => Err(invalid(format!("Content-Type {ct} does not match the manifest's mediaType {d}"))),
+                _ => Ok(ct),
+            }
+        }
+        None => Ok(declared.unwrap_or_else(|| doc.implied_type())),
+    }
 }
 
 async fn put_manifest(ctx: &Ctx<'_>, req: Request, name: &str, reference: &str) -> Response {
-    if let Err(r) = ctx.check(name, Action::Write) {
+    if let Err(r) = access::authorize_write(ctx, name, Action::Write).await {
         return r;
     }
     let tag = if Digest::parse(reference).is_some() {
         None
     } else if reference.contains(':') {
         // An unusable digest (sha512, malformed) is a digest error, as on GET, not TAG_INVALID.
-        return error(400, "DIGEST_INVALID", format!("unsupported digest {reference}"));
+        return error(400, "DIGEST_INVALID", format!("unsupported digest {}", excerpt(reference, 80)));
     } else if valid_tag(reference) {
         Some(reference.to_string())
     } else {
-        return error(400, "TAG_INVALID", format!("invalid tag {reference:?}"));
+        return error(400, "TAG_INVALID", format!("invalid tag {:?}", excerpt(reference, 80)));
     };
-    let content_type = req.header("content-type").map(|c| c.split(';').next().unwrap_or(c).trim().to_string());
+    let content_type = req.header("content-type").map(str::trim).filter(|c| !c.is_empty()).map(str::to_string);
+    // Refused before the body is read.
+    if let Some(ct) = content_type.as_deref().filter(|ct| known_type(ct).is_none()) {
+        return invalid(format!("unsupported manifest media type {:?}", excerpt(ct, 80)));
+    }
     let bytes = match req.body.read_capped(MAX_MANIFEST).await {
         Ok(b) => b,
         Err(crate::http::BodyError::TooLarge { .. }) => return error(413, "SIZE_INVALID", "manifest larger than 4 MiB"),
-        Err(e) => return error(400, "MANIFEST_INVALID", e.to_string()),
+        Err(e) => return invalid(e.to_string()),
     };
     let digest = Digest::of(&bytes);
     if tag.is_none() && reference != digest.as_str() {
         return error(400, "DIGEST_INVALID", format!("manifest digest is {digest}, not {reference}"));
     }
-    let doc: Value = match serde_json::from_slice(&bytes) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => return error(400, "MANIFEST_INVALID", "manifest is not a JSON object"),
+    let doc = match Manifest::parse(&bytes) {
+        Ok(d) => d,
+        Err(e) => return invalid(format!("manifest is not valid: {e}")),
     };
-    if doc.get("schemaVersion").and_then(Value::as_i64) != Some(2) {
-        return error(400, "MANIFEST_INVALID", "only schemaVersion 2 manifests are accepted");
+    if doc.schema_version != Some(2) {
+        return invalid("only schemaVersion 2 manifests are accepted");
     }
-    let media_type = content_type.filter(|c| !c.is_empty()).unwrap_or_else(|| detect_media_type(&doc));
-    // Everything the manifest references must be here, except its subject.
-    let store = &ctx.app.platform.store;
-    let mut blobs: Vec<String> = digests_in(&doc, "layers");
-    if let Some(c) = doc.pointer("/config/digest").and_then(Value::as_str) {
-        blobs.push(c.to_string());
+    let media_type = match manifest_type(content_type.as_deref(), &doc) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Some(a) = doc.artifact_type.as_deref().filter(|a| !manifest::valid_media_type(a)) {
+        return invalid(format!("artifactType {:?} is not a media type (RFC 6838)", excerpt(a, 80)));
     }
-    for b in &blobs {
-        let known = match Digest::parse(b) {
-            Some(d) => store.head(&keys::link(name, &d)).await.map_err(internal),
-            None => return error(400, "MANIFEST_INVALID", format!("unsupported digest {b}")),
-        };
-        match known {
+    // Everything the manifest references must be here, except its subject and layers that
+    // clients fetch from elsewhere.
+    let mut blobs: Vec<&Digest> = doc.config.iter().chain(doc.layers.iter().filter(|l| !l.external())).map(|d| &d.digest).collect();
+    blobs.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    blobs.dedup();
+    for b in blobs {
+        match ctx.storage.head(&keys::link(name, b)).await {
             Ok(Some(_)) => {}
             Ok(None) => return error(400, "MANIFEST_BLOB_UNKNOWN", format!("blob {b} is not in {name}")),
-            Err(r) => return r,
+            Err(e) => return storage_error(e),
         }
     }
-    for m in digests_in(&doc, "manifests") {
-        let Some(d) = Digest::parse(&m) else {
-            return error(400, "MANIFEST_INVALID", format!("unsupported digest {m}"));
-        };
-        match store.head(&keys::manifest(name, &d)).await {
+    let mut children: Vec<&Digest> = doc.manifests.iter().map(|d| &d.digest).collect();
+    children.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    children.dedup();
+    for m in children {
+        match ctx.storage.head(&keys::manifest(name, m)).await {
             Ok(Some(_)) => {}
             Ok(None) => return error(400, "MANIFEST_BLOB_UNKNOWN", format!("manifest {m} is not in {name}")),
-            Err(e) => return internal(e),
+            Err(e) => return storage_error(e),
         }
     }
-    let subject = doc.pointer("/subject/digest").and_then(Value::as_str).and_then(Digest::parse);
-    let artifact_type = doc
-        .get("artifactType")
-        .and_then(Value::as_str)
-        .or_else(|| doc.pointer("/config/mediaType").and_then(Value::as_str))
-        .map(str::to_string);
-    let mut custom = BTreeMap::new();
-    if let Some(s) = &subject {
-        custom.insert("subject".to_string(), s.to_string());
-    }
+    let subject = doc.subject.as_ref().map(|s| s.digest.clone());
+    // What goes into object metadata, all bounded: known media types, digests, numbers, an
+    // artifactType of at most 255 characters, annotations of at most 1 KiB (else left out).
     let size = bytes.len();
-    let opts = PutOptions {
-        content_type: Some(media_type.clone()),
-        custom,
-        checksum: Some(Checksum::Sha256(digest.raw())),
-        condition: None,
-    };
-    let meta = HookMetadata { size: Some(size as u64), content_type: Some(media_type.clone()), ..ctx.hook_meta(name, Some(&digest)) };
-    match ctx.storage.put(&keys::manifest(name, &digest), bytes.into(), opts, meta).await {
-        Ok(PutOutcome::Stored(_)) => {}
-        Ok(other) => return internal(format!("manifest write refused: {other:?}")),
-        Err(e) => return storage_error(e),
-    }
-    if let Some(s) = &subject {
-        let mut custom = BTreeMap::new();
-        custom.insert("mediaType".to_string(), media_type.clone());
-        custom.insert("size".to_string(), size.to_string());
-        if let Some(a) = &artifact_type {
-            custom.insert("artifactType".to_string(), a.clone());
+    let manifest_custom: BTreeMap<String, String> = subject.iter().map(|s| ("subject".to_string(), s.to_string())).collect();
+    let referrer_custom = subject.as_ref().map(|_| {
+        let mut custom = BTreeMap::from([("mediaType".to_string(), media_type.to_string()), ("size".to_string(), size.to_string())]);
+        // OCI distribution spec, "Listing Referrers": an image manifest without artifactType
+        // is listed with its config's media type; an index without one is listed without.
+        let artifact_type = doc.artifact_type.clone().or_else(|| doc.config.as_ref().and_then(|c| c.media_type.clone()));
+        if let Some(a) = artifact_type {
+            custom.insert("artifactType".to_string(), a);
         }
-        if let Some(a) = doc.get("annotations").filter(|a| a.is_object()) {
-            let text = a.to_string();
-            if text.len() <= 1500 {
-                custom.insert("annotations".to_string(), text);
+        if let Some(a) = &doc.annotations {
+            custom.insert("annotations".to_string(), a.clone());
+            if !metadata_fits(&custom) {
+                custom.remove("annotations");
             }
         }
-        let opts = PutOptions { custom, ..Default::default() };
-        if let Err(e) = store.put(&keys::referrer(name, s, &digest), Vec::new().into(), opts).await {
-            return internal(e);
+        custom
+    });
+    let tag_custom = BTreeMap::from([
+        ("digest".to_string(), digest.to_string()),
+        ("size".to_string(), size.to_string()),
+        ("mediaType".to_string(), media_type.to_string()),
+    ]);
+    drop(doc);
+    if ![Some(&manifest_custom), referrer_custom.as_ref(), Some(&tag_custom)].into_iter().flatten().all(metadata_fits) {
+        return invalid("the manifest's media types and annotations are too long to store");
+    }
+    if let Err(r) = access::claim(ctx, name).await {
+        return r;
+    }
+    // The manifest first, then what points at it; whatever this request wrote goes again if
+    // a later write fails, so a failed push leaves nothing visible.
+    let manifest_key = keys::manifest(name, &digest);
+    let mut written = Vec::new();
+    match write_new(ctx, name, &digest, &manifest_key, bytes.into(), PutOptions {
+        content_type: Some(media_type.to_string()),
+        custom: manifest_custom,
+        checksum: Some(Checksum::Sha256(digest.raw())),
+        condition: None,
+    })
+    .await
+    {
+        Ok(new) => written.extend(new),
+        Err(r) => return r,
+    }
+    if let (Some(s), Some(custom)) = (&subject, referrer_custom) {
+        let key = keys::referrer(name, s, &digest);
+        match write_new(ctx, name, &digest, &key, Body::Empty, PutOptions { custom, ..Default::default() }).await {
+            Ok(new) => written.extend(new),
+            Err(r) => return undo(ctx, &written, r).await,
         }
     }
     if let Some(t) = &tag {
-        let custom = BTreeMap::from([
-            ("digest".to_string(), digest.to_string()),
-            ("size".to_string(), size.to_string()),
-            ("mediaType".to_string(), media_type.clone()),
-        ]);
-        let opts = PutOptions { custom, ..Default::default() };
-        if let Err(e) = store.put(&keys::tag(name, t), digest.to_string().into_bytes().into(), opts).await {
-            return internal(e);
+        let opts = PutOptions { custom: tag_custom, ..Default::default() };
+        let meta = ctx.hook_meta(name, Some(&digest));
+        match ctx.storage.put(&keys::tag(name, t), digest.to_string().into_bytes().into(), opts, meta).await {
+            Ok(PutOutcome::Stored(_)) => {}
+            Ok(other) => return undo(ctx, &written, internal(format!("tag write refused: {other:?}"))).await,
+            Err(e) => return undo(ctx, &written, storage_error(e)).await,
         }
-    }
-    if let Err(r) = ensure_repository(ctx, name).await {
-        return r;
     }
     let mut r = Response::new(201)
         .with_header("Location", format!("{}/{name}/manifests/{digest}", ctx.prefix))
@@ -577,54 +607,60 @@ async fn put_manifest(ctx: &Ctx<'_>, req: Request, name: &str, reference: &str) 
     r
 }
 
-/// Records the repository for `_catalog` (once: R2 allows one write per second per key).
-async fn ensure_repository(ctx: &Ctx<'_>, name: &str) -> Result<(), Response> {
-    let store = &ctx.app.platform.store;
-    let key = keys::repository(name);
-    if store.head(&key).await.map_err(internal)?.is_none() {
-        store.put(&key, Vec::new().into(), PutOptions::default()).await.map_err(internal)?;
+/// Writes `key` through the hooks; returns it if it is new (this request's to undo).
+async fn write_new(ctx: &Ctx<'_>, name: &str, digest: &Digest, key: &str, body: Body, opts: PutOptions) -> Result<Option<String>, Response> {
+    let existed = ctx.storage.head(key).await.map_err(storage_error)?.is_some();
+    let meta = HookMetadata { content_type: opts.content_type.clone(), ..ctx.hook_meta(name, Some(digest)) };
+    match ctx.storage.put(key, body, opts, meta).await {
+        Ok(PutOutcome::Stored(_)) => Ok((!existed).then(|| key.to_string())),
+        Ok(other) => Err(internal(format!("write of {key} refused: {other:?}"))),
+        Err(e) => Err(storage_error(e)),
     }
-    Ok(())
+}
+
+/// Removes what a failed request wrote, then answers with its failure.
+async fn undo(ctx: &Ctx<'_>, written: &[String], failure: Response) -> Response {
+    if let Err(e) = ctx.storage.discard(written).await {
+        crate::logging::error(&format!("oci: could not remove {written:?} after a failed push: {e}"));
+    }
+    failure
 }
 
 async fn delete_manifest(ctx: &Ctx<'_>, name: &str, reference: &str) -> Response {
-    if let Err(r) = ctx.check(name, Action::Delete) {
+    if let Err(r) = access::authorize_write(ctx, name, Action::Delete).await {
         return r;
     }
-    let store = &ctx.app.platform.store;
-    if Digest::parse(reference).is_none() {
+    let Some(digest) = Digest::parse(reference) else {
         if reference.contains(':') {
             // As in put_manifest: a digest we cannot use, not a bad tag.
-            return error(400, "DIGEST_INVALID", format!("unsupported digest {reference}"));
+            return error(400, "DIGEST_INVALID", format!("unsupported digest {}", excerpt(reference, 80)));
         }
         if !valid_tag(reference) {
-            return error(400, "TAG_INVALID", format!("invalid tag {reference:?}"));
+            return error(400, "TAG_INVALID", format!("invalid tag {:?}", excerpt(reference, 80)));
         }
         let key = keys::tag(name, reference);
-        return match store.head(&key).await {
+        return match ctx.storage.head(&key).await {
             Ok(Some(_)) => match ctx.storage.delete(&[key], ctx.hook_meta(name, None)).await {
                 Ok(()) => Response::new(202),
                 Err(e) => storage_error(e),
             },
             Ok(None) => error(404, "MANIFEST_UNKNOWN", format!("tag {reference} not found")),
-            Err(e) => internal(e),
+            Err(e) => storage_error(e),
         };
-    }
-    let digest = Digest::parse(reference).expect("checked");
+    };
     let key = keys::manifest(name, &digest);
-    let meta = match store.head(&key).await {
+    let meta = match ctx.storage.head(&key).await {
         Ok(Some(m)) => m,
         Ok(None) => return error(404, "MANIFEST_UNKNOWN", format!("manifest {digest} not found")),
-        Err(e) => return internal(e),
+        Err(e) => return storage_error(e),
     };
     let mut doomed = vec![key];
     // Tags pointing at it go too, and its entry in its subject's referrers.
     let prefix = keys::tags_prefix(name);
     match list_all(ctx, &prefix).await {
-        // Not the tags of nested repositories (`{name}/sub/tag`), which share the prefix.
         Ok(tags) => doomed.extend(
             tags.into_iter()
-                .filter(|t| !t.key[prefix.len()..].contains('/'))
+                .filter(|t| direct_child(&t.key, &prefix).is_some())
                 .filter(|t| t.custom.get("digest").map(String::as_str) == Some(digest.as_str()))
                 .map(|t| t.key),
         ),
@@ -639,8 +675,10 @@ async fn delete_manifest(ctx: &Ctx<'_>, name: &str, reference: &str) -> Response
     }
 }
 
-/// `bytes=a-b`, `bytes=a-` or `bytes=-n` against an object of `size` bytes.
-fn parse_range(header: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
+/// `Range: bytes=a-b`, `bytes=a-` or `bytes=-n` (RFC 9110 §14.1.2) against an object of
+/// `size` bytes: `None` to serve it whole (an unusable header, or several ranges),
+/// `Some(Err(()))` when not satisfiable (as Go's `http.ServeContent`, which distribution uses).
+pub fn parse_range(header: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
     let spec = header.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None; // several ranges: serve the whole blob
@@ -665,12 +703,11 @@ fn parse_range(header: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
 
 /// The blob object, following the pointer a chunked upload leaves.
 pub(crate) async fn blob_meta(ctx: &Ctx<'_>, digest: &Digest) -> Result<Option<(String, ObjectMeta)>, Response> {
-    let store = &ctx.app.platform.store;
-    let Some(meta) = store.head(&keys::blob(digest)).await.map_err(internal)? else {
+    let Some(meta) = ctx.storage.head(&keys::blob(digest)).await.map_err(storage_error)? else {
         return Ok(None);
     };
     match meta.custom.get("location") {
-        Some(loc) => Ok(store.head(loc).await.map_err(internal)?.map(|m| (loc.clone(), m))),
+        Some(loc) => Ok(ctx.storage.head(loc).await.map_err(storage_error)?.map(|m| (loc.clone(), m))),
         None => Ok(Some((keys::blob(digest), meta))),
     }
 }
@@ -680,13 +717,13 @@ async fn get_blob(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &str) -> Res
         return r;
     }
     let Some(digest) = Digest::parse(digest) else {
-        return error(400, "DIGEST_INVALID", format!("invalid digest {digest}"));
+        return error(400, "DIGEST_INVALID", format!("invalid digest {}", excerpt(digest, 80)));
     };
     let unknown = || error(404, "BLOB_UNKNOWN", format!("blob {digest} not found"));
-    match ctx.app.platform.store.head(&keys::link(name, &digest)).await {
+    match ctx.storage.head(&keys::link(name, &digest)).await {
         Ok(Some(_)) => {}
         Ok(None) => return unknown(),
-        Err(e) => return internal(e),
+        Err(e) => return storage_error(e),
     }
     let (key, meta) = match blob_meta(ctx, &digest).await {
         Ok(Some(found)) => found,
@@ -737,21 +774,21 @@ pub(crate) async fn serve_blob(ctx: &Ctx<'_>, req: &Request, name: &str, digest:
 }
 
 async fn delete_blob(ctx: &Ctx<'_>, name: &str, digest: &str) -> Response {
-    if let Err(r) = ctx.check(name, Action::Delete) {
+    if let Err(r) = access::authorize_write(ctx, name, Action::Delete).await {
         return r;
     }
     let Some(digest) = Digest::parse(digest) else {
-        return error(400, "DIGEST_INVALID", format!("invalid digest {digest}"));
+        return error(400, "DIGEST_INVALID", format!("invalid digest {}", excerpt(digest, 80)));
     };
     let link = keys::link(name, &digest);
-    match ctx.app.platform.store.head(&link).await {
+    match ctx.storage.head(&link).await {
         // The blob leaves this repository; its bytes stay for others that link it.
         Ok(Some(_)) => match ctx.storage.delete(&[link], ctx.hook_meta(name, Some(&digest))).await {
             Ok(()) => Response::new(202),
             Err(e) => storage_error(e),
         },
         Ok(None) => error(404, "BLOB_UNKNOWN", format!("blob {digest} not found")),
-        Err(e) => internal(e),
+        Err(e) => storage_error(e),
     }
 }
 
@@ -760,7 +797,7 @@ async fn referrers(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &str) -> Re
         return r;
     }
     let Some(subject) = Digest::parse(digest) else {
-        return error(400, "DIGEST_INVALID", format!("invalid digest {digest}"));
+        return error(400, "DIGEST_INVALID", format!("invalid digest {}", excerpt(digest, 80)));
     };
     let prefix = keys::referrers_prefix(name, &subject);
     let all = match list_all(ctx, &prefix).await {
@@ -770,22 +807,20 @@ async fn referrers(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &str) -> Re
     let filter = req.query_param("artifactType").filter(|f| !f.is_empty());
     let manifests: Vec<Value> = all
         .iter()
-        // A nested repository `{name}/{subject hex}` shares the prefix; entries have no `/`.
-        .filter(|o| !o.key[prefix.len()..].contains('/'))
-        .filter(|o| filter.is_none() || o.custom.get("artifactType").map(String::as_str) == filter)
-        .map(|o| {
-            let mut m = json!({
-                "mediaType": o.custom.get("mediaType").cloned().unwrap_or_else(|| MANIFEST_MEDIA_TYPE.into()),
-                "size": o.custom.get("size").and_then(|s| s.parse::<u64>().ok()).unwrap_or(0),
-                "digest": format!("sha256:{}", &o.key[prefix.len()..]),
-            });
+        .filter_map(|o| direct_child(&o.key, &prefix).and_then(|hex| Digest::parse(&format!("sha256:{hex}"))).map(|d| (o, d)))
+        .filter(|(o, _)| filter.is_none() || o.custom.get("artifactType").map(String::as_str) == filter)
+        .map(|(o, d)| {
+            let mut m = serde_json::Map::new();
+            m.insert("mediaType".into(), json!(served_type(o.custom.get("mediaType").map(String::as_str))));
+            m.insert("size".into(), json!(o.custom.get("size").and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)));
+            m.insert("digest".into(), json!(d.to_string()));
             if let Some(a) = o.custom.get("artifactType") {
-                m["artifactType"] = json!(a);
+                m.insert("artifactType".into(), json!(a));
             }
-            if let Some(a) = o.custom.get("annotations").and_then(|a| serde_json::from_str::<Value>(a).ok()) {
-                m["annotations"] = a;
+            if let Some(a) = o.custom.get("annotations").and_then(|a| serde_json::from_str::<Value>(a).ok()).filter(Value::is_object) {
+                m.insert("annotations".into(), a);
             }
-            m
+            Value::Object(m)
         })
         .collect();
     let body = json!({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": manifests});
@@ -797,6 +832,7 @@ async fn referrers(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &str) -> Re
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -1,32 +1,32 @@
 //! OCI names, references and digests, and where objects live.
 
-/// Repository names per the distribution spec grammar, at most 255 characters.
+/// Repository names per the distribution spec grammar
+/// (`[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`), at most 255
+/// characters.
 pub fn valid_repository(name: &str) -> bool {
     if name.is_empty() || name.len() > 255 {
         return false;
     }
     name.split('/').all(|component| {
         let b = component.as_bytes();
-        if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric() {
+        let alnum = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !alnum(b.first()) || !alnum(b.last()) {
             return false;
         }
         // Separators: `.`, `_`, `__` or runs of `-`, each between alphanumerics.
-        let mut i = 0;
-        while i < b.len() {
-            let c = b[i];
+        let mut rest = b;
+        while let Some((&c, tail)) = rest.split_first() {
             if c.is_ascii_lowercase() || c.is_ascii_digit() {
-                i += 1;
+                rest = tail;
                 continue;
             }
-            let start = i;
-            while i < b.len() && matches!(b[i], b'.' | b'_' | b'-') {
-                i += 1;
-            }
-            let sep = &component[start..i];
-            let ok = sep == "." || sep == "_" || sep == "__" || (!sep.is_empty() && sep.bytes().all(|c| c == b'-'));
+            let n = rest.iter().take_while(|c| matches!(c, b'.' | b'_' | b'-')).count();
+            let (sep, tail) = rest.split_at(n);
+            let ok = sep == b"." || sep == b"_" || sep == b"__" || (!sep.is_empty() && sep.iter().all(|c| *c == b'-'));
             if !ok {
                 return false;
             }
+            rest = tail;
         }
         true
     })
@@ -35,9 +35,8 @@ pub fn valid_repository(name: &str) -> bool {
 /// Tags: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
 pub fn valid_tag(tag: &str) -> bool {
     let b = tag.as_bytes();
-    !b.is_empty()
-        && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+    b.len() <= 128
+        && b.first().is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
         && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
 }
 
@@ -55,16 +54,18 @@ impl Digest {
         Digest(format!("sha256:{}", crate::util::sha256_hex(bytes)))
     }
 
-    pub fn from_hex(hex: &str) -> Digest {
-        Digest(format!("sha256:{hex}"))
+    /// From the bytes of a SHA-256 hash.
+    pub fn from_bytes(hash: &[u8]) -> Digest {
+        Digest(format!("sha256:{}", hex::encode(hash)))
     }
 
     pub fn hex(&self) -> &str {
-        &self.0[7..]
+        self.0.strip_prefix("sha256:").unwrap_or_default()
     }
 
+    /// The 32 digest bytes (for R2's checksum check).
     pub fn raw(&self) -> Vec<u8> {
-        hex::decode(self.hex()).expect("validated hex")
+        hex::decode(self.hex()).unwrap_or_default()
     }
 
     pub fn as_str(&self) -> &str {
@@ -119,6 +120,7 @@ pub mod keys {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 

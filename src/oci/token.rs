@@ -14,11 +14,24 @@ pub const SERVICE: &str = "edgeregistry";
 /// Minted tokens live five minutes: revoking the token or password they came from takes
 /// effect that soon (clients fetch a new one when theirs expires).
 const LIFETIME_SECS: i64 = 300;
+/// Scopes read from one token request.
+const MAX_SCOPES: usize = 64;
 
-/// The actions of `repository:NAME:ACTIONS` the caller gets.
-fn granted(principal: Option<&Principal>, anonymous_read: bool, repo: &str, wanted: &str) -> Vec<String> {
-    let may = |a: Action| principal.is_some_and(|p| p.can(Protocol::Oci, repo, a));
-    wanted
+/// The actions of `repository:NAME:ACTIONS` the caller gets: what its scopes allow, and for
+/// `push` and `delete` only where namespaces and ownership let its user write (so a client
+/// is refused at once rather than after uploading its layers).
+async fn granted(app: &App, principal: Option<&Principal>, anonymous_read: bool, repo: &str, wanted: &str) -> Result<Vec<String>, String> {
+    let writes = wanted.split(',').any(|a| matches!(a, "push" | "delete" | "*"));
+    let owners = match principal {
+        Some(_) if writes => super::access::record(&*app.platform.store, repo).await?.map(|(_, l)| l).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let may = |a: Action| {
+        principal.is_some_and(|p| {
+            p.can(Protocol::Oci, repo, a) && (a == Action::Read || super::access::may_write(&app.config, p, repo, a, &owners).is_ok())
+        })
+    };
+    Ok(wanted
         .split(',')
         .filter(|a| match *a {
             "pull" => may(Action::Read) || anonymous_read,
@@ -28,7 +41,7 @@ fn granted(principal: Option<&Principal>, anonymous_read: bool, repo: &str, want
             _ => false,
         })
         .map(str::to_string)
-        .collect()
+        .collect())
 }
 
 pub async fn handle(app: &App, req: &Request) -> Response {
@@ -51,8 +64,8 @@ pub async fn handle(app: &App, req: &Request) -> Response {
     };
     let anonymous_read = app.config.protocol(Protocol::Oci).anonymous_read;
     let mut access = Vec::new();
-    for scope in req.query.iter().filter(|(k, _)| k == "scope").flat_map(|(_, v)| v.split(' ')) {
-        let parts: Vec<&str> = scope.split(':').collect();
+    // Clients ask for a handful; each write scope costs a store read, so the rest are ignored.
+    for scope in req.query.iter().filter(|(k, _)| k == "scope").flat_map(|(_, v)| v.split(' ')).take(MAX_SCOPES) {
         // `registry:catalog:*`: listing, for callers who may pull every repository.
         if scope == "registry:catalog:*" {
             if principal.as_ref().is_some_and(|p| p.can(Protocol::Oci, "*", Action::Read)) || anonymous_read {
@@ -60,14 +73,16 @@ pub async fn handle(app: &App, req: &Request) -> Response {
             }
             continue;
         }
-        if parts.len() < 3 || !parts[0].starts_with("repository") {
+        // `repository:NAME:ACTIONS` (also `repository(plugin):…`); names have no `:`.
+        let Some((kind, rest)) = scope.split_once(':') else { continue };
+        let Some((name, actions)) = rest.rsplit_once(':') else { continue };
+        if !kind.starts_with("repository") || !super::names::valid_repository(name) {
             continue;
         }
-        let (name, actions) = (parts[1..parts.len() - 1].join(":"), parts[parts.len() - 1]);
-        if !super::names::valid_repository(&name) {
-            continue;
-        }
-        let actions = granted(principal.as_ref(), anonymous_read, &name, actions);
+        let actions = match granted(app, principal.as_ref(), anonymous_read, name, actions).await {
+            Ok(a) => a,
+            Err(e) => return internal(e),
+        };
         access.push(json!({"type": "repository", "name": name, "actions": actions}));
     }
     let now = (app.platform.now_ms() / 1000.0) as i64;

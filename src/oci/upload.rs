@@ -16,11 +16,13 @@ use serde::{Deserialize, Serialize};
 use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2::{Digest as _, Sha256};
 
+use super::access::{authorize_write, claim};
 use super::names::{keys, valid_repository, Digest};
-use super::{blob_meta, error, internal, Ctx};
+use super::{blob_meta, error, internal, storage_error, Ctx};
 use crate::auth::Action;
 use crate::http::{Body, BodyError, Request, Response};
 use crate::platform::{Checksum, Cleanup, PutOptions, PutOutcome, UploadedPart};
+use crate::storage::{HookMetadata, Operation};
 
 /// Size of every multipart part but the last (R2: at least 5 MiB, all equal).
 pub const PART_SIZE: usize = 10 * 1024 * 1024;
@@ -96,13 +98,20 @@ fn unknown_upload(id: &str) -> Response {
     error(404, "BLOB_UPLOAD_UNKNOWN", format!("upload {id} not found"))
 }
 
+/// Makes the blob readable through `repo` (claiming the repository if it is new).
 async fn link(ctx: &Ctx<'_>, repo: &str, digest: &Digest) -> Result<(), Response> {
+    claim(ctx, repo).await?;
     let key = keys::link(repo, digest);
-    let store = &ctx.app.platform.store;
-    if store.head(&key).await.map_err(internal)?.is_none() {
-        store.put(&key, Vec::new().into(), PutOptions::default()).await.map_err(internal)?;
+    if ctx.storage.head(&key).await.map_err(storage_error)?.is_none() {
+        ctx.storage.put(&key, Body::Empty, PutOptions::default(), ctx.hook_meta(repo, Some(digest))).await.map_err(storage_error)?;
     }
-    super::ensure_repository(ctx, repo).await
+    Ok(())
+}
+
+/// Asks the hooks up front whether `key` may be written (`READ_ONLY` refuses), so a refused
+/// request neither reads its body nor writes anything.
+async fn may_put(ctx: &Ctx<'_>, key: &str, meta: HookMetadata) -> Result<(), Response> {
+    ctx.storage.check(Operation::Put, key, meta).await.map_err(storage_error)
 }
 
 async fn load(ctx: &Ctx<'_>, repo: &str, id: &str) -> Result<(Session, u64), Response> {
@@ -142,7 +151,15 @@ async fn discard(ctx: &Ctx<'_>, id: &str, session: &Session, keep_multipart: boo
     if keep_multipart {
         cleanup.multipart = None;
     }
-    crate::platform::run_cleanup(&*ctx.app.platform.store, &cleanup).await;
+    // Cleanup of this upload's own temporary objects: never refused by the hooks.
+    if let Some((key, upload)) = &cleanup.multipart {
+        if let Err(e) = ctx.storage.abort_multipart(key, upload).await {
+            crate::logging::error(&format!("oci: could not abort the multipart upload of {id}: {e}"));
+        }
+    }
+    if let Err(e) = ctx.storage.discard(&cleanup.keys).await {
+        crate::logging::error(&format!("oci: could not remove the temporary objects of {id}: {e}"));
+    }
     if let Err(e) = ctx.app.platform.sessions.delete(id).await {
         crate::logging::error(&format!("oci: could not forget upload session {id}: {e}"));
     }
@@ -171,8 +188,9 @@ async fn append(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body) -> R
         let mut rest = chunk.as_slice();
         while !rest.is_empty() {
             let take = rest.len().min(PART_SIZE.saturating_sub(buf.len()));
-            buf.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
+            let (now, later) = rest.split_at(take);
+            buf.extend_from_slice(now);
+            rest = later;
             if buf.len() >= PART_SIZE {
                 upload_part(ctx, id, session, std::mem::take(&mut buf)).await?;
                 buf.reserve_exact(PART_SIZE);
@@ -184,18 +202,19 @@ async fn append(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body) -> R
 }
 
 async fn upload_part(ctx: &Ctx<'_>, id: &str, session: &mut Session, part: Vec<u8>) -> Result<(), Response> {
-    let store = &ctx.app.platform.store;
     let key = keys::blob_data(id);
+    let meta = || ctx.hook_meta(&session.repo, None);
     let upload = match &session.multipart {
         Some(u) => u.clone(),
         None => {
-            let u = store.create_multipart(&key, PutOptions { content_type: Some("application/octet-stream".into()), ..Default::default() }).await.map_err(internal)?;
+            let opts = PutOptions { content_type: Some("application/octet-stream".into()), ..Default::default() };
+            let u = ctx.storage.create_multipart(&key, opts, meta()).await.map_err(storage_error)?;
             session.multipart = Some(u.clone());
             u
         }
     };
-    let number = session.parts.len() as u16 + 1;
-    let uploaded = store.upload_part(&key, &upload, number, part.into()).await.map_err(internal)?;
+    let number = u16::try_from(session.parts.len() + 1).map_err(|_| error(400, "SIZE_INVALID", "too many parts"))?;
+    let uploaded = ctx.storage.upload_part(&key, &upload, number, part.into(), meta()).await.map_err(storage_error)?;
     session.parts.push((uploaded.part_number, uploaded.etag));
     Ok(())
 }
@@ -203,18 +222,29 @@ async fn upload_part(ctx: &Ctx<'_>, id: &str, session: &mut Session, part: Vec<u
 /// Keeps the bytes after the last full part in a fresh temporary object (a new key each time:
 /// R2 allows one write per second per key).
 async fn store_tail(ctx: &Ctx<'_>, id: &str, session: &mut Session, tail: Vec<u8>) -> Result<(), Response> {
-    let store = &ctx.app.platform.store;
     let old = session.tail_key.take();
     if !tail.is_empty() {
         session.tail_seq += 1;
         let key = keys::upload_tail(id, session.tail_seq);
-        store.put(&key, tail.into(), PutOptions::default()).await.map_err(internal)?;
+        let meta = ctx.hook_meta(&session.repo, None);
+        if let Err(e) = ctx.storage.put(&key, tail.into(), PutOptions::default(), meta).await {
+            session.tail_key = old;
+            return Err(storage_error(e));
+        }
         session.tail_key = Some(key);
     }
     if let Some(k) = old {
-        store.delete(&[k]).await.map_err(internal)?;
+        ctx.storage.discard(&[k]).await.map_err(storage_error)?;
     }
     Ok(())
+}
+
+/// The first and last byte a chunk's `Content-Range` names: `a-b` as the distribution spec
+/// has it, or `bytes a-b/n` / `bytes=a-b` as some clients send; `None` for what is unreadable.
+pub fn content_range(value: &str) -> (Option<u64>, Option<u64>) {
+    let spec = value.trim().trim_start_matches("bytes").trim_start_matches([' ', '=']);
+    let mut bounds = spec.split(['-', '/']).map(|s| s.trim().parse::<u64>().ok());
+    (bounds.next().flatten(), bounds.next().flatten())
 }
 
 /// `Content-Range: a-b` must continue where the upload is, and say as many bytes as the
@@ -223,9 +253,8 @@ fn check_range(req: &Request, offset: u64) -> Result<(), Response> {
     let Some(range) = req.header("content-range") else {
         return Ok(());
     };
-    let spec = range.trim().trim_start_matches("bytes").trim_start_matches([' ', '=']);
-    let mut bounds = spec.split(['-', '/']).map(|s| s.trim().parse::<u64>().ok());
-    let (start, end) = (bounds.next().flatten(), bounds.next().flatten());
+    let (start, end) = content_range(range);
+    let range = super::manifest::excerpt(range, 80);
     if start != Some(offset) {
         return Err(error(416, "BLOB_UPLOAD_INVALID", format!("chunk starts at {range}, upload is at {offset}"))
             .with_header("Range", range_header(offset)));
@@ -242,7 +271,7 @@ fn check_range(req: &Request, offset: u64) -> Result<(), Response> {
 
 fn digest_param(req: &Request) -> Result<Digest, Response> {
     let d = req.query_param("digest").ok_or_else(|| error(400, "DIGEST_INVALID", "the digest parameter is required"))?;
-    Digest::parse(d).ok_or_else(|| error(400, "DIGEST_INVALID", format!("unsupported digest {d}")))
+    Digest::parse(d).ok_or_else(|| error(400, "DIGEST_INVALID", format!("unsupported digest {}", super::manifest::excerpt(d, 80))))
 }
 
 /// Hashes `body` and checks it is `digest`.
@@ -253,7 +282,7 @@ async fn verify(body: Body, digest: &Digest) -> Result<(), Response> {
         let chunk = chunk.map_err(|e: BodyError| error(400, "BLOB_UPLOAD_INVALID", e.to_string()))?;
         hasher.update(&chunk);
     }
-    let actual = Digest::from_hex(&hex::encode(hasher.finalize()));
+    let actual = Digest::from_bytes(&hasher.finalize());
     if &actual != digest {
         return Err(error(400, "DIGEST_INVALID", format!("the content is {actual}, not {digest}")));
     }
@@ -263,6 +292,7 @@ async fn verify(body: Body, digest: &Digest) -> Result<(), Response> {
 /// One request carries the whole blob with a known length: R2 verifies the digest as it
 /// stores it, and the bytes never enter wasm (except to verify a blob that is already stored).
 async fn store_whole(ctx: &Ctx<'_>, repo: &str, digest: &Digest, body: Body) -> Result<Response, Response> {
+    may_put(ctx, &keys::link(repo, digest), ctx.hook_meta(repo, Some(digest))).await?;
     if blob_meta(ctx, digest).await?.is_some() {
         // Already stored, but the link lets this repository read it: only a client that sends
         // the very bytes may have it (else knowing a private layer's digest was enough to read
@@ -279,8 +309,7 @@ async fn store_whole(ctx: &Ctx<'_>, repo: &str, digest: &Digest, body: Body) -> 
         match ctx.storage.put(&keys::blob(digest), body, opts, meta).await {
             Ok(PutOutcome::Stored(_)) | Ok(PutOutcome::ConditionFailed) => {}
             Ok(PutOutcome::ChecksumMismatch) => return Err(error(400, "DIGEST_INVALID", format!("the content does not match {digest}"))),
-            Err(crate::storage::StorageError::Denied(r)) => return Err(error(403, "DENIED", r)),
-            Err(e) => return Err(internal(e)),
+            Err(e) => return Err(storage_error(e)),
         }
     }
     link(ctx, repo, digest).await?;
@@ -288,14 +317,14 @@ async fn store_whole(ctx: &Ctx<'_>, repo: &str, digest: &Digest, body: Body) -> 
 }
 
 pub async fn start(ctx: &Ctx<'_>, req: Request, repo: &str) -> Response {
-    if let Err(r) = ctx.check(repo, Action::Write) {
+    if let Err(r) = authorize_write(ctx, repo, Action::Write).await {
         return r;
     }
     // Cross-repository mount, only from a repository the caller may pull.
     if let (Some(mount), Some(from)) = (req.query_param("mount"), req.query_param("from")) {
         if let (Some(d), true) = (Digest::parse(mount), valid_repository(from)) {
             if ctx.check(from, Action::Read).is_ok() {
-                match ctx.app.platform.store.head(&keys::link(from, &d)).await {
+                match ctx.storage.head(&keys::link(from, &d)).await {
                     Ok(Some(_)) => {
                         return match link(ctx, repo, &d).await {
                             Ok(()) => created(ctx, repo, &d),
@@ -303,7 +332,7 @@ pub async fn start(ctx: &Ctx<'_>, req: Request, repo: &str) -> Response {
                         }
                     }
                     Ok(None) => {}
-                    Err(e) => return internal(e),
+                    Err(e) => return storage_error(e),
                 }
             }
         }
@@ -317,13 +346,23 @@ pub async fn start(ctx: &Ctx<'_>, req: Request, repo: &str) -> Response {
             return store_whole(ctx, repo, &digest, req.body).await.unwrap_or_else(|r| r);
         }
         // Unknown length: hash it through a session of its own.
+        if let Err(r) = may_put(ctx, &keys::blob(&digest), ctx.hook_meta(repo, Some(&digest))).await {
+            return r;
+        }
         let id = crate::util::random_hex();
         let session = Session::new(repo);
         return complete(ctx, &id, session, req.body, &digest, false).await;
     }
     let id = crate::util::random_hex();
+    // An upload that could never be stored is not begun.
+    if let Err(r) = may_put(ctx, &keys::blob_data(&id), ctx.hook_meta(repo, None)).await {
+        return r;
+    }
     let session = Session::new(repo);
-    let record = serde_json::to_value(&session).expect("session serialises");
+    let record = match serde_json::to_value(&session) {
+        Ok(r) => r,
+        Err(e) => return internal(e),
+    };
     if let Err(e) = ctx.app.platform.sessions.create(&id, &record, &session.cleanup(&id), SESSION_TTL_MS).await {
         return internal(e);
     }
@@ -331,7 +370,7 @@ pub async fn start(ctx: &Ctx<'_>, req: Request, repo: &str) -> Response {
 }
 
 pub async fn patch(ctx: &Ctx<'_>, req: Request, repo: &str, id: &str) -> Response {
-    if let Err(r) = ctx.check(repo, Action::Write) {
+    if let Err(r) = authorize_write(ctx, repo, Action::Write).await {
         return r;
     }
     let (mut session, version) = match load(ctx, repo, id).await {
@@ -339,6 +378,10 @@ pub async fn patch(ctx: &Ctx<'_>, req: Request, repo: &str, id: &str) -> Respons
         Err(r) => return r,
     };
     if let Err(r) = check_range(&req, session.offset) {
+        return r;
+    }
+    // Parts and the tail are written under the upload's key: refused before the body is read.
+    if let Err(r) = may_put(ctx, &keys::blob_data(id), ctx.hook_meta(repo, None)).await {
         return r;
     }
     let tail = match append(ctx, id, &mut session, req.body).await {
@@ -355,13 +398,17 @@ pub async fn patch(ctx: &Ctx<'_>, req: Request, repo: &str, id: &str) -> Respons
 }
 
 pub async fn finish(ctx: &Ctx<'_>, req: Request, repo: &str, id: &str) -> Response {
-    if let Err(r) = ctx.check(repo, Action::Write) {
+    if let Err(r) = authorize_write(ctx, repo, Action::Write).await {
         return r;
     }
     let digest = match digest_param(&req) {
         Ok(d) => d,
         Err(r) => return r,
     };
+    // Refused before anything is read or written; the session stays for a later try.
+    if let Err(r) = may_put(ctx, &keys::blob(&digest), ctx.hook_meta(repo, Some(&digest))).await {
+        return r;
+    }
     let (session, _version) = match load(ctx, repo, id).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -398,16 +445,14 @@ async fn complete(ctx: &Ctx<'_>, id: &str, mut session: Session, body: Body, dig
 async fn complete_inner(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body, digest: &Digest) -> Result<bool, Response> {
     let last = append(ctx, id, session, body).await?;
     let hasher = session.hasher().ok_or_else(|| internal("corrupt hash state"))?;
-    let actual = Digest::from_hex(&hex::encode(hasher.finalize()));
+    let actual = Digest::from_bytes(&hasher.finalize());
     if &actual != digest {
         return Err(error(400, "DIGEST_INVALID", format!("the uploaded content is {actual}, not {digest}")));
     }
     if blob_meta(ctx, digest).await?.is_some() {
         return Ok(false);
     }
-    let store = &ctx.app.platform.store;
     let meta = ctx.hook_meta(&session.repo, Some(digest));
-    ctx.storage.check(crate::storage::Operation::Put, &keys::blob(digest), meta.clone()).await.map_err(|e| error(403, "DENIED", e.to_string()))?;
     let Some(upload) = session.multipart.clone() else {
         // Smaller than one part: a plain put, verified by R2 once more.
         let opts = PutOptions {
@@ -415,7 +460,7 @@ async fn complete_inner(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Bo
             checksum: Some(Checksum::Sha256(digest.raw())),
             ..Default::default()
         };
-        return match store.put(&keys::blob(digest), last.into(), opts).await.map_err(internal)? {
+        return match ctx.storage.put(&keys::blob(digest), last.into(), opts, meta).await.map_err(storage_error)? {
             PutOutcome::Stored(_) | PutOutcome::ConditionFailed => Ok(false),
             PutOutcome::ChecksumMismatch => Err(error(400, "DIGEST_INVALID", "content changed in flight")),
         };
@@ -425,19 +470,19 @@ async fn complete_inner(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Bo
     }
     let data_key = keys::blob_data(id);
     let parts = session.parts.iter().map(|(n, e)| UploadedPart { part_number: *n, etag: e.clone() }).collect();
-    let stored = store.complete_multipart(&data_key, &upload, parts).await.map_err(internal)?;
+    let stored = ctx.storage.complete_multipart(&data_key, &upload, parts, meta.clone()).await.map_err(storage_error)?;
     // R2 cannot rename: the blob key points at the assembled object.
     let mut custom = BTreeMap::new();
     custom.insert("location".to_string(), data_key);
     custom.insert("size".to_string(), stored.size.to_string());
     let opts = PutOptions { content_type: Some("application/octet-stream".into()), custom, ..Default::default() };
-    store.put(&keys::blob(digest), Vec::new().into(), opts).await.map_err(internal)?;
+    ctx.storage.put(&keys::blob(digest), Body::Empty, opts, meta).await.map_err(storage_error)?;
     session.multipart = None;
     Ok(true)
 }
 
 pub async fn status(ctx: &Ctx<'_>, repo: &str, id: &str) -> Response {
-    if let Err(r) = ctx.check(repo, Action::Write) {
+    if let Err(r) = authorize_write(ctx, repo, Action::Write).await {
         return r;
     }
     match load(ctx, repo, id).await {
@@ -447,7 +492,7 @@ pub async fn status(ctx: &Ctx<'_>, repo: &str, id: &str) -> Response {
 }
 
 pub async fn cancel(ctx: &Ctx<'_>, repo: &str, id: &str) -> Response {
-    if let Err(r) = ctx.check(repo, Action::Write) {
+    if let Err(r) = authorize_write(ctx, repo, Action::Write).await {
         return r;
     }
     match load(ctx, repo, id).await {
