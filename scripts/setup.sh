@@ -13,6 +13,12 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
+# clippy runs in the test command (it enforces the no-panic rules of src/lib.rs).
+if ! cargo clippy --version >/dev/null 2>&1; then
+  step "rust component clippy"
+  rustup component add clippy
+fi
+
 # It prints its version alone ("0.8.7"); older releases printed "worker-build 0.8.7".
 if [ "$(worker-build --version 2>/dev/null | awk '{print $NF}')" != "$WORKER_BUILD_VERSION" ]; then
   step "worker-build $WORKER_BUILD_VERSION"

@@ -6,6 +6,9 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 bash scripts/setup.sh
+echo "== clippy: no unwrap, expect, panic or unchecked indexing outside tests (src/lib.rs)"
+cargo clippy --quiet --lib
+cargo clippy --quiet --lib --target wasm32-unknown-unknown
 echo "== build the Worker"
 bash scripts/build-worker.sh
 echo "== native and end-to-end tests"
