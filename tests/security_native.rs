@@ -392,3 +392,36 @@ fn every_response_says_nosniff() {
         assert_eq!(r.header("X-Content-Type-Options"), Some("nosniff"), "{path}");
     }
 }
+
+#[test]
+fn the_admin_api_shows_and_hands_over_owners() {
+    let reg = Reg::oci(&[]);
+    let alice = alices_package(&reg, "pkg");
+    let bob = reg.user_with_token("bob");
+    reg.push_image(&alice, "alice-app", "v1", "x");
+    let owners = |method: Method, path: &str, body: Option<Value>, token: &str| {
+        let mut r = bearer(Request::new(method, path), token);
+        if let Some(b) = body {
+            r = r.with_body(json_body(&b));
+        }
+        reg.send(r)
+    };
+    for path in ["/-/admin/owners/npm/pkg", "/-/admin/owners/oci/alice-app"] {
+        let r = owners(Method::Get, path, None, ADMIN_TOKEN);
+        assert_eq!(r.json(), json!({"owners": ["alice"]}), "{path}");
+        assert_eq!(owners(Method::Put, path, Some(json!({"owners": ["bob"]})), &alice).status, 403, "{path}: not an admin credential");
+        assert_eq!(owners(Method::Put, path, Some(json!({"owners": ["nobody"]})), ADMIN_TOKEN).status, 404);
+        assert_eq!(owners(Method::Put, path, Some(json!({"owners": []})), ADMIN_TOKEN).status, 400);
+        let r = owners(Method::Put, path, Some(json!({"owners": ["bob"]})), ADMIN_TOKEN);
+        assert_eq!(r.json(), json!({"owners": ["bob"]}), "{path}");
+    }
+    assert_eq!(owners(Method::Get, "/-/admin/owners/npm/unknown", None, ADMIN_TOKEN).status, 404);
+    assert_eq!(owners(Method::Get, "/-/admin/owners/pypi/x", None, ADMIN_TOKEN).status, 404);
+    // The package and the repository are bob's now.
+    reg.publish_ok(&bob, "pkg", "5.0.0");
+    let tgz = tarball("pkg", "6.0.0");
+    assert_eq!(reg.send(put_json("/npm/pkg", &alice, &publish_body("pkg", "6.0.0", &tgz))).status, 403);
+    reg.push_image(&bob, "alice-app", "v2", "y");
+    let manifest_digest = reg.send(oci(Method::Get, "/v2/alice-app/manifests/v1", &bob)).header("Docker-Content-Digest").unwrap().to_string();
+    assert_eq!(reg.send(oci(Method::Delete, &format!("/v2/alice-app/manifests/{manifest_digest}"), &alice)).status, 403);
+}

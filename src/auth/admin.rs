@@ -9,6 +9,7 @@
 //!   package lets the token write it without owning it (see `auth::owners`).
 //! * `GET /-/admin/users/{name}/tokens` → the user's tokens (never the secrets)
 //! * `DELETE /-/admin/tokens/{key}` → 204
+//! * `GET|PUT /-/admin/owners/{npm|oci}/{name}` `{owners: [user, …]}` → the owners
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -171,6 +172,10 @@ pub async fn handle(app: &App, req: Request) -> Response {
                 Err(e) => auth_error(e),
             }
         }
+        (Method::Get | Method::Put, ["owners", protocol, name @ ..]) => match crate::http::decode_path(&name.join("/")) {
+            Some(name) => owners(app, req, protocol, &name).await,
+            None => error(400, "invalid name"),
+        },
         (Method::Delete, ["cache", protocol, name @ ..]) => match crate::http::decode_path(&name.join("/")) {
             Some(name) => purge_cache(app, protocol, &name).await,
             None => error(400, "invalid name"),
@@ -180,6 +185,32 @@ pub async fn handle(app: &App, req: Request) -> Response {
             &json!({ "wasm_memory_bytes": wasm_memory_bytes() }),
         ),
         _ => error(404, "Not Found"),
+    }
+}
+
+#[derive(Deserialize)]
+struct OwnersBody {
+    owners: Vec<String>,
+}
+
+/// `GET /-/admin/owners/{npm|oci}/{name}` → `{"owners": [...]}`; `PUT` with the same body
+/// replaces them (every owner must be a user).
+async fn owners(app: &App, req: Request, protocol: &str, name: &str) -> Response {
+    let new = match req.method {
+        Method::Put => match json_body::<OwnersBody>(req).await {
+            Ok(b) => Some(b.owners),
+            Err(r) => return r,
+        },
+        _ => None,
+    };
+    let found = match protocol {
+        "npm" => crate::npm::admin_owners(app, name, new).await,
+        "oci" => crate::oci::access::admin_owners(app, name, new).await,
+        _ => return error(404, format!("no owners for {protocol:?}")),
+    };
+    match found {
+        Ok(list) => Response::json(200, &json!({"owners": list})),
+        Err((status, message)) => error(status, message),
     }
 }
 

@@ -795,6 +795,44 @@ async fn set_maintainers(ctx: &Ctx<'_>, name: &PackageName, wanted: Vec<Maintain
     }
 }
 
+/// The admin API's view of a package's owners (`/-/admin/owners/npm/{name}`): the maintainer
+/// names, after replacing them with `new` (users of this registry) when given. The change
+/// runs as any other packument change: serialised, and asked of the storage hooks.
+pub async fn admin_owners(app: &App, name: &str, new: Option<Vec<String>>) -> Result<Vec<String>, (u16, String)> {
+    let name = PackageName::parse(name, true).ok_or((400, format!("invalid package name {name:?}")))?;
+    let actor = crate::http::Actor { user_id: Some("admin".into()), ..Default::default() };
+    let storage = app.storage(Protocol::Npm, &actor);
+    if let Some(new) = new {
+        let auth = Auth::new(&app.platform, &app.config);
+        let mut maintainers = Vec::new();
+        for user in new {
+            match auth.user(&user).await {
+                Ok(Some(u)) => maintainers.push(maintainer_json(&u)),
+                Ok(None) => return Err((404, format!("no such user {user:?}"))),
+                Err(_) => return Err((500, "internal error".into())),
+            }
+        }
+        if maintainers.is_empty() {
+            return Err((400, "a package needs at least one maintainer".into()));
+        }
+        let meta = HookMetadata { package: Some(name.to_string()), ..Default::default() };
+        storage.check(Operation::Put, &name.packument_key(), meta).await.map_err(|e| (403, e.to_string()))?;
+        let writer = Writer { user: "admin".into(), may_override: true };
+        let job = NpmJob::SetMaintainers { name: name.to_string(), maintainers, writer };
+        app.platform.coordinator.run(&name.lock(), Job::Npm(job)).await.map_err(|e| (e.status, if e.status >= 500 { "internal error".into() } else { e.message }))?;
+    }
+    let meta = HookMetadata { package: Some(name.to_string()), ..Default::default() };
+    let obj = storage.get(&name.packument_key(), None, meta).await.map_err(|e| (500, e.to_string()))?.ok_or((404, format!("no hosted package {name}")))?;
+    let bytes = obj.body.read_capped(app.config.max_body_bytes).await.map_err(|_| (500, "internal error".to_string()))?;
+    #[derive(serde::Deserialize)]
+    struct Owners {
+        #[serde(default)]
+        maintainers: Vec<Maintainer>,
+    }
+    let doc: Owners = serde_json::from_slice(&bytes).map_err(|_| (500, "internal error".to_string()))?;
+    Ok(doc.maintainers.into_iter().map(|m| m.name).collect())
+}
+
 fn maintainer_json(u: &crate::auth::UserRecord) -> Value {
     match &u.email {
         Some(e) => json!({"name": u.name, "email": e}),

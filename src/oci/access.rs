@@ -88,3 +88,47 @@ pub async fn claim(ctx: &Ctx<'_>, repo: &str) -> Result<(), Response> {
     }
     Err(internal(format!("could not claim repository {repo}: its record kept changing")))
 }
+
+/// The admin API's view of a repository's owners (`/-/admin/owners/oci/{name}`), after
+/// replacing them with `new` (users of this registry) when given: the way to hand over a
+/// repository, or to settle one pushed before owners were kept.
+pub async fn admin_owners(app: &crate::router::App, repo: &str, new: Option<Vec<String>>) -> Result<Vec<String>, (u16, String)> {
+    if !super::names::valid_repository(repo) {
+        return Err((400, format!("invalid repository name {repo:?}")));
+    }
+    let store = &*app.platform.store;
+    let Some((meta, list)) = record(store, repo).await.map_err(|_| (500, "internal error".to_string()))? else {
+        return Err((404, format!("no hosted repository {repo}")));
+    };
+    let Some(new) = new else {
+        return Ok(list);
+    };
+    let auth = crate::auth::Auth::new(&app.platform, &app.config);
+    for user in &new {
+        match auth.user(user).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err((404, format!("no such user {user:?}"))),
+            Err(_) => return Err((500, "internal error".into())),
+        }
+    }
+    if new.is_empty() {
+        return Err((400, "a repository needs at least one owner".into()));
+    }
+    let encoded = owners::encode(&new);
+    if encoded.len() > 1024 {
+        return Err((400, "too many owners".into()));
+    }
+    let opts = PutOptions {
+        custom: BTreeMap::from([(OWNERS.to_string(), encoded)]),
+        condition: Some(Condition::EtagMatches(meta.etag)),
+        ..Default::default()
+    };
+    let actor = crate::http::Actor { user_id: Some("admin".into()), ..Default::default() };
+    let meta = crate::storage::HookMetadata { package: Some(repo.to_string()), ..Default::default() };
+    match app.storage(Protocol::Oci, &actor).put(&keys::repository(repo), Body::Empty, opts, meta).await {
+        Ok(PutOutcome::Stored(_)) => Ok(new),
+        Ok(_) => Err((409, "the repository changed meanwhile; try again".into())),
+        Err(crate::storage::StorageError::Denied(r)) => Err((403, r)),
+        Err(_) => Err((500, "internal error".into())),
+    }
+}
