@@ -332,8 +332,13 @@ fn unknown_users_cost_the_same_key_derivation_as_known_ones() {
 fn scoped_publish_with_two_attachments_for_one_version_is_refused() {
     let reg = Reg::new();
     let alice = reg.user_with_token("alice");
+    // Two versions, and two attachment names that both mean 1.0.0 (`{name}-{v}.tgz` and
+    // npm's own `{basename}-{v}.tgz`): as many tarballs as versions, none for 2.0.0.
     let tgz = tarball("@s/p", "1.0.0");
     let mut body = publish_body("@s/p", "1.0.0", &tgz);
+    let mut second = body["versions"]["1.0.0"].clone();
+    second["version"] = json!("2.0.0");
+    body["versions"]["2.0.0"] = second;
     let att = body["_attachments"]["@s/p-1.0.0.tgz"].clone();
     body["_attachments"]["p-1.0.0.tgz"] = att;
     let r = reg.send(put_json("/npm/@s%2fp", &alice, &body));
