@@ -120,7 +120,10 @@ impl NpmProxy {
         let refresh = || self.refresh_collapsed(name, variant);
         match cached_document(&self.platform, &entry_key(name, variant), policy, refresh).await {
             Ok((entry, status)) => self.serve_packument(req, name, variant, &entry, status).await,
-            Err(DocumentError::Store(e)) => error(502, e),
+            Err(DocumentError::Store(e)) => {
+                crate::logging::error(&format!("npm proxy: cache storage failed for {name}: {e}"));
+                error(502, "the cache's storage failed")
+            }
             // Stale-if-error: an old copy beats no answer. A client asking for the install
             // view accepts the full document too (its Accept lists application/json), so
             // a cached full copy stands in for a missing abbreviated one.

@@ -198,6 +198,13 @@ pub trait SessionStore {
     async fn delete(&self, id: &str) -> StoreResult<()>;
 }
 
+/// A runtime error as one short line: the message without the JavaScript stack trace that
+/// follows it, so nothing of the runtime's internals reaches a log line or, worse, a body.
+pub fn error_line(text: &str) -> String {
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("unknown error");
+    line.chars().take(200).collect()
+}
+
 /// Every object under `prefix`, following the listing's pages.
 pub async fn list_all(store: &dyn ObjectStore, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
     let mut out = Vec::new();
@@ -265,5 +272,16 @@ impl Platform {
     /// Current time as an RFC 3339 string with milliseconds, as npm writes it.
     pub fn now_iso(&self) -> String {
         crate::util::iso8601(self.now_ms())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn error_lines_drop_stack_traces() {
+        let js = "JsValue(TypeError: Invalid expiration_ttl of 1\n    at KvNamespace.put (kv.js:12:3)\n    at worker.js:1:1)";
+        assert_eq!(super::error_line(js), "JsValue(TypeError: Invalid expiration_ttl of 1");
+        assert_eq!(super::error_line("\n\n"), "unknown error");
+        assert_eq!(super::error_line(&"x".repeat(500)).len(), 200);
     }
 }

@@ -78,7 +78,7 @@ impl PlatformStream {
         wasm_streams::ReadableStream::from_raw(js::pieces(&self.raw, piece_size(self.length)).unchecked_into())
             .into_stream()
             .map(|chunk| {
-                let chunk = chunk.map_err(|e| BodyError::Io(format!("{e:?}")))?;
+                let chunk = chunk.map_err(|e| BodyError::Io(crate::platform::error_line(&format!("{e:?}"))))?;
                 Ok(js_sys::Uint8Array::new(&chunk).to_vec())
             })
             .boxed_local()
@@ -128,7 +128,7 @@ impl PlatformStream {
         let mut chunks = wasm_streams::ReadableStream::from_raw(self.raw.unchecked_into()).into_stream();
         let mut out = Vec::with_capacity(self.length.unwrap_or(0).min(limit) as usize);
         while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(|e| BodyError::Io(format!("{e:?}")))?;
+            let chunk = chunk.map_err(|e| BodyError::Io(crate::platform::error_line(&format!("{e:?}"))))?;
             let array = js_sys::Uint8Array::new(&chunk);
             if out.len() as u64 + array.length() as u64 > limit {
                 return Err(BodyError::TooLarge { limit });
