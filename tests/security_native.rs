@@ -430,3 +430,18 @@ fn the_admin_api_shows_and_hands_over_owners() {
     let manifest_digest = reg.send(oci(Method::Get, "/v2/alice-app/manifests/v1", &bob)).header("Docker-Content-Digest").unwrap().to_string();
     assert_eq!(reg.send(oci(Method::Delete, &format!("/v2/alice-app/manifests/{manifest_digest}"), &alice)).status, 403);
 }
+
+#[test]
+fn with_public_url_npm_links_never_follow_the_host_header() {
+    let reg = Reg::with_vars(&[("PUBLIC_URL", "https://registry.example.com")]);
+    let alice = reg.user_with_token("alice");
+    reg.publish_ok(&alice, "pkg", "1.0.0");
+    let mut req = Request::new(Method::Get, "/npm/pkg");
+    req.origin = "http://attacker.example".into();
+    let doc = reg.send(req).json();
+    let tarball = doc["versions"]["1.0.0"]["dist"]["tarball"].as_str().unwrap();
+    assert_eq!(tarball, "https://registry.example.com/npm/pkg/-/pkg-1.0.0.tgz");
+    let mut req = Request::new(Method::Get, "/npm/pkg/1.0.0");
+    req.origin = "http://attacker.example".into();
+    assert!(reg.send(req).text().contains("https://registry.example.com/npm/pkg/-/pkg-1.0.0.tgz"));
+}
