@@ -180,18 +180,21 @@ impl FaultProxy {
     }
 }
 
-/// One request per connection (`Connection: close`).
-fn serve_one(mut conn: TcpStream, upstream: &str, fault: &Mutex<Fault>, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
+/// Reads one HTTP/1.1 request: method, target, headers (names lowercased) and its body
+/// (by Content-Length).
+fn read_request(conn: &TcpStream) -> std::io::Result<(String, String, Vec<(String, String)>, Vec<u8>)> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or("GET").to_string(), parts.next().unwrap_or("/").to_string());
+    let (method, target) = (parts.next().unwrap_or("GET").to_string(), parts.next().unwrap_or("/").to_string());
     let mut headers = Vec::new();
     let mut length = 0usize;
     loop {
         let mut h = String::new();
-        reader.read_line(&mut h)?;
+        if reader.read_line(&mut h)? == 0 {
+            break;
+        }
         let h = h.trim_end();
         if h.is_empty() {
             break;
@@ -201,13 +204,19 @@ fn serve_one(mut conn: TcpStream, upstream: &str, fault: &Mutex<Fault>, log: &Mu
             if k == "content-length" {
                 length = v.parse().unwrap_or(0);
             }
-            if !matches!(k.as_str(), "host" | "connection" | "content-length" | "accept-encoding" | "transfer-encoding") {
-                headers.push((k, v));
-            }
+            headers.push((k, v));
         }
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
+    Ok((method, target, headers, body))
+}
+
+/// One request per connection (`Connection: close`).
+fn serve_one(mut conn: TcpStream, upstream: &str, fault: &Mutex<Fault>, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
+    let (method, path, mut headers, body) = read_request(&conn)?;
+    // What is forwarded: not the hop-by-hop headers, nor what the proxy sets itself.
+    headers.retain(|(k, _)| !matches!(k.as_str(), "host" | "connection" | "content-length" | "accept-encoding" | "transfer-encoding"));
     log.lock().unwrap().push(format!("{method} {path}"));
     let current = {
         let mut f = fault.lock().unwrap();
@@ -327,32 +336,7 @@ impl Scripted {
 
 fn scripted_one(mut conn: TcpStream, log: &Mutex<Vec<Received>>, answer: &dyn Fn(&Received) -> Answer) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or("GET").to_string(), parts.next().unwrap_or("/").to_string());
-    let mut headers = Vec::new();
-    let mut length = 0usize;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 {
-            break;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
-            if k == "content-length" {
-                length = v.parse().unwrap_or(0);
-            }
-            headers.push((k, v));
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
+    let (method, target, headers, _body) = read_request(&conn)?;
     let received = Received { method: method.clone(), target, headers };
     log.lock().unwrap().push(received.clone());
     let (status, extra, data) = answer(&received);
