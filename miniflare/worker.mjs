@@ -13,6 +13,20 @@
 //   node worker.mjs --port PORT --persist STATE_DIR [--local-protocol http|https]
 //                   [--log-level warn|info|log|debug] [--var NAME:VALUE]...
 // Runs until SIGTERM/SIGINT; the build must exist (build/worker/shim.mjs).
+// Two repairs of the local runtime, neither of which exists in production:
+// R2 simulator backpressure: miniflare's R2 simulator (a Durable Object in workerd, compatibility
+// date 2023-07-24) reads a multipart object by piping part after part through a JS
+// TransformStream, and before workerd's `fixup-transform-stream-backpressure` flag (default
+// from 2024-12-16) such a stream applies no backpressure: one GET of a 1 GiB multipart blob
+// pulled the whole object into workerd's memory (RSS +1.1 GB) while the client read at
+// 30-60 MB/s, and workerd's thread did nothing else until it had (every other request, a
+// /-/health included, waited 4-14 s). A single-put object, streamed natively, never did. We
+// give the simulator's service that flag; see backpressureInR2Simulator below.
+// A dead runtime: miniflare does not notice its workerd process exiting, and wrangler's proxy
+// in front of it (a second workerd) then holds every request forever without an answer. We
+// watch the runtime's processes and exit when one disappears, saying so.
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,7 +48,9 @@ process.env.EDGEREGISTRY_SKIP_BUILD = '1';
 process.env.CLOUDFLARE_CF_FETCH_ENABLED = 'false';
 process.env.WRANGLER_SEND_METRICS = 'false';
 
-const { unstable_startWorker } = await import(path.join(root, 'miniflare/node_modules/wrangler/wrangler-dist/cli.js'));
+const wranglerCli = path.join(root, 'miniflare/node_modules/wrangler/wrangler-dist/cli.js');
+backpressureInR2Simulator(createRequire(wranglerCli)('miniflare'));
+const { unstable_startWorker } = await import(wranglerCli);
 const worker = await unstable_startWorker({
   config: path.join(root, 'wrangler.toml'),
   bindings,
@@ -50,10 +66,72 @@ const worker = await unstable_startWorker({
 await worker.ready;
 console.log(`worker.mjs: ready on ${(await worker.url).href}`);
 let stopping = false;
-const stop = async () => {
+const stop = async (code = 0) => {
   if (stopping) return;
   stopping = true;
-  try { await worker.dispose(); } finally { process.exit(0); }
+  setTimeout(() => process.exit(code), 10000).unref();
+  try { await worker.dispose(); } finally { process.exit(code); }
 };
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+process.on('SIGTERM', () => stop());
+process.on('SIGINT', () => stop());
+watchRuntimes();
+
+// Adds `fixup-transform-stream-backpressure` to the compatibility flags of miniflare's R2
+// simulator service (the worker holding the R2BucketObject Durable Object), whichever
+// Miniflare instance wrangler creates. `miniflare` is resolved from wrangler's own location, so
+// this is the module instance wrangler uses. Fails loudly if a miniflare upgrade moves things.
+function backpressureInR2Simulator(miniflare) {
+  const FLAG = 'fixup-transform-stream-backpressure';
+  const r2 = miniflare.PLUGINS?.r2;
+  if (typeof r2?.getServices !== 'function') throw new Error('worker.mjs: miniflare has no R2 plugin to patch (PLUGINS.r2.getServices)');
+  const getServices = r2.getServices;
+  r2.getServices = async function (opts) {
+    const result = await getServices.call(this, opts);
+    const services = Array.isArray(result) ? result : result?.services ?? [];
+    const buckets = Object.keys(opts?.options?.r2Buckets ?? {}).length;
+    const simulators = services.filter((s) => s.worker?.durableObjectNamespaces?.some((ns) => ns.className === 'R2BucketObject'));
+    if (buckets > 0 && simulators.length === 0) throw new Error('worker.mjs: no R2BucketObject service found to give ' + FLAG);
+    for (const s of simulators) {
+      const flags = s.worker.compatibilityFlags ?? [];
+      if (!flags.includes(FLAG)) s.worker.compatibilityFlags = [...flags, FLAG];
+    }
+    return result;
+  };
+}
+
+// The runtime processes (workerd) this process started: the Worker's and wrangler's proxy's.
+function runtimes() {
+  const found = [];
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(ppid) === process.pid && name === 'workerd' && state !== 'Z') found.push(Number(pid));
+    } catch {}
+  }
+  return found;
+}
+
+function watchRuntimes() {
+  if (!fs.existsSync('/proc/self/stat')) return;
+  let watched = runtimes(), missing = 0;
+  console.log(`worker.mjs: runtime processes ${watched.join(' ')}`);
+  const timer = setInterval(() => {
+    const alive = runtimes();
+    const gone = watched.filter((p) => !alive.includes(p));
+    // A runtime miniflare replaced itself (none do after startup here) is not a death: fewer
+    // runtimes than before, twice in a row, is.
+    if (gone.length === 0 || alive.length >= watched.length) {
+      if (alive.length >= watched.length && alive.join(' ') !== watched.join(' ')) console.log(`worker.mjs: runtime processes ${alive.join(' ')}`);
+      if (alive.length >= watched.length) watched = alive;
+      missing = 0;
+      return;
+    }
+    if (++missing < 2 || stopping) return;
+    clearInterval(timer);
+    console.error(`worker.mjs: runtime process ${gone.join(' ')} (workerd) exited unexpectedly (killed? out of memory? see dmesg); stopping, so that clients get refused connections instead of waiting for answers that cannot come`);
+    stop(1);
+  }, 1000);
+  timer.unref();
+}

@@ -13,4 +13,5 @@ echo "== build the Worker"
 bash scripts/build-worker.sh
 echo "== native and end-to-end tests"
 # End-to-end tests start their own Workers and spawn clients: keep parallelism modest on 2 cores.
-cargo test --features e2e -- --test-threads="${TEST_THREADS:-4}"
+# --no-fail-fast: one failing test binary does not hide the results of the others.
+cargo test --features e2e --no-fail-fast -- --test-threads="${TEST_THREADS:-4}"

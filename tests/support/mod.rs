@@ -28,7 +28,24 @@ fn free_port() -> u16 {
 pub struct Worker {
     pub url: String,
     pub port: u16,
+    /// The launcher (miniflare/worker.sh); node and the workerd processes run below it.
+    pub pid: u32,
     _state: tempfile::TempDir,
+}
+
+/// Each running Worker's log, by port: a failed request shows the end of it.
+static LOGS: std::sync::Mutex<Vec<(u16, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+/// The end of the launcher's log of the Worker serving `url`, if this process started it.
+pub fn worker_log_tail(url: &str) -> String {
+    let port = url.split("://").nth(1).and_then(|r| r.split('/').next()).and_then(|h| h.rsplit(':').next()).and_then(|p| p.parse::<u16>().ok());
+    let logs = LOGS.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((_, path)) = logs.iter().find(|(p, _)| Some(*p) == port) else {
+        return String::new();
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    format!("\n--- end of the Worker's log ({}):\n{}", path.display(), lines[lines.len().saturating_sub(30)..].join("\n"))
 }
 
 impl Worker {
@@ -54,13 +71,14 @@ impl Worker {
             }
             let log = std::fs::File::create(state.path().join("wrangler.log")).unwrap();
             cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
-            cmd.spawn().expect("start miniflare/worker.sh");
+            let pid = cmd.spawn().expect("start miniflare/worker.sh").id();
             let url = format!("http://127.0.0.1:{port}");
             let deadline = Instant::now() + Duration::from_secs(90);
             while Instant::now() < deadline {
                 if let Ok(r) = http().get(&format!("{url}/-/health")).call() {
                     if r.status() == 200 {
-                        return Worker { url, port, _state: state };
+                        LOGS.lock().unwrap_or_else(|e| e.into_inner()).push((port, state.path().join("wrangler.log")));
+                        return Worker { url, port, pid, _state: state };
                     }
                 }
                 std::thread::sleep(Duration::from_millis(250));
@@ -71,6 +89,11 @@ impl Worker {
             );
         }
         panic!("the Worker did not start");
+    }
+
+    /// Resident memory of the launcher and everything below it (node, both workerd processes).
+    pub fn rss_bytes(&self) -> u64 {
+        process_tree(self.pid).iter().map(|p| rss_of(*p)).sum()
     }
 
     pub fn npm_registry(&self) -> String {
@@ -92,6 +115,65 @@ impl Worker {
         let r = post_json(&format!("{}/-/admin/tokens", self.url), Some(ADMIN_TOKEN), &body);
         assert_eq!(r.0, 201, "create token: {}", r.1);
         serde_json::from_str::<serde_json::Value>(&r.1).unwrap()["token"].as_str().unwrap().to_string()
+    }
+}
+
+/// `root` and its descendants (Linux /proc).
+fn process_tree(root: u32) -> Vec<u32> {
+    let mut parent = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parent.push((pid, ppid));
+        }
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let p = tree[i];
+        tree.extend(parent.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    tree
+}
+
+fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
+    kib.unwrap_or(0) * 1024
+}
+
+/// The highest `Worker::rss_bytes` seen, sampled every 100 ms until `finish`.
+pub struct PeakRss {
+    pub before: u64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sampler: std::thread::JoinHandle<u64>,
+}
+
+impl PeakRss {
+    pub fn start(worker: &Worker) -> PeakRss {
+        let pid = worker.pid;
+        let sample = move || process_tree(pid).iter().map(|p| rss_of(*p)).sum::<u64>();
+        let before = sample();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let sampler = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(sample());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            peak.max(sample())
+        });
+        PeakRss { before, stop, sampler }
+    }
+
+    /// The peak resident memory of the Worker's processes since `start`.
+    pub fn finish(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.sampler.join().unwrap_or(0)
     }
 }
 
@@ -135,7 +217,7 @@ pub fn request(method: &str, url: &str, token: Option<&str>, headers: &[(&str, &
         Some(bytes) => agent.run(b.body(bytes).unwrap()),
         None => agent.run(b.body(()).unwrap()),
     }
-    .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    .unwrap_or_else(|e| panic!("{method} {url}: {e}{}", worker_log_tail(url)));
     let status = resp.status().as_u16();
     let headers = resp
         .headers()
