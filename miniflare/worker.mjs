@@ -13,6 +13,11 @@
 //   node worker.mjs --port PORT --persist STATE_DIR [--local-protocol http|https]
 //                   [--log-level warn|info|log|debug] [--var NAME:VALUE]...
 // Runs until SIGTERM/SIGINT; the build must exist (build/worker/shim.mjs).
+// It also prints `worker.mjs: direct URL`, the Worker's own listener behind wrangler's proxy:
+// plain-HTTP tests talk to it. That proxy (a second workerd in front of the Worker, absent in
+// production) holds up requests after the Worker refuses a chunked body it has partly read
+// (it answers 503 "Your worker restarted mid-request" or stops answering for minutes), and
+// adds a hop to every request.
 // Two repairs of the local runtime, neither of which exists in production:
 // R2 simulator backpressure: miniflare's R2 simulator (a Durable Object in workerd, compatibility
 // date 2023-07-24) reads a multipart object by piping part after part through a JS
@@ -50,8 +55,18 @@ process.env.WRANGLER_SEND_METRICS = 'false';
 
 const wranglerCli = path.join(root, 'miniflare/node_modules/wrangler/wrangler-dist/cli.js');
 backpressureInR2Simulator(createRequire(wranglerCli)('miniflare'));
-const { unstable_startWorker } = await import(wranglerCli);
-const worker = await unstable_startWorker({
+const { unstable_DevEnv } = await import(wranglerCli);
+const devEnv = new unstable_DevEnv();
+// Where the Worker itself listens: told to the proxy once the runtime is ready.
+let reportDirect;
+const direct = new Promise((resolve) => { reportDirect = resolve; });
+const onReloadComplete = devEnv.proxy.onReloadComplete.bind(devEnv.proxy);
+devEnv.proxy.onReloadComplete = (event) => {
+  const u = event?.proxyData?.userWorkerUrl;
+  if (u) reportDirect(`${u.protocol}//${u.hostname}:${u.port}`);
+  return onReloadComplete(event);
+};
+const worker = await devEnv.startWorker({
   config: path.join(root, 'wrangler.toml'),
   bindings,
   dev: {
@@ -65,6 +80,7 @@ const worker = await unstable_startWorker({
 });
 await worker.ready;
 console.log(`worker.mjs: ready on ${(await worker.url).href}`);
+console.log(`worker.mjs: direct ${await direct}/`);
 let stopping = false;
 const stop = async (code = 0) => {
   if (stopping) return;

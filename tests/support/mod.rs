@@ -72,12 +72,18 @@ impl Worker {
             let log = std::fs::File::create(state.path().join("wrangler.log")).unwrap();
             cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
             let pid = cmd.spawn().expect("start miniflare/worker.sh").id();
-            let url = format!("http://127.0.0.1:{port}");
+            let log = state.path().join("wrangler.log");
             let deadline = Instant::now() + Duration::from_secs(90);
             while Instant::now() < deadline {
-                if let Ok(r) = http().get(&format!("{url}/-/health")).call() {
-                    if r.status() == 200 {
-                        LOGS.lock().unwrap_or_else(|e| e.into_inner()).push((port, state.path().join("wrangler.log")));
+                // Tests speak to the Worker's own listener, not to wrangler's dev proxy in front
+                // of it (see miniflare/worker.mjs): `worker.mjs: direct http://127.0.0.1:N/`.
+                let direct = std::fs::read_to_string(&log).unwrap_or_default().lines().find_map(|l| {
+                    let url = l.strip_prefix("worker.mjs: direct ")?.trim_end_matches('/');
+                    Some((url.to_string(), url.rsplit(':').next()?.parse::<u16>().ok()?))
+                });
+                if let Some((url, port)) = direct {
+                    if http().get(&format!("{url}/-/health")).call().is_ok_and(|r| r.status() == 200) {
+                        LOGS.lock().unwrap_or_else(|e| e.into_inner()).push((port, log));
                         return Worker { url, port, pid, _state: state };
                     }
                 }
