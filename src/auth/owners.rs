@@ -29,10 +29,15 @@ pub fn bypasses(principal: &Principal, protocol: Protocol, name: &str, action: A
 /// means nobody owns it yet: the caller is about to become its first owner. The error is the
 /// sentence to show the client.
 pub fn check(principal: &Principal, protocol: Protocol, name: &str, action: Action, owners: &[String]) -> Result<(), String> {
-    if owners.is_empty() || owners.iter().any(|o| o == &principal.user) || bypasses(principal, protocol, name, action) {
+    if owns(&principal.user, owners) || bypasses(principal, protocol, name, action) {
         return Ok(());
     }
     Err(format!("user {} is not an owner of {name}", principal.user))
+}
+
+/// Whether `user` is one of `owners`, or nobody owns the name yet (empty list).
+pub fn owns(user: &str, owners: &[String]) -> bool {
+    owners.is_empty() || owners.iter().any(|o| o == user)
 }
 
 /// Per-user namespaces (an option for container repositories): `alice/…` belongs to alice.

@@ -56,9 +56,9 @@ pub fn maintainer_names(doc: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn check_owner(doc: &Value, name: &PackageName, writer: &Writer) -> Result<(), JobError> {
-    let owners = maintainer_names(doc);
-    if writer.may_override || owners.is_empty() || owners.contains(&writer.user) {
+/// The ownership check of every change (`auth::owners`): maintainers, admins and grants.
+pub fn check_owner(doc: &Value, name: &PackageName, writer: &Writer) -> Result<(), JobError> {
+    if writer.may_override || crate::auth::owners::owns(&writer.user, &maintainer_names(doc)) {
         return Ok(());
     }
     Err(JobError::new(403, format!("user {} is not a maintainer of {name}", writer.user)))

@@ -117,11 +117,7 @@ impl Ctx<'_> {
     /// Early refusal for a writer who does not maintain an existing package (the job checks
     /// again under the lock).
     fn check_owner(&self, doc: &Value, name: &PackageName, writer: &Writer) -> Result<(), Response> {
-        let owners = jobs::maintainer_names(doc);
-        if writer.may_override || owners.is_empty() || owners.contains(&writer.user) {
-            return Ok(());
-        }
-        Err(error(403, format!("user {} is not a maintainer of {name}", writer.user)))
+        jobs::check_owner(doc, name, writer).map_err(job_error)
     }
 
     /// Read access to npm data in general (search, audit): anonymous when allowed, else a
