@@ -445,6 +445,32 @@ fn crane_and_skopeo_copy_an_image_with_non_distributable_layers() {
     let inspect = ok(s.run(".", Path::new("skopeo"), &["inspect", "--raw", "--tls-verify=false", "--creds", &creds, &by_skopeo], None));
     let raw = &inspect[inspect.find('{').unwrap()..];
     let copied: Value = serde_json::from_str(raw).unwrap();
+    // The foreign layer is referenced as it was (skopeo compresses the other one on the way).
     assert_eq!(copied["layers"][0]["mediaType"], "application/vnd.oci.image.layer.nondistributable.v1.tar");
-    assert_eq!(copied["layers"][1]["digest"], sha256_of(&own).as_str());
+    assert_eq!(copied["layers"][0]["digest"], sha256_of(&foreign).as_str());
+    assert!(copied["layers"][0]["urls"].is_array(), "{copied}");
+    let second = copied["layers"][1]["digest"].as_str().unwrap();
+    let token = jwt("repository:spec/nondist-skopeo:pull");
+    let r = request("HEAD", &format!("http://{}/v2/spec/nondist-skopeo/blobs/{second}", host()), Some(&token), &[], None);
+    assert_eq!(r.status, 200, "the ordinary layer was copied");
+    let r = request("HEAD", &format!("http://{}/v2/spec/nondist-skopeo/blobs/{}", host(), sha256_of(&foreign)), Some(&token), &[], None);
+    assert_eq!(r.status, 404, "the foreign one was not");
+}
+
+#[test]
+fn a_mount_without_pull_on_the_source_is_challenged_for_both_scopes() {
+    let token = jwt("repository:spec/mount-src:pull,push");
+    let data = b"a layer to mount".to_vec();
+    let d = sha256_of(&data);
+    push_monolithic("spec/mount-src", &token, &d, &data);
+    let url = format!("http://{}/v2/spec/mount-dst/blobs/uploads/?mount={d}&from=spec/mount-src", host());
+    let narrow = jwt("repository:spec/mount-dst:pull,push");
+    let r = request("POST", &url, Some(&narrow), &[], None);
+    assert_eq!(r.status, 401, "{}", r.text());
+    let challenge = r.header("www-authenticate").unwrap();
+    assert!(challenge.contains("scope=\"repository:spec/mount-dst:pull,push repository:spec/mount-src:pull\""), "{challenge}");
+    // One token request for both scopes, and the mount is done.
+    let wide = jwt("repository:spec/mount-dst:pull,push&scope=repository:spec/mount-src:pull");
+    let r = request("POST", &url, Some(&wide), &[], None);
+    assert_eq!((r.status, r.header("docker-content-digest")), (201, Some(d.as_str())), "{}", r.text());
 }
