@@ -229,6 +229,9 @@ fn sha512_blobs_mount_across_repositories() {
     assert_eq!(r.header("Docker-Content-Digest"), Some(d.as_str()));
     assert_eq!(r.header("Location"), Some(format!("/v2/team/b/blobs/{d}").as_str()));
     assert_eq!(get_blob(&reg, &token, "team/b", &d).body, b"shared sha512 layer");
+    // From the repository itself: it is there already.
+    let r = reg.send(oci(Method::Post, &format!("/v2/team/b/blobs/uploads/?mount={d}&from=team/b"), &token));
+    assert_eq!(r.status, 201, "{r:?}");
 }
 
 // ---------------------------------------------------------------- sha512 manifests

@@ -404,11 +404,11 @@ async fn mount(ctx: &Ctx<'_>, req: &Request, repo: &str, d: &Digest, from: &str)
 }
 
 pub async fn start(ctx: &Ctx<'_>, req: Request, repo: &str) -> Response {
-    let mount_from = mount_params(&req).filter(|(_, from)| from != repo);
+    let mount_from = mount_params(&req);
     if let Err(r) = authorize_write(ctx, repo, Action::Write).await {
         // A challenge names every scope a mount needs, so one token does.
         return match &mount_from {
-            Some((_, from)) if r.status == 401 => ctx.challenge_scope(Some(&mount_scope(repo, from)), ctx.principal.is_some()),
+            Some((_, from)) if r.status == 401 && from != repo => ctx.challenge_scope(Some(&mount_scope(repo, from)), ctx.principal.is_some()),
             _ => r,
         };
     }
