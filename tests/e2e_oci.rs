@@ -287,3 +287,190 @@ fn buildah_pushes_a_multi_arch_index_that_resolves_per_platform() {
     let arch = ok(containers(&pulled, "podman", &["image", "inspect", "--format", "{{.Architecture}} sha256:{{.Id}}", &target]));
     assert_eq!(arch.lines().last().unwrap().trim(), format!("arm64 {}", arm["config"]["digest"].as_str().unwrap()));
 }
+
+// ---------------------------------------------------------------- the rest of the spec
+
+fn sha512_of(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha512:{}", hex::encode(sha2::Sha512::digest(data)))
+}
+
+fn sha256_of(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
+}
+
+/// A JWT for `scope` from the Worker's token endpoint, with the test user's password.
+fn jwt(scope: &str) -> String {
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("oci-user:{PASSWORD}"));
+    let url = format!("http://{}/v2/token?service=edgeregistry&scope={scope}", host());
+    let r = request("GET", &url, None, &[("authorization", &format!("Basic {basic}"))], None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["token"].as_str().unwrap().to_string()
+}
+
+fn push_monolithic(repo: &str, token: &str, digest: &str, data: &[u8]) {
+    let url = format!("http://{}/v2/{repo}/blobs/uploads/?digest={digest}", host());
+    let r = request("POST", &url, Some(token), &[("content-type", "application/octet-stream")], Some(data.to_vec()));
+    assert_eq!((r.status, r.header("docker-content-digest")), (201, Some(digest)), "{}", r.text());
+}
+
+/// POST (with `query`), PATCHes of `chunk` bytes, PUT `?digest=`.
+fn push_chunked(repo: &str, token: &str, query: &str, digest: &str, data: &[u8], chunk: usize) {
+    let r = request("POST", &format!("http://{}/v2/{repo}/blobs/uploads/{query}", host()), Some(token), &[], None);
+    assert_eq!(r.status, 202, "{}", r.text());
+    let mut location = r.header("location").unwrap().to_string();
+    let mut offset = 0;
+    for piece in data.chunks(chunk) {
+        let range = format!("{}-{}", offset, offset + piece.len() - 1);
+        let url = format!("http://{}{location}", host());
+        let r = request("PATCH", &url, Some(token), &[("content-type", "application/octet-stream"), ("content-range", &range)], Some(piece.to_vec()));
+        assert_eq!(r.status, 202, "{}", r.text());
+        location = r.header("location").unwrap().to_string();
+        offset += piece.len();
+    }
+    let r = request("PUT", &format!("http://{}{location}?digest={digest}", host()), Some(token), &[], None);
+    assert_eq!((r.status, r.header("docker-content-digest")), (201, Some(digest)), "{}", r.text());
+}
+
+#[test]
+fn a_sha512_artifact_pushed_over_http_is_pulled_by_oras() {
+    // oras 1.2 cannot push with sha512 (no digest-algorithm option), so the artifact is
+    // pushed by hand: a monolithic blob, a chunked one hashed in sha512 from its POST
+    // (`digest-algorithm`), one whose session hashed sha256 and is read back at the end, and
+    // a manifest PUT by its sha512 digest with `?tag=`.
+    let repo = "spec/sha512";
+    let token = jwt(&format!("repository:{repo}:pull,push"));
+    let notes = b"an artifact addressed by sha512\n".to_vec();
+    let big = noise(12 * 1024 * 1024 + 333, 512);
+    let late = noise(11 * 1024 * 1024 + 7, 513);
+    let config = b"{}".to_vec();
+    let (d_notes, d_big, d_late, d_config) = (sha512_of(&notes), sha512_of(&big), sha512_of(&late), sha512_of(&config));
+    push_monolithic(repo, &token, &d_notes, &notes);
+    push_monolithic(repo, &token, &d_config, &config);
+    push_chunked(repo, &token, "?digest-algorithm=sha512", &d_big, &big, 5 * 1024 * 1024);
+    push_chunked(repo, &token, "", &d_late, &late, 4 * 1024 * 1024);
+    let layer = |d: &str, size: usize, title: &str| {
+        serde_json::json!({"mediaType": "application/octet-stream", "digest": d, "size": size,
+            "annotations": {"org.opencontainers.image.title": title}})
+    };
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.example.sha512",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": d_config, "size": 2},
+        "layers": [layer(&d_notes, notes.len(), "notes.txt"), layer(&d_big, big.len(), "big.bin"), layer(&d_late, late.len(), "late.bin")],
+    }))
+    .unwrap();
+    let m = sha512_of(&manifest);
+    let url = format!("http://{}/v2/{repo}/manifests/{m}?tag=v1&tag=stable", host());
+    let r = request("PUT", &url, Some(&token), &[("content-type", "application/vnd.oci.image.manifest.v1+json")], Some(manifest.clone()));
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.header("docker-content-digest"), Some(m.as_str()));
+    assert_eq!(r.header("oci-tag"), Some("v1, stable"));
+    let head = request("HEAD", &format!("http://{}/v2/{repo}/manifests/stable", host()), Some(&token), &[], None);
+    assert_eq!((head.status, head.header("docker-content-digest")), (200, Some(m.as_str())));
+
+    let s = Scratch::new();
+    let oras = oci_tool("oras");
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--plain-http", "-u", "oci-user", "-p", PASSWORD]);
+        s.run(".", &oras, &all, None)
+    };
+    let out = s.path().join("pulled");
+    ok(run(&["pull", &format!("{}/{repo}:v1", host()), "-o", out.to_str().unwrap()]));
+    assert_eq!(std::fs::read(out.join("notes.txt")).unwrap(), notes);
+    assert_eq!(std::fs::read(out.join("big.bin")).unwrap(), big);
+    assert_eq!(std::fs::read(out.join("late.bin")).unwrap(), late);
+    let desc = ok(run(&["manifest", "fetch", "--descriptor", &format!("{}/{repo}:stable", host())]));
+    assert!(desc.contains(&m), "{desc}");
+    // By its sha512 digest, too.
+    let fetched = ok(run(&["manifest", "fetch", &format!("{}/{repo}@{m}", host())]));
+    assert!(fetched.contains("application/vnd.example.sha512"), "{fetched}");
+    // A missing sha512 blob is a 404, not a 400.
+    let missing = request("GET", &format!("http://{}/v2/{repo}/blobs/{}", host(), sha512_of(b"absent")), Some(&token), &[], None);
+    assert_eq!(missing.status, 404, "{}", missing.text());
+}
+
+#[test]
+fn crane_and_skopeo_copy_an_image_with_non_distributable_layers() {
+    // A Windows-style image: its base layer is non-distributable and lives elsewhere (here a
+    // URL nothing answers), so it was never pushed; the second layer is ordinary.
+    let repo = "spec/nondist";
+    let token = jwt(&format!("repository:{repo}:pull,push"));
+    let s = Scratch::new();
+    let own = std::fs::read(layer(&s, "own", 3000)).unwrap();
+    let foreign = noise(4096, 77);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [sha256_of(&foreign), sha256_of(&own)]},
+        "config": {},
+    }))
+    .unwrap();
+    push_monolithic(repo, &token, &sha256_of(&config), &config);
+    push_monolithic(repo, &token, &sha256_of(&own), &own);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256_of(&config), "size": config.len()},
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar", "digest": sha256_of(&foreign), "size": foreign.len(),
+             "urls": [format!("http://127.0.0.1:9/blobs/{}", sha256_of(&foreign))]},
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256_of(&own), "size": own.len()},
+        ],
+    }))
+    .unwrap();
+    let m = sha256_of(&manifest);
+    let url = format!("http://{}/v2/{repo}/manifests/v1", host());
+    let r = request("PUT", &url, Some(&token), &[("content-type", "application/vnd.oci.image.manifest.v1+json")], Some(manifest.clone()));
+    assert_eq!((r.status, r.header("docker-content-digest")), (201, Some(m.as_str())), "{}", r.text());
+
+    crane_login(&s);
+    let src = format!("{}/{repo}:v1", host());
+    let by_crane = format!("{}/spec/nondist-crane:v1", host());
+    ok(crane(&s, &["copy", &src, &by_crane]));
+    assert_eq!(ok(crane(&s, &["digest", &by_crane])).lines().last().unwrap().trim(), m);
+    assert!(ok(crane(&s, &["ls", &format!("{}/spec/nondist-crane", host())])).contains("v1"));
+
+    let creds = format!("oci-user:{PASSWORD}");
+    let by_skopeo = format!("docker://{}/spec/nondist-skopeo:v1", host());
+    ok(s.run(
+        ".",
+        Path::new("skopeo"),
+        &["copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--src-creds", &creds, "--dest-creds", &creds, &format!("docker://{src}"), &by_skopeo],
+        None,
+    ));
+    let inspect = ok(s.run(".", Path::new("skopeo"), &["inspect", "--raw", "--tls-verify=false", "--creds", &creds, &by_skopeo], None));
+    let raw = &inspect[inspect.find('{').unwrap()..];
+    let copied: Value = serde_json::from_str(raw).unwrap();
+    // The foreign layer is referenced as it was (skopeo compresses the other one on the way).
+    assert_eq!(copied["layers"][0]["mediaType"], "application/vnd.oci.image.layer.nondistributable.v1.tar");
+    assert_eq!(copied["layers"][0]["digest"], sha256_of(&foreign).as_str());
+    assert!(copied["layers"][0]["urls"].is_array(), "{copied}");
+    let second = copied["layers"][1]["digest"].as_str().unwrap();
+    let token = jwt("repository:spec/nondist-skopeo:pull");
+    let r = request("HEAD", &format!("http://{}/v2/spec/nondist-skopeo/blobs/{second}", host()), Some(&token), &[], None);
+    assert_eq!(r.status, 200, "the ordinary layer was copied");
+    let r = request("HEAD", &format!("http://{}/v2/spec/nondist-skopeo/blobs/{}", host(), sha256_of(&foreign)), Some(&token), &[], None);
+    assert_eq!(r.status, 404, "the foreign one was not");
+}
+
+#[test]
+fn a_mount_without_pull_on_the_source_is_challenged_for_both_scopes() {
+    let token = jwt("repository:spec/mount-src:pull,push");
+    let data = b"a layer to mount".to_vec();
+    let d = sha256_of(&data);
+    push_monolithic("spec/mount-src", &token, &d, &data);
+    let url = format!("http://{}/v2/spec/mount-dst/blobs/uploads/?mount={d}&from=spec/mount-src", host());
+    let narrow = jwt("repository:spec/mount-dst:pull,push");
+    let r = request("POST", &url, Some(&narrow), &[], None);
+    assert_eq!(r.status, 401, "{}", r.text());
+    let challenge = r.header("www-authenticate").unwrap();
+    assert!(challenge.contains("scope=\"repository:spec/mount-dst:pull,push repository:spec/mount-src:pull\""), "{challenge}");
+    // One token request for both scopes, and the mount is done.
+    let wide = jwt("repository:spec/mount-dst:pull,push&scope=repository:spec/mount-src:pull");
+    let r = request("POST", &url, Some(&wide), &[], None);
+    assert_eq!((r.status, r.header("docker-content-digest")), (201, Some(d.as_str())), "{}", r.text());
+}

@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use edgeregistry::http::{Method, Request};
 use edgeregistry::oci::manifest::Manifest;
-use edgeregistry::oci::names::{valid_repository, valid_tag, Digest};
+use edgeregistry::oci::names::{valid_repository, valid_tag, Algorithm, Digest};
 use edgeregistry::oci::{parse_range, parse_route, proxy, upload};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -62,14 +62,29 @@ const TYPES: [&str; 7] = [
 
 fn interesting_string() -> impl Strategy<Value = String> {
     let digest = "[0-9a-f]{64}".prop_map(|h| format!("sha256:{h}"));
+    let digest512 = "[0-9a-f]{128}".prop_map(|h| format!("sha512:{h}"));
     prop_oneof![
         any::<String>(),
+        digest512,
+        digest_like(),
         prop::sample::select(KEYS.to_vec()).prop_map(str::to_string),
         prop::sample::select(TYPES.to_vec()).prop_map(str::to_string),
         digest,
         Just(fixture().config.clone()),
         (1usize..4000).prop_map(|n| "x".repeat(n)),
         "[a-z]{1,10}/[a-z.+-]{1,300}",
+    ]
+}
+
+/// Strings shaped like digests: the image spec grammar, registered and unknown algorithms,
+/// right and wrong lengths, and near misses.
+fn digest_like() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "(sha256|sha512|sha384|blake3|md5|SHA512|sha512\\+x|[a-z0-9+._-]{1,10}):[a-zA-Z0-9=_-]{0,140}",
+        "sha512:[0-9a-f]{120,136}",
+        "sha256:[0-9a-f]{60,68}",
+        "[0-9a-f]{128}".prop_map(|h| format!("sha512:{h}")),
+        "sha512:[0-9a-fA-F:]{0,140}",
     ]
 }
 
@@ -224,7 +239,9 @@ proptest! {
         }
         if let Some(d) = Digest::parse(&s) {
             prop_assert_eq!(d.to_string(), s);
-            prop_assert_eq!(d.raw().len(), 32);
+            prop_assert_eq!(d.raw().len() * 2, d.algorithm().hex_len());
+            prop_assert_eq!(Digest::from_key_part(&d.key_part()), Some(d.clone()));
+            prop_assert!(!d.key_part().contains('/'));
         }
     }
 
@@ -234,10 +251,83 @@ proptest! {
     }
 
     #[test]
-    fn digests_round_trip(hex in "[0-9a-f]{64}", noise in "[0-9a-fA-Z:]{0,70}") {
+    fn digests_round_trip(hex in "[0-9a-f]{64}", hex512 in "[0-9a-f]{128}", noise in "[0-9a-fA-Z:]{0,70}", like in digest_like()) {
         let s = format!("sha256:{hex}");
         prop_assert_eq!(Digest::parse(&s).map(|d| d.hex().to_string()), Some(hex));
+        let s = format!("sha512:{hex512}");
+        let d = Digest::parse(&s);
+        prop_assert_eq!(d.as_ref().map(|d| (d.hex().to_string(), d.algorithm())), Some((hex512, Algorithm::Sha512)));
+        prop_assert_eq!(d.map(|d| d.raw().len()), Some(64));
         let _ = Digest::parse(&noise);
+        // Whatever parses is one of the two algorithms, lowercase hex of the right length.
+        if let Some(d) = Digest::parse(&like) {
+            prop_assert!(d.hex().len() == d.algorithm().hex_len() && d.hex().bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        }
+    }
+
+    #[test]
+    fn digest_strings_anywhere_are_never_5xx(d in digest_like(), which in 0usize..10) {
+        let f = fixture();
+        let enc = percent_encoding::utf8_percent_encode(&d, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let req = match which {
+            0 => oci(Method::Get, &format!("/v2/fuzz/app/blobs/{enc}"), &f.token),
+            1 => oci(Method::Head, &format!("/v2/fuzz/app/blobs/{enc}"), &f.token),
+            2 => oci(Method::Delete, &format!("/v2/fuzz/other/blobs/{enc}"), &f.token),
+            3 => oci(Method::Get, &format!("/v2/fuzz/app/manifests/{enc}"), &f.token),
+            4 => oci(Method::Put, &format!("/v2/fuzz/app/manifests/{enc}?tag=t"), &f.token).with_header("Content-Type", "application/vnd.oci.image.manifest.v1+json").with_body(b"{}".to_vec()),
+            5 => oci(Method::Get, &format!("/v2/fuzz/app/referrers/{enc}"), &f.token),
+            6 => oci(Method::Post, &format!("/v2/fuzz/app/blobs/uploads/?digest={enc}"), &f.token).with_body(b"bytes".to_vec()),
+            7 => oci(Method::Post, &format!("/v2/fuzz/app/blobs/uploads/?mount={enc}&from=fuzz/other"), &f.token),
+            8 => oci(Method::Post, &format!("/v2/fuzz/app/blobs/uploads/?digest-algorithm={enc}"), &f.token),
+            _ => oci(Method::Put, &format!("{}?digest={enc}", f.upload), &f.token).with_body(b"bytes".to_vec()),
+        };
+        let r = f.reg.send(req);
+        sane(&r, &format!("{which} {d}"))?;
+        // Sessions a case opened are not kept (the fixture's own stays usable).
+        if r.status == 202 {
+            if let Some(loc) = r.header("Location").filter(|l| *l != f.upload) {
+                f.reg.send(oci(Method::Delete, loc, &f.token));
+            }
+        }
+    }
+
+    #[test]
+    fn uploads_in_either_algorithm_split_anywhere_round_trip(
+        data in prop::collection::vec(any::<u8>(), 0..300),
+        cuts in prop::collection::vec(0usize..300, 0..4),
+        session512 in any::<bool>(),
+        final512 in any::<bool>(),
+        tamper in any::<bool>(),
+    ) {
+        let f = fixture();
+        let query = if session512 { "?digest-algorithm=sha512" } else { "" };
+        let r = f.reg.send(oci(Method::Post, &format!("/v2/fuzz/split/blobs/uploads/{query}"), &f.token));
+        prop_assert_eq!(r.status, 202, "{:?}", r);
+        let location = r.header("Location").unwrap_or_default().to_string();
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+        cuts.sort();
+        let mut offset = 0;
+        for cut in cuts {
+            let Some(piece) = data.get(offset..cut).filter(|p| !p.is_empty()) else { continue };
+            let r = f.reg.send(oci(Method::Patch, &location, &f.token).with_header("Content-Range", &format!("{}-{}", offset, cut - 1)).with_body(piece.to_vec()));
+            prop_assert_eq!(r.status, 202, "{:?}", r);
+            offset = cut;
+        }
+        let alg = if final512 { Algorithm::Sha512 } else { Algorithm::Sha256 };
+        let mut sent = data.clone();
+        if tamper {
+            sent.push(b'!');
+        }
+        let digest = alg.digest(&data);
+        let rest = sent.get(offset..).unwrap_or_default().to_vec();
+        let r = f.reg.send(oci(Method::Put, &format!("{location}?digest={digest}"), &f.token).with_body(rest));
+        if tamper {
+            prop_assert_eq!(r.status, 400, "{:?}", r);
+        } else {
+            prop_assert_eq!(r.status, 201, "{:?}", r);
+            let got = f.reg.send(oci(Method::Get, &format!("/v2/fuzz/split/blobs/{digest}"), &f.token));
+            prop_assert_eq!(got.body, data);
+        }
     }
 
     #[test]

@@ -83,18 +83,20 @@ pub fn excerpt(s: &str, max: usize) -> String {
 pub struct Descriptor {
     pub digest: Digest,
     pub media_type: Option<String>,
-    /// It lists `urls`: with a non-distributable layer type, the client fetches it elsewhere.
+    /// It lists `urls` (image spec `descriptor.md`: where the content may be downloaded).
     pub urls: bool,
 }
 
 impl Descriptor {
-    /// A layer that clients download from its `urls`, so it need not be in the registry
-    /// (image spec `layer.md` non-distributable layers; Docker's foreign layers).
+    /// A layer a registry need not hold: a non-distributable layer (image spec `layer.md`,
+    /// the `…nondistributable…` media types; Docker's `…foreign…` layers), or one that names
+    /// `urls` to fetch it from. Distribution accepts such manifests whose blobs were never
+    /// pushed; every other descriptor is still checked.
     pub fn external(&self) -> bool {
         self.urls
-            && self.media_type.as_deref().is_some_and(|m| {
-                m.starts_with("application/vnd.oci.image.layer.nondistributable.")
-                    || m.starts_with("application/vnd.docker.image.rootfs.foreign.")
+            || self.media_type.as_deref().is_some_and(|m| {
+                let m = m.to_ascii_lowercase();
+                m.contains("nondistributable") || m.starts_with("application/vnd.docker.image.rootfs.foreign.")
             })
     }
 }

@@ -20,13 +20,17 @@ use manifest::{excerpt, known_type, Manifest};
 use crate::auth::{Action, Auth, AuthError, Principal};
 use crate::config::Protocol;
 use crate::http::{decode_path, Body, Method, Request, Response};
-use crate::platform::{ByteRange, Checksum, ObjectMeta, PutOptions, PutOutcome};
+use crate::platform::{ByteRange, ObjectMeta, PutOptions, PutOutcome};
 use crate::router::App;
 use crate::storage::{HookMetadata, Storage, StorageError};
 use names::{keys, valid_repository, valid_tag, Digest};
 
 /// Manifests larger than this are refused, as distribution does.
 pub(crate) const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
+
+/// Tags one manifest push may name with `?tag=` (the draft distribution spec asks for at
+/// least 10; each costs a store write, and a Worker request makes at most ~1000).
+pub const MAX_TAGS_PER_PUSH: usize = 100;
 
 pub const INDEX_MEDIA_TYPE: &str = manifest::OCI_INDEX;
 pub const MANIFEST_MEDIA_TYPE: &str = manifest::OCI_MANIFEST;
@@ -78,9 +82,18 @@ impl Ctx<'_> {
 
     /// 401 with the Bearer challenge naming what the client must ask the token endpoint for.
     pub fn challenge(&self, repo: Option<&str>, actions: &str) -> Response {
+        self.challenge_scope(repo.map(|r| format!("repository:{r}:{actions}")).as_deref(), false)
+    }
+
+    /// 401 with a Bearer challenge for `scope` (space-separated scopes, as the token
+    /// endpoint reads them); `insufficient` when the credential was valid but too narrow.
+    pub fn challenge_scope(&self, scope: Option<&str>, insufficient: bool) -> Response {
         let mut value = format!("Bearer realm=\"{}\",service=\"{}\"", self.realm(), token::SERVICE);
-        if let Some(r) = repo {
-            value.push_str(&format!(",scope=\"repository:{r}:{actions}\""));
+        if let Some(s) = scope {
+            value.push_str(&format!(",scope=\"{s}\""));
+        }
+        if insufficient {
+            value.push_str(",error=\"insufficient_scope\"");
         }
         error(401, "UNAUTHORIZED", "authentication required").with_header("WWW-Authenticate", value)
     }
@@ -98,12 +111,7 @@ impl Ctx<'_> {
             None => Err(self.challenge(Some(repo), actions)),
             Some(p) if p.readonly => Err(error(403, "DENIED", "read-only credentials")),
             // A token without the scope: the client asks the token endpoint for a better one.
-            Some(_) => {
-                let mut r = self.challenge(Some(repo), actions);
-                let value = format!("{},error=\"insufficient_scope\"", r.headers.get("WWW-Authenticate").unwrap_or_default());
-                r.headers.set("WWW-Authenticate", value);
-                Err(r)
-            }
+            Some(_) => Err(self.challenge_scope(Some(&format!("repository:{repo}:{actions}")), true)),
         }
     }
 
@@ -362,11 +370,9 @@ async fn tags_list(ctx: &Ctx<'_>, req: &Request, name: &str) -> Response {
 /// Resolves a tag or digest reference to the manifest digest, with the manifest's size and
 /// media type when the tag records them (tags written since they do): enough for a HEAD.
 async fn resolve(ctx: &Ctx<'_>, name: &str, reference: &str) -> Result<(Digest, Option<ObjectMeta>), Response> {
-    if let Some(d) = Digest::parse(reference) {
-        return Ok((d, None));
-    }
+    // Tags have no `:`: a reference with one is a digest, usable or not.
     if reference.contains(':') {
-        return Err(error(400, "DIGEST_INVALID", format!("unsupported digest {}", excerpt(reference, 80))));
+        return upload::client_digest(reference).map(|d| (d, None));
     }
     if !valid_tag(reference) {
         return Err(error(400, "TAG_INVALID", format!("invalid tag {:?}", excerpt(reference, 80))));
@@ -470,16 +476,30 @@ async fn put_manifest(ctx: &Ctx<'_>, req: Request, name: &str, reference: &str) 
     if let Err(r) = access::authorize_write(ctx, name, Action::Write).await {
         return r;
     }
-    let tag = if Digest::parse(reference).is_some() {
-        None
-    } else if reference.contains(':') {
-        // An unusable digest (sha512, malformed) is a digest error, as on GET, not TAG_INVALID.
-        return error(400, "DIGEST_INVALID", format!("unsupported digest {}", excerpt(reference, 80)));
+    // By digest (in the algorithm it names) or by tag (sha256, the canonical algorithm).
+    let (by_digest, path_tag) = if reference.contains(':') {
+        // An unusable digest (malformed, an unknown algorithm) is a digest error, not TAG_INVALID.
+        match upload::client_digest(reference) {
+            Ok(d) => (Some(d), None),
+            Err(r) => return r,
+        }
     } else if valid_tag(reference) {
-        Some(reference.to_string())
+        (None, Some(reference.to_string()))
     } else {
         return error(400, "TAG_INVALID", format!("invalid tag {:?}", excerpt(reference, 80)));
     };
+    // Distribution spec (draft), "Pushing Manifests": a push by digest may name tags with
+    // `?tag=` parameters; each one stored is answered in `OCI-Tag`.
+    let query_tags: Vec<&str> = req.query.iter().filter(|(k, _)| k == "tag").map(|(_, v)| v.as_str()).collect();
+    if query_tags.len() > MAX_TAGS_PER_PUSH {
+        return error(414, "TAG_INVALID", format!("at most {MAX_TAGS_PER_PUSH} tags per push"));
+    }
+    if let Some(bad) = query_tags.iter().find(|t| !valid_tag(t)) {
+        return error(400, "TAG_INVALID", format!("invalid tag {:?}", excerpt(bad, 80)));
+    }
+    let mut tags: Vec<String> = path_tag.into_iter().chain(query_tags.iter().map(|t| t.to_string())).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    tags.retain(|t| seen.insert(t.clone()));
     let content_type = req.header("content-type").map(str::trim).filter(|c| !c.is_empty()).map(str::to_string);
     // Refused before the body is read.
     if let Some(ct) = content_type.as_deref().filter(|ct| known_type(ct).is_none()) {
@@ -490,10 +510,16 @@ async fn put_manifest(ctx: &Ctx<'_>, req: Request, name: &str, reference: &str) 
         Err(crate::http::BodyError::TooLarge { .. }) => return error(413, "SIZE_INVALID", "manifest larger than 4 MiB"),
         Err(e) => return invalid(e.to_string()),
     };
-    let digest = Digest::of(&bytes);
-    if tag.is_none() && reference != digest.as_str() {
-        return error(400, "DIGEST_INVALID", format!("manifest digest is {digest}, not {reference}"));
-    }
+    let digest = match &by_digest {
+        Some(want) => {
+            let actual = want.algorithm().digest(&bytes);
+            if &actual != want {
+                return error(400, "DIGEST_INVALID", format!("manifest digest is {actual}, not {want}"));
+            }
+            actual
+        }
+        None => Digest::of(&bytes),
+    };
     let doc = match Manifest::parse(&bytes) {
         Ok(d) => d,
         Err(e) => return invalid(format!("manifest is not valid: {e}")),
@@ -570,7 +596,7 @@ async fn put_manifest(ctx: &Ctx<'_>, req: Request, name: &str, reference: &str) 
     match write_new(ctx, name, &digest, &manifest_key, bytes.into(), PutOptions {
         content_type: Some(media_type.to_string()),
         custom: manifest_custom,
-        checksum: Some(Checksum::Sha256(digest.raw())),
+        checksum: Some(digest.checksum()),
         condition: None,
     })
     .await
@@ -585,13 +611,11 @@ async fn put_manifest(ctx: &Ctx<'_>, req: Request, name: &str, reference: &str) 
             Err(r) => return undo(ctx, &written, r).await,
         }
     }
-    if let Some(t) = &tag {
-        let opts = PutOptions { custom: tag_custom, ..Default::default() };
-        let meta = ctx.hook_meta(name, Some(&digest));
-        match ctx.storage.put(&keys::tag(name, t), digest.to_string().into_bytes().into(), opts, meta).await {
-            Ok(PutOutcome::Stored(_)) => {}
-            Ok(other) => return undo(ctx, &written, internal(format!("tag write refused: {other:?}"))).await,
-            Err(e) => return undo(ctx, &written, storage_error(e)).await,
+    for t in &tags {
+        let opts = PutOptions { custom: tag_custom.clone(), ..Default::default() };
+        match write_new(ctx, name, &digest, &keys::tag(name, t), digest.to_string().into_bytes().into(), opts).await {
+            Ok(new) => written.extend(new),
+            Err(r) => return undo(ctx, &written, r).await,
         }
     }
     let mut r = Response::new(201)
@@ -602,6 +626,10 @@ async fn put_manifest(ctx: &Ctx<'_>, req: Request, name: &str, reference: &str) 
     // the header clients maintain the referrers tag schema themselves.
     if let Some(s) = subject.filter(|_| ctx.app.config.protocol(Protocol::Oci).feature("referrers")) {
         r = r.with_header("OCI-Subject", s.to_string());
+    }
+    if !query_tags.is_empty() {
+        // One field with the list is the same as one field per tag (RFC 9110 §5.3).
+        r = r.with_header("OCI-Tag", tags.join(", "));
     }
     r
 }
@@ -629,11 +657,16 @@ async fn delete_manifest(ctx: &Ctx<'_>, name: &str, reference: &str) -> Response
     if let Err(r) = access::authorize_write(ctx, name, Action::Delete).await {
         return r;
     }
-    let Some(digest) = Digest::parse(reference) else {
-        if reference.contains(':') {
-            // As in put_manifest: a digest we cannot use, not a bad tag.
-            return error(400, "DIGEST_INVALID", format!("unsupported digest {}", excerpt(reference, 80)));
+    let digest = if reference.contains(':') {
+        // As in put_manifest: a digest we cannot use is a digest error, not a bad tag.
+        match upload::client_digest(reference) {
+            Ok(d) => Some(d),
+            Err(r) => return r,
         }
+    } else {
+        None
+    };
+    let Some(digest) = digest else {
         if !valid_tag(reference) {
             return error(400, "TAG_INVALID", format!("invalid tag {:?}", excerpt(reference, 80)));
         }
@@ -715,8 +748,9 @@ async fn get_blob(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &str) -> Res
     if let Err(r) = ctx.check(name, Action::Read) {
         return r;
     }
-    let Some(digest) = Digest::parse(digest) else {
-        return error(400, "DIGEST_INVALID", format!("invalid digest {}", excerpt(digest, 80)));
+    let digest = match upload::client_digest(digest) {
+        Ok(d) => d,
+        Err(r) => return r,
     };
     let unknown = || error(404, "BLOB_UNKNOWN", format!("blob {digest} not found"));
     match ctx.storage.head(&keys::link(name, &digest)).await {
@@ -776,8 +810,9 @@ async fn delete_blob(ctx: &Ctx<'_>, name: &str, digest: &str) -> Response {
     if let Err(r) = access::authorize_write(ctx, name, Action::Delete).await {
         return r;
     }
-    let Some(digest) = Digest::parse(digest) else {
-        return error(400, "DIGEST_INVALID", format!("invalid digest {}", excerpt(digest, 80)));
+    let digest = match upload::client_digest(digest) {
+        Ok(d) => d,
+        Err(r) => return r,
     };
     let link = keys::link(name, &digest);
     match ctx.storage.head(&link).await {
@@ -795,8 +830,9 @@ async fn referrers(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &str) -> Re
     if let Err(r) = ctx.check(name, Action::Read) {
         return r;
     }
-    let Some(subject) = Digest::parse(digest) else {
-        return error(400, "DIGEST_INVALID", format!("invalid digest {}", excerpt(digest, 80)));
+    let subject = match upload::client_digest(digest) {
+        Ok(d) => d,
+        Err(r) => return r,
     };
     let prefix = keys::referrers_prefix(name, &subject);
     let all = match list_all(ctx, &prefix).await {
@@ -806,7 +842,7 @@ async fn referrers(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &str) -> Re
     let filter = req.query_param("artifactType").filter(|f| !f.is_empty());
     let manifests: Vec<Value> = all
         .iter()
-        .filter_map(|o| direct_child(&o.key, &prefix).and_then(|hex| Digest::parse(&format!("sha256:{hex}"))).map(|d| (o, d)))
+        .filter_map(|o| direct_child(&o.key, &prefix).and_then(Digest::from_key_part).map(|d| (o, d)))
         .filter(|(o, _)| filter.is_none() || o.custom.get("artifactType").map(String::as_str) == filter)
         .map(|(o, d)| {
             let mut m = serde_json::Map::new();

@@ -40,32 +40,141 @@ pub fn valid_tag(tag: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
 }
 
-/// A sha256 digest; only sha256 is stored.
+/// The digest algorithms this registry stores: the two the OCI image spec registers
+/// (`descriptor.md`, "Registered algorithms"): `sha256` (64 lowercase hex characters, the
+/// canonical one) and `sha512` (128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Sha256,
+    Sha512,
+}
+
+impl Algorithm {
+    pub fn parse(name: &str) -> Option<Algorithm> {
+        match name {
+            "sha256" => Some(Algorithm::Sha256),
+            "sha512" => Some(Algorithm::Sha512),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Sha512 => "sha512",
+        }
+    }
+
+    /// Length of the hex-encoded hash.
+    pub fn hex_len(self) -> usize {
+        match self {
+            Algorithm::Sha256 => 64,
+            Algorithm::Sha512 => 128,
+        }
+    }
+
+    /// The digest of `bytes` in this algorithm.
+    pub fn digest(self, bytes: &[u8]) -> Digest {
+        let mut h = Hasher::new(self);
+        h.update(bytes);
+        h.finish()
+    }
+}
+
+/// A digest in one of the [`Algorithm`]s, as `algorithm:hex`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Digest(String);
 
+/// Why a string is not a usable digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestError {
+    /// Not `algorithm:encoded` as the image spec's grammar has it, or an encoding the
+    /// algorithm does not allow.
+    Malformed,
+    /// Well-formed, in an algorithm this registry does not implement.
+    Unsupported,
+}
+
 impl Digest {
     pub fn parse(s: &str) -> Option<Digest> {
-        let hex = s.strip_prefix("sha256:")?;
-        (hex.len() == 64 && hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))).then(|| Digest(s.to_string()))
+        Digest::check(s).ok()
     }
 
+    /// Parses `s`, telling a malformed digest from one in an algorithm not supported here.
+    pub fn check(s: &str) -> Result<Digest, DigestError> {
+        let (algorithm, encoded) = s.split_once(':').ok_or(DigestError::Malformed)?;
+        // Image spec `descriptor.md`: algorithm-component ([a-z0-9]+) joined by [+._-];
+        // encoded [a-zA-Z0-9=_-]+.
+        let component_ok = !algorithm.is_empty()
+            && algorithm.split(['+', '.', '_', '-']).all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        let encoded_ok = !encoded.is_empty() && encoded.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b'_' | b'-'));
+        if !component_ok || !encoded_ok {
+            return Err(DigestError::Malformed);
+        }
+        let alg = Algorithm::parse(algorithm).ok_or(DigestError::Unsupported)?;
+        let hex_ok = encoded.len() == alg.hex_len() && encoded.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+        if !hex_ok {
+            return Err(DigestError::Malformed);
+        }
+        Ok(Digest(s.to_string()))
+    }
+
+    /// The sha256 digest of `bytes` (the canonical algorithm).
     pub fn of(bytes: &[u8]) -> Digest {
-        Digest(format!("sha256:{}", crate::util::sha256_hex(bytes)))
+        Algorithm::Sha256.digest(bytes)
+    }
+
+    /// From the bytes of a hash in `alg`.
+    pub fn from_hash(alg: Algorithm, hash: &[u8]) -> Digest {
+        Digest(format!("{}:{}", alg.name(), hex::encode(hash)))
     }
 
     /// From the bytes of a SHA-256 hash.
     pub fn from_bytes(hash: &[u8]) -> Digest {
-        Digest(format!("sha256:{}", hex::encode(hash)))
+        Digest::from_hash(Algorithm::Sha256, hash)
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        match self.0.split_once(':') {
+            Some(("sha512", _)) => Algorithm::Sha512,
+            _ => Algorithm::Sha256,
+        }
     }
 
     pub fn hex(&self) -> &str {
-        self.0.strip_prefix("sha256:").unwrap_or_default()
+        self.0.split_once(':').map(|(_, h)| h).unwrap_or_default()
     }
 
-    /// The 32 digest bytes (for R2's checksum check).
+    /// The raw digest bytes (for R2's checksum check).
     pub fn raw(&self) -> Vec<u8> {
         hex::decode(self.hex()).unwrap_or_default()
+    }
+
+    /// The checksum R2 verifies a put against.
+    pub fn checksum(&self) -> crate::platform::Checksum {
+        match self.algorithm() {
+            Algorithm::Sha256 => crate::platform::Checksum::Sha256(self.raw()),
+            Algorithm::Sha512 => crate::platform::Checksum::Sha512(self.raw()),
+        }
+    }
+
+    /// How the digest appears as the last part of a key: the bare hex for sha256 (the keys
+    /// written before other algorithms were stored), `algorithm:hex` otherwise. Neither has a
+    /// `/`, and a repository name never has a `:`.
+    pub fn key_part(&self) -> String {
+        match self.algorithm() {
+            Algorithm::Sha256 => self.hex().to_string(),
+            Algorithm::Sha512 => self.0.clone(),
+        }
+    }
+
+    /// The digest a key part names (see [`Digest::key_part`]).
+    pub fn from_key_part(part: &str) -> Option<Digest> {
+        if part.contains(':') {
+            Digest::parse(part)
+        } else {
+            Digest::parse(&format!("sha256:{part}"))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -79,6 +188,65 @@ impl std::fmt::Display for Digest {
     }
 }
 
+/// A running hash in one [`Algorithm`], which can be saved between requests and resumed
+/// exactly (sha2's `SerializableState`).
+#[derive(Clone)]
+pub enum Hasher {
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    pub fn new(alg: Algorithm) -> Hasher {
+        use sha2::Digest as _;
+        match alg {
+            Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            Algorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        use sha2::Digest as _;
+        match self {
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+        }
+    }
+
+    pub fn finish(self) -> Digest {
+        use sha2::Digest as _;
+        match self {
+            Hasher::Sha256(h) => Digest::from_hash(Algorithm::Sha256, &h.finalize()),
+            Hasher::Sha512(h) => Digest::from_hash(Algorithm::Sha512, &h.finalize()),
+        }
+    }
+
+    /// The state as hex (104 bytes for sha256, 200 for sha512).
+    pub fn save(&self) -> String {
+        use sha2::digest::common::hazmat::SerializableState;
+        match self {
+            Hasher::Sha256(h) => hex::encode(h.serialize().as_slice()),
+            Hasher::Sha512(h) => hex::encode(h.serialize().as_slice()),
+        }
+    }
+
+    /// A state saved by [`Hasher::save`] for `alg`.
+    pub fn restore(alg: Algorithm, saved: &str) -> Option<Hasher> {
+        use sha2::digest::common::hazmat::{SerializableState, SerializedState};
+        let bytes = hex::decode(saved).ok()?;
+        match alg {
+            Algorithm::Sha256 => {
+                let state = SerializedState::<sha2::Sha256>::try_from(bytes.as_slice()).ok()?;
+                sha2::Sha256::deserialize(&state).ok().map(Hasher::Sha256)
+            }
+            Algorithm::Sha512 => {
+                let state = SerializedState::<sha2::Sha512>::try_from(bytes.as_slice()).ok()?;
+                sha2::Sha512::deserialize(&state).ok().map(Hasher::Sha512)
+            }
+        }
+    }
+}
+
 /// Object-store keys. Blobs are global and content-addressed; a per-repository link says a
 /// repository may serve a blob (so a private repository's layers cannot be read through
 /// another repository by digest).
@@ -86,14 +254,14 @@ pub mod keys {
     use super::Digest;
 
     pub fn blob(d: &Digest) -> String {
-        format!("oci/blobs/sha256/{}", d.hex())
+        format!("oci/blobs/{}/{}", d.algorithm().name(), d.hex())
     }
     /// Where a chunked upload's multipart object lives; the blob key then points at it.
     pub fn blob_data(upload: &str) -> String {
         format!("oci/blob-data/{upload}")
     }
     pub fn link(repo: &str, d: &Digest) -> String {
-        format!("oci/links/{repo}/{}", d.hex())
+        format!("oci/links/{repo}/{}", d.key_part())
     }
     pub fn manifest(repo: &str, d: &Digest) -> String {
         format!("oci/manifests/{repo}/{d}")
@@ -105,10 +273,10 @@ pub mod keys {
         format!("oci/tags/{repo}/")
     }
     pub fn referrers_prefix(repo: &str, subject: &Digest) -> String {
-        format!("oci/referrers/{repo}/{}/", subject.hex())
+        format!("oci/referrers/{repo}/{}/", subject.key_part())
     }
     pub fn referrer(repo: &str, subject: &Digest, d: &Digest) -> String {
-        format!("{}{}", referrers_prefix(repo, subject), d.hex())
+        format!("{}{}", referrers_prefix(repo, subject), d.key_part())
     }
     pub const REPOSITORIES: &str = "oci/repositories/";
     pub fn repository(repo: &str) -> String {
@@ -142,7 +310,34 @@ mod tests {
         assert!(Digest::parse(&format!("sha256:{}", "a".repeat(64))).is_some());
         assert!(Digest::parse(&format!("sha256:{}", "A".repeat(64))).is_none());
         assert!(Digest::parse("sha256:abc").is_none());
-        assert!(Digest::parse(&format!("sha512:{}", "a".repeat(128))).is_none());
+        let d512 = Digest::parse(&format!("sha512:{}", "a".repeat(128))).unwrap();
+        assert_eq!((d512.algorithm(), d512.hex().len(), d512.raw().len()), (Algorithm::Sha512, 128, 64));
+        assert_eq!(Digest::check(&format!("sha512:{}", "a".repeat(64))), Err(DigestError::Malformed));
+        assert_eq!(Digest::check(&format!("sha384:{}", "a".repeat(96))), Err(DigestError::Unsupported));
+        assert_eq!(Digest::check("blake3+x.y:abc="), Err(DigestError::Unsupported));
+        assert_eq!(Digest::check("Sha256:abc"), Err(DigestError::Malformed));
+        assert_eq!(Digest::check("sha256:"), Err(DigestError::Malformed));
+        assert_eq!(Digest::check("sha256"), Err(DigestError::Malformed));
+        assert_eq!(Digest::from_key_part(&d512.key_part()), Some(d512.clone()));
+        let d256 = Digest::of(b"");
+        assert_eq!(Digest::from_key_part(&d256.key_part()), Some(d256.clone()));
+        assert_eq!(keys::blob(&d256), format!("oci/blobs/sha256/{}", d256.hex()));
+        assert_eq!(keys::link("a/b", &d256), format!("oci/links/a/b/{}", d256.hex()));
+        assert_eq!(keys::link("a/b", &d512), format!("oci/links/a/b/{d512}"));
+        assert_eq!(keys::blob(&d512), format!("oci/blobs/sha512/{}", "a".repeat(128)));
+        assert_eq!(
+            Algorithm::Sha512.digest(b"abc").to_string(),
+            "sha512:ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"
+        );
+        // A hash saved between requests resumes exactly.
+        for alg in [Algorithm::Sha256, Algorithm::Sha512] {
+            let mut h = Hasher::new(alg);
+            h.update(b"ab");
+            let mut resumed = Hasher::restore(alg, &h.save()).unwrap();
+            resumed.update(b"c");
+            assert_eq!(resumed.finish(), alg.digest(b"abc"));
+            assert!(Hasher::restore(alg, "00").is_none());
+        }
         assert_eq!(Digest::of(b"").hex(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 }

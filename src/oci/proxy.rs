@@ -18,7 +18,7 @@ use futures::future::{FutureExt, LocalBoxFuture};
 use super::names::{valid_tag, Digest};
 use super::{error, manifest_response, serve_blob, Ctx, MANIFEST_MEDIA_TYPE, MAX_MANIFEST};
 use crate::http::{Body, Headers, Method, Request, Response};
-use crate::platform::{Checksum, Platform, PutOptions, PutOutcome};
+use crate::platform::{Platform, PutOptions, PutOutcome};
 use crate::upstream::cache::{self, Entry};
 use crate::upstream::client::{fetch_first, fetch_one, Fetched, Outcome, UpstreamRequest};
 use crate::upstream::{cache_while_streaming, cached_document, mark, refresh_document, CacheStatus, DocumentError, ProtocolUpstreams, Upstream};
@@ -34,16 +34,16 @@ mod keys {
     use super::Digest;
 
     pub fn manifest(repo: &str, d: &Digest) -> String {
-        format!("oci/cache/manifests/{repo}/{}", d.hex())
+        format!("oci/cache/manifests/{repo}/{}", d.key_part())
     }
     pub fn tag_entry(repo: &str, tag: &str) -> String {
         format!("oci/cache/tags/{repo}/{tag}.entry.json")
     }
     pub fn blob(d: &Digest) -> String {
-        format!("oci/cache/blobs/sha256/{}", d.hex())
+        format!("oci/cache/blobs/{}/{}", d.algorithm().name(), d.hex())
     }
     pub fn link(repo: &str, d: &Digest) -> String {
-        format!("oci/cache/links/{repo}/{}", d.hex())
+        format!("oci/cache/links/{repo}/{}", d.key_part())
     }
 }
 
@@ -222,8 +222,10 @@ impl OciProxy {
             .unwrap_or_else(|| MANIFEST_MEDIA_TYPE.into());
         let announced = resp.headers.get("docker-content-digest").and_then(Digest::parse);
         let bytes = resp.body.read_capped(MAX_MANIFEST).await.map_err(|e| e.to_string())?;
-        let digest = Digest::of(&bytes);
-        if let Some(want) = expect.or(announced.as_ref()) {
+        // Hashed in the algorithm of the digest it must match (sha256 when nothing says).
+        let want = expect.or(announced.as_ref());
+        let digest = want.map(|w| w.algorithm()).unwrap_or(super::names::Algorithm::Sha256).digest(&bytes);
+        if let Some(want) = want {
             if *want != digest {
                 return Err(format!("manifest digest mismatch: expected {want}, got {digest}"));
             }
@@ -231,7 +233,7 @@ impl OciProxy {
         let opts = PutOptions {
             content_type: Some(content_type),
             custom: BTreeMap::from([("upstream".to_string(), u.id.clone())]),
-            checksum: Some(Checksum::Sha256(digest.raw())),
+            checksum: Some(digest.checksum()),
             condition: None,
         };
         match self.platform.store.put(&keys::manifest(name, &digest), Body::Bytes(bytes), opts).await {
@@ -319,7 +321,7 @@ impl OciProxy {
                 ("upstream".to_string(), upstream.id.clone()),
                 ("fetched".to_string(), crate::util::iso8601(self.platform.now_ms())),
             ]),
-            checksum: Some(Checksum::Sha256(digest.raw())),
+            checksum: Some(digest.checksum()),
             condition: None,
         };
         match resp.body {

@@ -13,15 +13,13 @@ use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use sha2::digest::common::hazmat::{SerializableState, SerializedState};
-use sha2::{Digest as _, Sha256};
 
 use super::access::{authorize_write, claim};
-use super::names::{keys, valid_repository, Digest};
+use super::names::{keys, valid_repository, Algorithm, Digest, DigestError, Hasher};
 use super::{blob_meta, error, internal, storage_error, Ctx};
 use crate::auth::Action;
 use crate::http::{Body, BodyError, Request, Response};
-use crate::platform::{Checksum, Cleanup, PutOptions, PutOutcome, UploadedPart};
+use crate::platform::{Cleanup, PutOptions, PutOutcome, UploadedPart};
 use crate::storage::{HookMetadata, Operation};
 
 /// Size of every multipart part but the last (R2: at least 5 MiB, all equal).
@@ -35,6 +33,10 @@ pub const SESSION_TTL_MS: f64 = 3_600_000.0;
 struct Session {
     repo: String,
     offset: u64,
+    /// The algorithm `hash` runs in: `sha256` unless the POST named another with
+    /// `digest-algorithm` (sessions saved before this field are sha256).
+    #[serde(default = "default_algorithm")]
+    algorithm: String,
     hash: String,
     multipart: Option<String>,
     parts: Vec<(u16, String)>,
@@ -42,12 +44,17 @@ struct Session {
     tail_seq: u64,
 }
 
+fn default_algorithm() -> String {
+    Algorithm::Sha256.name().to_string()
+}
+
 impl Session {
-    fn new(repo: &str) -> Session {
+    fn new(repo: &str, alg: Algorithm) -> Session {
         Session {
             repo: repo.to_string(),
             offset: 0,
-            hash: hex::encode(Sha256::new().serialize().as_slice()),
+            algorithm: alg.name().to_string(),
+            hash: Hasher::new(alg).save(),
             multipart: None,
             parts: Vec::new(),
             tail_key: None,
@@ -55,10 +62,12 @@ impl Session {
         }
     }
 
-    fn hasher(&self) -> Option<Sha256> {
-        let bytes = hex::decode(&self.hash).ok()?;
-        let state = SerializedState::<Sha256>::try_from(bytes.as_slice()).ok()?;
-        Sha256::deserialize(&state).ok()
+    fn algorithm(&self) -> Option<Algorithm> {
+        Algorithm::parse(&self.algorithm)
+    }
+
+    fn hasher(&self) -> Option<Hasher> {
+        Hasher::restore(self.algorithm()?, &self.hash)
     }
 
     fn cleanup(&self, id: &str) -> Cleanup {
@@ -197,7 +206,7 @@ async fn append(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body) -> R
             }
         }
     }
-    session.hash = hex::encode(hasher.serialize().as_slice());
+    session.hash = hasher.save();
     Ok(buf)
 }
 
@@ -269,20 +278,44 @@ fn check_range(req: &Request, offset: u64) -> Result<(), Response> {
     Ok(())
 }
 
+/// A digest from the client (a query parameter, a path): 400 `DIGEST_INVALID` when it is
+/// malformed or in an algorithm this registry does not implement (distribution spec, "Pushing
+/// blobs": an invalid digest or an unsupported algorithm is a `400 Bad Request`).
+pub fn client_digest(d: &str) -> Result<Digest, Response> {
+    Digest::check(d).map_err(|e| {
+        let d = super::manifest::excerpt(d, 80);
+        match e {
+            DigestError::Malformed => error(400, "DIGEST_INVALID", format!("invalid digest {d}")),
+            DigestError::Unsupported => error(400, "DIGEST_INVALID", format!("unsupported digest algorithm in {d} (sha256 and sha512 are)")),
+        }
+    })
+}
+
 fn digest_param(req: &Request) -> Result<Digest, Response> {
     let d = req.query_param("digest").ok_or_else(|| error(400, "DIGEST_INVALID", "the digest parameter is required"))?;
-    Digest::parse(d).ok_or_else(|| error(400, "DIGEST_INVALID", format!("unsupported digest {}", super::manifest::excerpt(d, 80))))
+    client_digest(d)
+}
+
+/// The `digest-algorithm` of an upload's POST (distribution spec draft, end-4c): the
+/// algorithm the session hashes in. Unknown ones are refused before any byte is sent.
+fn algorithm_param(req: &Request) -> Result<Algorithm, Response> {
+    match req.query_param("digest-algorithm") {
+        None => Ok(Algorithm::Sha256),
+        Some(a) => Algorithm::parse(a).ok_or_else(|| {
+            error(400, "UNSUPPORTED", format!("digest algorithm {:?} is not supported (sha256 and sha512 are)", super::manifest::excerpt(a, 40)))
+        }),
+    }
 }
 
 /// Hashes `body` and checks it is `digest`.
 async fn verify(body: Body, digest: &Digest) -> Result<(), Response> {
-    let mut hasher = Sha256::new();
+    let mut hasher = Hasher::new(digest.algorithm());
     let mut chunks = body.into_chunks();
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|e: BodyError| error(400, "BLOB_UPLOAD_INVALID", e.to_string()))?;
         hasher.update(&chunk);
     }
-    let actual = Digest::from_bytes(&hasher.finalize());
+    let actual = hasher.finish();
     if &actual != digest {
         return Err(error(400, "DIGEST_INVALID", format!("the content is {actual}, not {digest}")));
     }
@@ -302,7 +335,7 @@ async fn store_whole(ctx: &Ctx<'_>, repo: &str, digest: &Digest, body: Body) -> 
         let opts = PutOptions {
             content_type: Some("application/octet-stream".into()),
             custom: BTreeMap::new(),
-            checksum: Some(Checksum::Sha256(digest.raw())),
+            checksum: Some(digest.checksum()),
             condition: None,
         };
         let meta = ctx.hook_meta(repo, Some(digest));
@@ -316,25 +349,76 @@ async fn store_whole(ctx: &Ctx<'_>, repo: &str, digest: &Digest, body: Body) -> 
     Ok(created(ctx, repo, digest))
 }
 
-pub async fn start(ctx: &Ctx<'_>, req: Request, repo: &str) -> Response {
-    if let Err(r) = authorize_write(ctx, repo, Action::Write).await {
-        return r;
+/// `?mount=D&from=R` when both are usable (a digest we store, a valid name), else `None`: the
+/// POST then starts an ordinary upload (distribution spec, "Mounting a blob from another
+/// repository": a registry unable to mount SHOULD answer 202 with a session).
+fn mount_params(req: &Request) -> Option<(Digest, String)> {
+    let d = Digest::parse(req.query_param("mount")?)?;
+    let from = req.query_param("from").filter(|f| valid_repository(f))?;
+    Some((d, from.to_string()))
+}
+
+/// Whether the caller's credential is a token from our token endpoint that was never asked for
+/// anything on `from`: a client that is told which scope the mount needs can fetch a token
+/// with it. One that asked and was refused `pull` is not sent round again.
+fn may_widen_for(ctx: &Ctx<'_>, req: &Request, from: &str) -> bool {
+    use crate::auth::{jwt, Credential, CredentialKind};
+    if ctx.principal.as_ref().map(|p| p.kind) != Some(CredentialKind::Jwt) {
+        return false;
     }
-    // Cross-repository mount, only from a repository the caller may pull.
-    if let (Some(mount), Some(from)) = (req.query_param("mount"), req.query_param("from")) {
-        if let (Some(d), true) = (Digest::parse(mount), valid_repository(from)) {
-            if ctx.check(from, Action::Read).is_ok() {
-                match ctx.storage.head(&keys::link(from, &d)).await {
-                    Ok(Some(_)) => {
-                        return match link(ctx, repo, &d).await {
-                            Ok(()) => created(ctx, repo, &d),
-                            Err(r) => r,
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(e) => return storage_error(e),
-                }
-            }
+    let (Some(Credential::Bearer(token)), Some(secret)) = (Credential::from_headers(&req.headers), ctx.app.config.jwt_secret.as_ref()) else {
+        return false;
+    };
+    let now = (ctx.app.platform.now_ms() / 1000.0) as i64;
+    let Ok(claims) = jwt::decode(secret.as_bytes(), &token, now) else {
+        return false;
+    };
+    let asked = claims.get("access").and_then(serde_json::Value::as_array).is_some_and(|access| {
+        access.iter().any(|a| a.get("name").and_then(serde_json::Value::as_str) == Some(from))
+    });
+    !asked
+}
+
+/// The scope a mount needs, as distribution's token authorisation asks for it: push and pull
+/// on the target, pull on the source.
+fn mount_scope(repo: &str, from: &str) -> String {
+    format!("repository:{repo}:pull,push repository:{from}:pull")
+}
+
+/// Cross-repository mount: `Some` answer when it was done or must be refused, `None` to fall
+/// back to an upload session.
+async fn mount(ctx: &Ctx<'_>, req: &Request, repo: &str, d: &Digest, from: &str) -> Option<Response> {
+    if ctx.check(from, Action::Read).is_err() {
+        // A token that covers only the target: say which scopes the mount needs, so the
+        // client fetches a token naming both and tries again (as distribution does).
+        return may_widen_for(ctx, req, from).then(|| ctx.challenge_scope(Some(&mount_scope(repo, from)), true));
+    }
+    match ctx.storage.head(&keys::link(from, d)).await {
+        Ok(Some(_)) => Some(match link(ctx, repo, d).await {
+            Ok(()) => created(ctx, repo, d),
+            Err(r) => r,
+        }),
+        Ok(None) => None,
+        Err(e) => Some(storage_error(e)),
+    }
+}
+
+pub async fn start(ctx: &Ctx<'_>, req: Request, repo: &str) -> Response {
+    let mount_from = mount_params(&req);
+    if let Err(r) = authorize_write(ctx, repo, Action::Write).await {
+        // A challenge names every scope a mount needs, so one token does.
+        return match &mount_from {
+            Some((_, from)) if r.status == 401 && from != repo => ctx.challenge_scope(Some(&mount_scope(repo, from)), ctx.principal.is_some()),
+            _ => r,
+        };
+    }
+    let algorithm = match algorithm_param(&req) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if let Some((d, from)) = &mount_from {
+        if let Some(r) = mount(ctx, &req, repo, d, from).await {
+            return r;
         }
     }
     if req.query_param("digest").is_some() {
@@ -350,7 +434,7 @@ pub async fn start(ctx: &Ctx<'_>, req: Request, repo: &str) -> Response {
             return r;
         }
         let id = crate::util::random_hex();
-        let session = Session::new(repo);
+        let session = Session::new(repo, digest.algorithm());
         return complete(ctx, &id, session, req.body, &digest, false).await;
     }
     let id = crate::util::random_hex();
@@ -358,7 +442,7 @@ pub async fn start(ctx: &Ctx<'_>, req: Request, repo: &str) -> Response {
     if let Err(r) = may_put(ctx, &keys::blob_data(&id), ctx.hook_meta(repo, None)).await {
         return r;
     }
-    let session = Session::new(repo);
+    let session = Session::new(repo, algorithm);
     let record = match serde_json::to_value(&session) {
         Ok(r) => r,
         Err(e) => return internal(e),
@@ -445,11 +529,25 @@ async fn complete(ctx: &Ctx<'_>, id: &str, mut session: Session, body: Body, dig
 async fn complete_inner(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body, digest: &Digest) -> Result<bool, Response> {
     let last = append(ctx, id, session, body).await?;
     let hasher = session.hasher().ok_or_else(|| internal("corrupt hash state"))?;
-    let actual = Digest::from_bytes(&hasher.finalize());
-    if &actual != digest {
-        return Err(error(400, "DIGEST_INVALID", format!("the uploaded content is {actual}, not {digest}")));
+    let mismatch = |actual: &Digest| error(400, "DIGEST_INVALID", format!("the uploaded content is {actual}, not {digest}"));
+    // The session hashes in the algorithm its POST named (`digest-algorithm`, sha256 when
+    // none); a final digest in another one is checked by hashing the content again: what is
+    // under one part is at hand, a multipart object is read back once assembled.
+    let same_algorithm = session.algorithm() == Some(digest.algorithm());
+    if same_algorithm {
+        let actual = hasher.finish();
+        if &actual != digest {
+            return Err(mismatch(&actual));
+        }
+    } else if session.multipart.is_none() {
+        let actual = digest.algorithm().digest(&last);
+        if &actual != digest {
+            return Err(mismatch(&actual));
+        }
     }
-    if blob_meta(ctx, digest).await?.is_some() {
+    let verified = same_algorithm || session.multipart.is_none();
+    let exists = blob_meta(ctx, digest).await?.is_some();
+    if exists && verified {
         return Ok(false);
     }
     let meta = ctx.hook_meta(&session.repo, Some(digest));
@@ -457,7 +555,7 @@ async fn complete_inner(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Bo
         // Smaller than one part: a plain put, verified by R2 once more.
         let opts = PutOptions {
             content_type: Some("application/octet-stream".into()),
-            checksum: Some(Checksum::Sha256(digest.raw())),
+            checksum: Some(digest.checksum()),
             ..Default::default()
         };
         return match ctx.storage.put(&keys::blob(digest), last.into(), opts, meta).await.map_err(storage_error)? {
@@ -471,14 +569,47 @@ async fn complete_inner(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Bo
     let data_key = keys::blob_data(id);
     let parts = session.parts.iter().map(|(n, e)| UploadedPart { part_number: *n, etag: e.clone() }).collect();
     let stored = ctx.storage.complete_multipart(&data_key, &upload, parts, meta.clone()).await.map_err(storage_error)?;
+    // From here the assembled object is this request's to remove if the blob does not become it.
+    session.multipart = None;
+    let drop_data = |failure: Response| async {
+        if let Err(e) = ctx.storage.discard(std::slice::from_ref(&data_key)).await {
+            crate::logging::error(&format!("oci: could not remove the assembled upload {data_key}: {e}"));
+        }
+        failure
+    };
+    if !verified {
+        match rehash(ctx, &data_key, digest.algorithm()).await {
+            Ok(actual) if &actual == digest => {}
+            Ok(actual) => return Err(drop_data(mismatch(&actual)).await),
+            Err(r) => return Err(drop_data(r).await),
+        }
+        if exists {
+            drop_data(Response::new(201)).await;
+            return Ok(false);
+        }
+    }
     // R2 cannot rename: the blob key points at the assembled object.
     let mut custom = BTreeMap::new();
-    custom.insert("location".to_string(), data_key);
+    custom.insert("location".to_string(), data_key.clone());
     custom.insert("size".to_string(), stored.size.to_string());
     let opts = PutOptions { content_type: Some("application/octet-stream".into()), custom, ..Default::default() };
-    ctx.storage.put(&keys::blob(digest), Body::Empty, opts, meta).await.map_err(storage_error)?;
-    session.multipart = None;
+    if let Err(e) = ctx.storage.put(&keys::blob(digest), Body::Empty, opts, meta).await {
+        return Err(drop_data(storage_error(e)).await);
+    }
     Ok(true)
+}
+
+/// The digest in `alg` of a stored object, read back in pieces.
+async fn rehash(ctx: &Ctx<'_>, key: &str, alg: Algorithm) -> Result<Digest, Response> {
+    let Some(object) = ctx.app.platform.store.get(key, None).await.map_err(internal)? else {
+        return Err(internal(format!("assembled upload {key} vanished")));
+    };
+    let mut hasher = Hasher::new(alg);
+    let mut chunks = object.body.into_chunks();
+    while let Some(chunk) = chunks.next().await {
+        hasher.update(&chunk.map_err(internal)?);
+    }
+    Ok(hasher.finish())
 }
 
 pub async fn status(ctx: &Ctx<'_>, repo: &str, id: &str) -> Response {
