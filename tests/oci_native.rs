@@ -70,21 +70,6 @@ fn range_of(start: usize, len: usize) -> String {
     format!("{}-{}", start, start + len - 1)
 }
 
-fn finish_upload(reg: &Reg, token: &str, location: &str, digest: &str, data: &[u8]) -> Resp {
-    let req = oci(Method::Put, &format!("{location}?digest={digest}"), token).with_header("Content-Length", &data.len().to_string());
-    reg.send(req.with_body(data.to_vec()))
-}
-
-fn get_blob(reg: &Reg, token: &str, repo: &str, digest: &str) -> Resp {
-    reg.send(oci(Method::Get, &format!("/v2/{repo}/blobs/{digest}"), token))
-}
-
-/// No temporary chunk object, open multipart upload or upload session is left.
-fn assert_no_upload_leftovers(reg: &Reg) {
-    assert_eq!(reg.keys_with("oci/uploads/"), Vec::<String>::new(), "temporary chunks left");
-    assert_eq!(reg.mem.store.open_uploads(), 0, "multipart upload left open");
-    assert!(reg.mem.sessions.is_empty(), "upload session left");
-}
 
 fn tags_of(reg: &Reg, token: &str, repo: &str) -> Vec<String> {
     let r = reg.send(oci(Method::Get, &format!("/v2/{repo}/tags/list"), token));

@@ -55,19 +55,6 @@ fn patch(reg: &Reg, token: &str, location: &str, offset: usize, data: &[u8]) {
     assert_eq!(r.header("Range"), Some(format!("0-{}", offset + data.len() - 1).as_str()));
 }
 
-fn finish(reg: &Reg, token: &str, location: &str, digest: &str, data: &[u8]) -> Resp {
-    reg.send(oci(Method::Put, &format!("{location}?digest={digest}"), token).with_header("Content-Length", &data.len().to_string()).with_body(data.to_vec()))
-}
-
-fn get_blob(reg: &Reg, token: &str, repo: &str, digest: &str) -> Resp {
-    reg.send(oci(Method::Get, &format!("/v2/{repo}/blobs/{digest}"), token))
-}
-
-fn assert_no_upload_leftovers(reg: &Reg) {
-    assert_eq!(reg.keys_with("oci/uploads/"), Vec::<String>::new(), "temporary chunks left");
-    assert_eq!(reg.mem.store.open_uploads(), 0, "multipart upload left open");
-    assert!(reg.mem.sessions.is_empty(), "upload session left");
-}
 
 /// Uploads `data` in PATCHes of `chunk` bytes after a POST with `query`, then PUTs `digest`.
 fn chunked(reg: &Reg, token: &str, repo: &str, query: &str, data: &[u8], chunk: usize, digest: &str) -> Resp {
@@ -77,7 +64,7 @@ fn chunked(reg: &Reg, token: &str, repo: &str, query: &str, data: &[u8], chunk: 
         patch(reg, token, &location, offset, piece);
         offset += piece.len();
     }
-    finish(reg, token, &location, digest, b"")
+    finish_upload(reg, token, &location, digest, b"")
 }
 
 // ---------------------------------------------------------------- sha512 blobs
@@ -152,7 +139,7 @@ fn sha512_monolithic_with_a_streamed_body_and_post_then_put() {
     let other = pseudo_random(5000, 2);
     let d2 = sha512(&other);
     let location = start(&reg, &token, "team/app", "");
-    let r = finish(&reg, &token, &location, &d2, &other);
+    let r = finish_upload(&reg, &token, &location, &d2, &other);
     assert_eq!((r.status, r.header("Docker-Content-Digest")), (201, Some(d2.as_str())), "{r:?}");
     assert_eq!(r.header("Location"), Some(format!("/v2/team/app/blobs/{d2}").as_str()));
     assert_eq!(get_blob(&reg, &token, "team/app", &d2).body, other);
@@ -509,7 +496,7 @@ fn every_success_that_the_draft_requires_it_on_carries_docker_content_digest() {
     let location = start(&reg, &token, "team/app", "");
     let chunk = b"chunked".to_vec();
     patch(&reg, &token, &location, 0, &chunk);
-    let put = finish(&reg, &token, &location, &oci_digest(&chunk), b"");
+    let put = finish_upload(&reg, &token, &location, &oci_digest(&chunk), b"");
     assert_eq!(put.header("Docker-Content-Digest"), Some(oci_digest(&chunk).as_str()));
     let mount = reg.send(oci(Method::Post, &format!("/v2/team/b/blobs/uploads/?mount={d}&from=team/app"), &token));
     assert_eq!(mount.header("Docker-Content-Digest"), Some(d.as_str()));
