@@ -10,7 +10,6 @@ use edgeregistry::platform::{ObjectStore, PutOptions};
 use edgeregistry::oci::upload::{MAX_CHUNK, PART_SIZE};
 use futures::executor::block_on;
 use serde_json::{json, Value};
-use sha2::Digest as _;
 
 /// A registry with OCI tokens and a user `alice` holding a full OCI token.
 fn setup() -> (Reg, String) {
