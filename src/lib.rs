@@ -6,8 +6,9 @@
 //! Objects. The Worker entry points live in `platform/cloudflare`.
 
 // A panic kills every request in flight in the isolate: no unwrap, expect, panic or
-// unchecked indexing outside tests (request and upstream data reach almost everything).
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+// unchecked indexing or string slicing outside tests (request and upstream data reach almost
+// everything).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice))]
 
 pub mod auth;
 pub mod config;

@@ -101,7 +101,7 @@ pub async fn handle(app: &App, req: Request) -> Response {
         Ok(None) => return error(401, "admin credentials required").with_header("WWW-Authenticate", "Bearer realm=\"edgeregistry\""),
         Err(e) => return auth_error(e),
     }
-    let rest = req.path["/-/admin".len()..].to_string();
+    let rest = req.path.strip_prefix("/-/admin").unwrap_or_default().to_string();
     let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
     match (req.method, segments.as_slice()) {
         (Method::Post, ["users"]) => {

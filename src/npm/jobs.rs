@@ -125,12 +125,13 @@ async fn save(env: &JobEnv, name: &PackageName, doc: &mut Value) -> JobResult {
     Ok(json!({"ok": true, "id": name.as_str(), "rev": rev}))
 }
 
+/// At most `max` bytes of `s`, cut at a character boundary.
 fn truncate(s: &str, max: usize) -> String {
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    s[..end].to_string()
+    s.get(..end).unwrap_or_default().to_string()
 }
 
 /// The search summary lives in the custom metadata of a tiny marker object, so a search is

@@ -263,7 +263,8 @@ impl Rewriter {
             upstream
         };
         let json = serde_json::to_string(&url).map_err(|e| e.to_string())?;
-        Ok(json[1..json.len() - 1].to_string())
+        // The JSON string's contents, without its quotes.
+        Ok(json.strip_prefix('"').and_then(|j| j.strip_suffix('"')).unwrap_or_default().to_string())
     }
 
     fn end_dist(&mut self) {

@@ -182,8 +182,8 @@ impl ObjectStore for MemoryObjectStore {
                 return Ok(page);
             }
             if let Some(d) = &opts.delimiter {
-                if let Some(i) = key[prefix.len()..].find(d.as_str()) {
-                    let common = key[..prefix.len() + i + d.len()].to_string();
+                if let Some(i) = key.get(prefix.len()..).and_then(|rest| rest.find(d.as_str())) {
+                    let common = key.get(..prefix.len() + i + d.len()).unwrap_or_default().to_string();
                     if page.prefixes.last() != Some(&common) {
                         page.prefixes.push(common);
                     }

@@ -103,7 +103,7 @@ pub async fn purge_where(store: &dyn ObjectStore, prefix: &str, wanted: impl Fn(
     let mut cursor = None;
     loop {
         let page = store.list(prefix, crate::platform::ListOptions { cursor, ..Default::default() }).await?;
-        let keys: Vec<String> = page.objects.into_iter().map(|o| o.key).filter(|k| wanted(&k[prefix.len()..])).collect();
+        let keys: Vec<String> = page.objects.into_iter().map(|o| o.key).filter(|k| wanted(k.strip_prefix(prefix).unwrap_or_default())).collect();
         gone += keys.len();
         if !keys.is_empty() {
             store.delete(&keys).await?;

@@ -333,18 +333,17 @@ pub fn parse_auth_params(s: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut rest = s.trim();
     while !rest.is_empty() {
-        let Some(eq) = rest.find('=') else { break };
-        let key = rest[..eq].trim().trim_start_matches(',').trim().to_ascii_lowercase();
-        rest = &rest[eq + 1..];
+        let Some((key, after)) = rest.split_once('=') else { break };
+        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
         let value;
-        if let Some(stripped) = rest.strip_prefix('"') {
-            let end = stripped.find('"').unwrap_or(stripped.len());
-            value = stripped[..end].to_string();
-            rest = stripped.get(end + 1..).unwrap_or("");
+        if let Some(stripped) = after.strip_prefix('"') {
+            let (inside, tail) = stripped.split_once('"').unwrap_or((stripped, ""));
+            value = inside.to_string();
+            rest = tail;
         } else {
-            let end = rest.find(',').unwrap_or(rest.len());
-            value = rest[..end].trim().to_string();
-            rest = &rest[end..];
+            let (token, tail) = after.split_at(after.find(',').unwrap_or(after.len()));
+            value = token.trim().to_string();
+            rest = tail;
         }
         rest = rest.trim_start().trim_start_matches(',').trim_start();
         out.insert(key, value);
