@@ -22,7 +22,7 @@ use crate::config::Protocol;
 use crate::http::{decode_path, Method, Request, Response};
 use crate::jobs::{Job, JobError};
 use crate::json::JsonError;
-use crate::platform::{Checksum, ListOptions, PutOptions, PutOutcome};
+use crate::platform::{Checksum, PutOptions, PutOutcome};
 use crate::router::App;
 use crate::storage::{HookMetadata, Operation, Storage, StorageError};
 use jobs::{NpmJob, Writer};
@@ -912,20 +912,12 @@ async fn unpublish_package(ctx: &Ctx<'_>, name: &PackageName) -> Response {
         return r;
     }
     // Every object under the package's prefix: tarballs, including orphans.
-    let mut cursor = None;
-    loop {
-        let page = match ctx.storage.list(&name.prefix(), ListOptions { cursor, ..Default::default() }).await {
-            Ok(p) => p,
-            Err(e) => return storage_error(e),
-        };
-        let keys: Vec<String> = page.objects.into_iter().map(|o| o.key).collect();
-        if let Err(e) = ctx.storage.delete(&keys, meta.clone()).await {
-            return storage_error(e);
-        }
-        match page.cursor {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
+    let keys: Vec<String> = match ctx.storage.list_all(&name.prefix()).await {
+        Ok(all) => all.into_iter().map(|o| o.key).collect(),
+        Err(e) => return storage_error(e),
+    };
+    if let Err(e) = ctx.storage.delete(&keys, meta).await {
+        return storage_error(e);
     }
     Response::json(200, &json!({"ok": true}))
 }
