@@ -769,22 +769,11 @@ async fn set_maintainers(ctx: &Ctx<'_>, name: &PackageName, wanted: Vec<Maintain
         Ok(w) => w,
         Err(r) => return r,
     };
-    if wanted.is_empty() {
-        return error(400, "a package needs at least one maintainer");
-    }
-    if wanted.len() > 100 {
-        return error(400, "at most 100 maintainers");
-    }
-    let auth = Auth::new(&ctx.app.platform, &ctx.app.config);
-    let mut maintainers = Vec::new();
-    for m in wanted {
-        match auth.user(&m.name).await {
-            Ok(Some(u)) => maintainers.push(maintainer_json(&u)),
-            Ok(None) => return error(404, format!("no such user {:?}", m.name)),
-            Err(e) => return auth_error(e),
-        }
-    }
-    maintainers.dedup_by(|a, b| a["name"] == b["name"]);
+    let names: Vec<String> = wanted.into_iter().map(|m| m.name).collect();
+    let maintainers = match maintainers_of(ctx.app, &names).await {
+        Ok(m) => m,
+        Err((status, message)) => return error(status, message),
+    };
     match ctx.run(name, NpmJob::SetMaintainers { name: name.to_string(), maintainers, writer }).await {
         Ok(result) => Response::json(200, &result),
         Err(r) => r,
@@ -799,18 +788,7 @@ pub async fn admin_owners(app: &App, name: &str, new: Option<Vec<String>>) -> Re
     let actor = crate::http::Actor { user_id: Some("admin".into()), ..Default::default() };
     let storage = app.storage(Protocol::Npm, &actor);
     if let Some(new) = new {
-        let auth = Auth::new(&app.platform, &app.config);
-        let mut maintainers = Vec::new();
-        for user in new {
-            match auth.user(&user).await {
-                Ok(Some(u)) => maintainers.push(maintainer_json(&u)),
-                Ok(None) => return Err((404, format!("no such user {user:?}"))),
-                Err(_) => return Err((500, "internal error".into())),
-            }
-        }
-        if maintainers.is_empty() {
-            return Err((400, "a package needs at least one maintainer".into()));
-        }
+        let maintainers = maintainers_of(app, &new).await?;
         let meta = HookMetadata { package: Some(name.to_string()), ..Default::default() };
         storage.check(Operation::Put, &name.packument_key(), meta).await.map_err(|e| (403, e.to_string()))?;
         let writer = Writer { user: "admin".into(), may_override: true };
@@ -827,6 +805,31 @@ pub async fn admin_owners(app: &App, name: &str, new: Option<Vec<String>>) -> Re
     }
     let doc: Owners = serde_json::from_slice(&bytes).map_err(|_| (500, "internal error".to_string()))?;
     Ok(doc.maintainers.into_iter().map(|m| m.name).collect())
+}
+
+/// The maintainer entries (`{name, email?}`) for a new owner list: at least one, at most 100,
+/// each a user of this registry, each once.
+async fn maintainers_of(app: &App, names: &[String]) -> Result<Vec<Value>, (u16, String)> {
+    if names.is_empty() {
+        return Err((400, "a package needs at least one maintainer".into()));
+    }
+    if names.len() > 100 {
+        return Err((400, "at most 100 maintainers".into()));
+    }
+    let auth = Auth::new(&app.platform, &app.config);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut maintainers = Vec::new();
+    for name in names.iter().filter(|n| seen.insert(n.as_str())) {
+        match auth.user(name).await {
+            Ok(Some(u)) => maintainers.push(maintainer_json(&u)),
+            Ok(None) => return Err((404, format!("no such user {name:?}"))),
+            Err(e) => {
+                log::error(&format!("npm: user lookup failed: {e:?}"));
+                return Err((500, "internal error".into()));
+            }
+        }
+    }
+    Ok(maintainers)
 }
 
 fn maintainer_json(u: &crate::auth::UserRecord) -> Value {
