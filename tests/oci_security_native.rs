@@ -310,10 +310,10 @@ impl ObjectStore for R2Like {
     async fn put(&self, key: &str, body: Body, opts: PutOptions) -> StoreResult<PutOutcome> {
         let metadata: usize = opts.custom.iter().map(|(k, v)| k.len() + v.len()).sum();
         if metadata > 2048 {
-            return Err(StoreError(format!("put: Your metadata headers exceed the maximum allowed metadata size ({metadata})")));
+            return Err(StoreError::Backend(format!("put: Your metadata headers exceed the maximum allowed metadata size ({metadata})")));
         }
         if self.failing.borrow().iter().any(|p| key.starts_with(p.as_str())) {
-            return Err(StoreError(format!("put {key}: injected failure")));
+            return Err(StoreError::Backend(format!("put {key}: injected failure")));
         }
         self.inner.put(key, body, opts).await
     }

@@ -130,7 +130,7 @@ pub enum AuthError {
 
 impl From<StoreError> for AuthError {
     fn from(e: StoreError) -> Self {
-        AuthError::Storage(e.0)
+        AuthError::Storage(e.to_string())
     }
 }
 

@@ -95,7 +95,7 @@ fn checksum_matches(sum: &Checksum, data: &[u8]) -> bool {
 async fn body_bytes(body: Body) -> StoreResult<Vec<u8>> {
     body.read_capped(u64::MAX)
         .await
-        .map_err(|e| StoreError(e.to_string()))
+        .map_err(|e| StoreError::Backend(e.to_string()))
 }
 
 #[async_trait(?Send)]
@@ -115,13 +115,13 @@ impl ObjectStore for MemoryObjectStore {
             None => (0, size),
             Some(ByteRange::Slice { offset, length }) => {
                 if offset >= size && size > 0 || offset > size {
-                    return Err(StoreError("range not satisfiable".into()));
+                    return Err(StoreError::Backend("range not satisfiable".into()));
                 }
                 (offset, length.min(size - offset))
             }
             Some(ByteRange::From { offset }) => {
                 if offset > size {
-                    return Err(StoreError("range not satisfiable".into()));
+                    return Err(StoreError::Backend("range not satisfiable".into()));
                 }
                 (offset, size - offset)
             }
@@ -216,9 +216,9 @@ impl ObjectStore for MemoryObjectStore {
         let mut uploads = self.uploads.borrow_mut();
         let (k, _, parts) = uploads
             .get_mut(upload_id)
-            .ok_or_else(|| StoreError("unknown multipart upload".into()))?;
+            .ok_or_else(|| StoreError::Backend("unknown multipart upload".into()))?;
         if k != key || part_number == 0 || part_number > 10_000 {
-            return Err(StoreError("bad multipart part".into()));
+            return Err(StoreError::Backend("bad multipart part".into()));
         }
         parts.insert(part_number, data);
         Ok(UploadedPart {
@@ -237,20 +237,20 @@ impl ObjectStore for MemoryObjectStore {
             .uploads
             .borrow_mut()
             .remove(upload_id)
-            .ok_or_else(|| StoreError("unknown multipart upload".into()))?;
+            .ok_or_else(|| StoreError::Backend("unknown multipart upload".into()))?;
         if k != key {
-            return Err(StoreError("multipart key mismatch".into()));
+            return Err(StoreError::Backend("multipart key mismatch".into()));
         }
         // R2's rules: every part but the last the same size, at least 5 MiB, last not larger.
         let sizes: Vec<u64> = parts
             .iter()
             .map(|p| stored.get(&p.part_number).map(|d| d.len() as u64))
             .collect::<Option<_>>()
-            .ok_or_else(|| StoreError("completing with a part never uploaded".into()))?;
+            .ok_or_else(|| StoreError::Backend("completing with a part never uploaded".into()))?;
         if let Some((last, rest)) = sizes.split_last() {
             if let Some(first) = rest.first() {
                 if *first < R2_MIN_PART || rest.iter().any(|s| s != first) || last > first {
-                    return Err(StoreError(format!(
+                    return Err(StoreError::Backend(format!(
                         "multipart parts must be equal and >= 5 MiB: {sizes:?}"
                     )));
                 }
@@ -258,7 +258,7 @@ impl ObjectStore for MemoryObjectStore {
         }
         let mut data = Vec::new();
         for p in &parts {
-            let part = stored.get(&p.part_number).ok_or_else(|| StoreError(format!("no part {}", p.part_number)))?;
+            let part = stored.get(&p.part_number).ok_or_else(|| StoreError::Backend(format!("no part {}", p.part_number)))?;
             data.extend_from_slice(part);
         }
         let opts = PutOptions {
@@ -441,7 +441,7 @@ impl Fetcher for MemoryFetcher {
         let handler = self.handler.borrow().clone();
         match handler {
             Some(h) => Ok(h(url, req).await),
-            None => Err(StoreError(format!("no network in tests: {url}"))),
+            None => Err(StoreError::Backend(format!("no network in tests: {url}"))),
         }
     }
 }

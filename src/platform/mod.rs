@@ -29,12 +29,38 @@ pub struct Platform {
     pub background: Rc<dyn Background>,
 }
 
+/// Why a platform call (R2, KV, a Durable Object, fetch, WebCrypto) failed. A checksum that
+/// does not match is not an error but an outcome ([`PutOutcome::ChecksumMismatch`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// The backend failed or refused the call; the message is one short line.
+    Backend(String),
+    /// A stored record could not be read back as what it should be.
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn backend(message: impl std::fmt::Display) -> StoreError {
+        StoreError::Backend(message.to_string())
+    }
+
+    pub fn corrupt(message: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt(message.to_string())
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            StoreError::Backend(m) | StoreError::Corrupt(m) => m,
+        }
+    }
+}
 
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            StoreError::Backend(m) => f.write_str(m),
+            StoreError::Corrupt(m) => write!(f, "corrupt record: {m}"),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! request's protocol and actor.
 
 pub mod hooks;
+pub mod key;
 pub mod writer;
 
 use std::rc::Rc;

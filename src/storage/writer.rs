@@ -70,7 +70,7 @@ impl ObjectWriter {
             let body = std::mem::take(&mut self.buf);
             return match self.store.put(&self.key, Body::Bytes(body), self.opts.clone()).await? {
                 PutOutcome::Stored(meta) => Ok(meta),
-                other => Err(StoreError(format!("write of {} refused: {other:?}", self.key))),
+                other => Err(StoreError::Backend(format!("write of {} refused: {other:?}", self.key))),
             };
         };
         if !self.buf.is_empty() {

@@ -81,12 +81,12 @@ impl Entry {
 /// The entry at `key`; an unreadable one counts as absent (it is refetched and replaced).
 pub async fn load(store: &dyn ObjectStore, key: &str) -> StoreResult<Option<Entry>> {
     let Some(obj) = store.get(key, None).await? else { return Ok(None) };
-    let bytes = obj.body.read_capped(1 << 20).await.map_err(|e| crate::platform::StoreError(e.to_string()))?;
+    let bytes = obj.body.read_capped(1 << 20).await.map_err(|e| crate::platform::StoreError::Backend(e.to_string()))?;
     Ok(serde_json::from_slice(&bytes).ok())
 }
 
 pub async fn save(store: &dyn ObjectStore, key: &str, entry: &Entry) -> StoreResult<()> {
-    let body = serde_json::to_vec(entry).map_err(|e| crate::platform::StoreError(e.to_string()))?;
+    let body = serde_json::to_vec(entry).map_err(|e| crate::platform::StoreError::Corrupt(e.to_string()))?;
     let opts = PutOptions { content_type: Some("application/json".into()), ..Default::default() };
     store.put(key, Body::Bytes(body), opts).await.map(|_| ())
 }

@@ -15,7 +15,7 @@ impl Kv {
 }
 
 fn err(e: worker::KvError) -> StoreError {
-    StoreError(format!("KV: {}", crate::platform::error_line(&format!("{e:?}"))))
+    StoreError::Backend(format!("KV: {}", crate::platform::error_line(&format!("{e:?}"))))
 }
 
 #[async_trait(?Send)]

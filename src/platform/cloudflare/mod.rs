@@ -139,7 +139,7 @@ impl crate::platform::Crypto for WebCrypto {
     async fn pbkdf2_sha256(&self, password: &str, salt: &[u8], iterations: u32) -> crate::platform::StoreResult<[u8; 32]> {
         use wasm_bindgen::JsCast;
         use wasm_bindgen_futures::JsFuture;
-        let err = |e: wasm_bindgen::JsValue| crate::platform::StoreError(format!("WebCrypto: {}", crate::platform::error_line(&format!("{e:?}"))));
+        let err = |e: wasm_bindgen::JsValue| crate::platform::StoreError::Backend(format!("WebCrypto: {}", crate::platform::error_line(&format!("{e:?}"))));
         let subtle = js_sys::global()
             .unchecked_into::<web_sys::WorkerGlobalScope>()
             .crypto()

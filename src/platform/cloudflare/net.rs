@@ -16,7 +16,7 @@ use crate::platform::{Fetcher, StoreError, StoreResult};
 pub struct WorkerFetcher;
 
 fn err(e: impl std::fmt::Debug) -> StoreError {
-    StoreError(format!("fetch: {}", crate::platform::error_line(&format!("{e:?}"))))
+    StoreError::Backend(format!("fetch: {}", crate::platform::error_line(&format!("{e:?}"))))
 }
 
 #[async_trait(?Send)]

@@ -20,7 +20,7 @@ impl R2Store {
 }
 
 fn err(e: worker::Error) -> StoreError {
-    StoreError(format!("R2: {}", crate::platform::error_line(&e.to_string())))
+    StoreError::Backend(format!("R2: {}", crate::platform::error_line(&e.to_string())))
 }
 
 fn meta(o: &worker::Object) -> ObjectMeta {
@@ -60,7 +60,7 @@ impl R2Store {
     async fn ranged_get(&self, key: &str, range: ByteRange) -> StoreResult<Option<Object>> {
         use js_sys::{Function, Object as JsObject, Reflect};
         use wasm_bindgen::{JsCast, JsValue};
-        let jerr = |e: JsValue| StoreError(format!("R2 ranged get: {}", crate::platform::error_line(&format!("{e:?}"))));
+        let jerr = |e: JsValue| StoreError::Backend(format!("R2 ranged get: {}", crate::platform::error_line(&format!("{e:?}"))));
         let bucket: &JsValue = self.bucket.as_ref();
         let r = JsObject::new();
         let set = |o: &JsObject, k: &str, v: JsValue| Reflect::set(o, &k.into(), &v).map(|_| ()).map_err(jerr);

@@ -47,7 +47,7 @@ impl DurableSessions {
             let mut resp = stub.fetch_with_request(req).await?;
             resp.json::<Value>().await
         };
-        go.await.map_err(|e: worker::Error| StoreError(format!("session store: {e}")))
+        go.await.map_err(|e: worker::Error| StoreError::Backend(format!("session store: {e}")))
     }
 }
 
