@@ -5,6 +5,7 @@
 //! the registry URL, so moving the registry never leaves stale links. Every change to a
 //! packument runs as a serialised job (`jobs.rs`).
 
+pub mod errors;
 pub mod jobs;
 pub mod names;
 pub mod packument;

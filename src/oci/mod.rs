@@ -6,6 +6,7 @@
 //! (a panic takes every request of the isolate down with it): clippy enforces it.
 
 pub mod access;
+pub mod errors;
 pub mod manifest;
 pub mod names;
 pub mod proxy;
