@@ -25,7 +25,6 @@ CONCURRENCY=${BENCH_CONCURRENCY:-16}
 INSTALLS=${BENCH_INSTALLS:-3}
 PACKAGES=${BENCH_PACKAGES:-50}
 VERDACCIO_VERSION=6.8.0
-SHARED_TOOLS=/work/shared/tools
 WORK="$ROOT/bench/work"
 LIB="$ROOT/bench/lib"
 LOGS="$WORK/logs"
@@ -83,26 +82,16 @@ WTOKEN=$(admin tokens "{\"user\":\"$BENCH_USER\",\"protocol\":\"npm\"}" | json_f
 say "2. verdaccio $VERDACCIO_VERSION"
 mkdir -p "$VD"
 if [ "$(node -p "require('$VD/node_modules/verdaccio/package.json').version" 2>/dev/null)" != "$VERDACCIO_VERSION" ]; then
-  if [ -f "$SHARED_TOOLS/verdaccio-package.json" ]; then
-    cp "$SHARED_TOOLS/verdaccio-package.json" "$VD/package.json"
-  else # the same file: the node-fetch override is required on this machine
-    printf '%s\n' '{ "name": "verdaccio-host", "private": true, "version": "0.0.0",' \
-      '  "dependencies": { "verdaccio": "6.8.0" },' '  "overrides": { "node-fetch": "2.7.0" } }' > "$VD/package.json"
-  fi
+  # The node-fetch override is required on this machine.
+  cp "$LIB/verdaccio-package.json" "$VD/package.json"
   echo "installing verdaccio into bench/work/verdaccio (npm registry)"
   timeout 600 npm install --prefix "$VD" --no-audit --no-fund --loglevel=error
 fi
 VPORT=$(free_port)
 while [ "$VPORT" = "$WPORT" ]; do VPORT=$(free_port); done
-# Derived from the shared config: same storage/auth/packages, no uplinks, our port, quiet log.
+# Derived from bench/lib/verdaccio-config.yaml: same storage/auth/packages, no uplinks, our port, quiet log.
 {
-  if [ -f "$SHARED_TOOLS/verdaccio-config.yaml" ]; then
-    grep -v -E '^(listen|uplinks|log):' "$SHARED_TOOLS/verdaccio-config.yaml"
-  else
-    printf '%s\n' 'storage: ./storage' 'auth:' '  htpasswd:' '    file: ./htpasswd' '    max_users: 100' \
-      'packages:' "  '@*/*':" '    access: $all' '    publish: $authenticated' "  '**':" \
-      '    access: $all' '    publish: $authenticated' 'server:' '  keepAliveTimeout: 60'
-  fi
+  grep -v -E '^(listen|uplinks|log):' "$LIB/verdaccio-config.yaml"
   echo 'uplinks: {}'
   echo "listen: 127.0.0.1:$VPORT"
   echo 'log: { type: stdout, format: pretty, level: warn }'

@@ -4,7 +4,7 @@
 #   1. builds the Worker if stale, starts it (fresh state in bench/work/wrangler-state) with an
 #      admin token and a JWT secret, makes a user through the admin API; the client follows the
 #      /v2/ challenge to the token endpoint (Basic user:password) for a Bearer JWT;
-#   2. installs docker-registry with apt if it is missing, starts it from the shared config
+#   2. installs docker-registry with apt if it is missing, starts it from bench/lib/docker-registry.yml
 #      (our port, fresh storage in bench/work/docker-registry, log level warn, no access log:
 #      the Worker runs with --log-level warn too);
 #   3. generates one 1 GiB layer per push once (deterministic pseudo-random, a different blob
@@ -40,7 +40,6 @@ CONCURRENCY=${BENCH_CONCURRENCY:-16}
 ROUNDS=${BENCH_ROUNDS:-3}
 PUSH_TIMEOUT=${BENCH_PUSH_TIMEOUT:-1800}
 WORKER_LOG_LEVEL=${BENCH_WORKER_LOG_LEVEL:-warn}
-SHARED_TOOLS=/work/shared/tools
 WORK="$ROOT/bench/work"
 LIB="$ROOT/bench/lib"
 LOGS="$WORK/logs"
@@ -122,15 +121,10 @@ RPORT=$(free_port)
 while [ "$RPORT" = "$WPORT" ]; do RPORT=$(free_port); done
 rm -rf "$DR"
 mkdir -p "$DR/data"
-# Derived from the shared config: same storage driver and settings, our port and directory,
+# Derived from bench/lib/docker-registry.yml: same storage driver and settings, our port and directory,
 # log level warn and no access log (the Worker logs no requests at warn either).
 {
-  if [ -f "$SHARED_TOOLS/docker-registry.yml" ]; then
-    sed -e '/^log:/,/^[^ ]/{/^ /d}' -e '/^log:/d' "$SHARED_TOOLS/docker-registry.yml"
-  else
-    printf '%s\n' 'version: 0.1' 'storage:' '  filesystem:' '    rootdirectory: /tmp/registry-data' \
-      '  delete:' '    enabled: true' 'http:' '  addr: 127.0.0.1:5000'
-  fi
+  sed -e '/^log:/,/^[^ ]/{/^ /d}' -e '/^log:/d' "$LIB/docker-registry.yml"
   printf '%s\n' 'log:' '  level: warn' '  accesslog:' '    disabled: true'
 } | sed -e "s|^\( *rootdirectory:\).*|\1 $DR/data|" -e "s|^\( *addr:\).*|\1 127.0.0.1:$RPORT|" > "$DR/config.yml"
 grep -q "rootdirectory: $DR/data" "$DR/config.yml" && grep -q "addr: 127.0.0.1:$RPORT" "$DR/config.yml" \
