@@ -273,12 +273,13 @@ pub fn negative_entries_expire<M: Mirror>() {
     document_is(&m, "ghost", "MISS");
 }
 
-/// After `circuitBreakerThreshold` failed requests the upstream is not called at all; after
-/// the reset time one trial goes through and a success closes the breaker.
-pub fn breaker_opens_and_closes<M: Mirror>() {
-    let m = M::start("");
-    m.upstream().go_down(Fault::status(500));
-    for i in 0..BREAKER_THRESHOLD {
+/// Fails one request per fault (documents `down0`, `down1`, …: `circuitBreakerThreshold`
+/// of them), then checks that the breaker is open: the upstream is back and serves `alpha`,
+/// yet the mirror answers 502 without asking it.
+fn open_breaker(m: &impl Mirror, faults: &[Fault]) {
+    assert_eq!(faults.len(), BREAKER_THRESHOLD);
+    for (i, fault) in faults.iter().enumerate() {
+        m.upstream().go_down(fault.clone());
         assert_eq!(m.document(&format!("down{i}")).status, 502);
     }
     m.upstream().recover();
@@ -286,6 +287,13 @@ pub fn breaker_opens_and_closes<M: Mirror>() {
     let asked = m.upstream().total();
     assert_eq!(m.document("alpha").status, 502, "breaker open");
     assert_eq!(m.upstream().total(), asked, "no call while open");
+}
+
+/// After `circuitBreakerThreshold` failed requests the upstream is not called at all; after
+/// the reset time one trial goes through and a success closes the breaker.
+pub fn breaker_opens_and_closes<M: Mirror>() {
+    let m = M::start("");
+    open_breaker(&m, &[Fault::status(500), Fault::status(500), Fault::status(500)]);
     m.reg().mem.clock.advance(BREAKER_RESET_MS + 1.0);
     document_is(&m, "alpha", "MISS");
     m.upstream_serves("beta", 1);
@@ -396,27 +404,14 @@ pub fn method_not_allowed_never_opens_the_breaker<M: Mirror>() {
 /// 5xx answers and timeouts alike count as failures and open the breaker.
 pub fn errors_and_timeouts_open_the_breaker<M: Mirror>() {
     let m = M::start("");
-    for (i, fault) in [Fault::status(503), Fault::Hang, Fault::status(500)].into_iter().enumerate() {
-        m.upstream().go_down(fault);
-        assert_eq!(m.document(&format!("down{i}")).status, 502);
-    }
-    m.upstream().recover();
-    m.upstream_serves("alpha", 1);
-    let asked = m.upstream().total();
-    assert_eq!(m.document("alpha").status, 502, "breaker open");
-    assert_eq!(m.upstream().total(), asked);
+    open_breaker(&m, &[Fault::status(503), Fault::Hang, Fault::status(500)]);
 }
 
 /// After the reset time the first request is the probe: one upstream call, and its success
 /// closes the breaker for the very next request.
 pub fn a_probe_after_the_reset_closes_the_breaker<M: Mirror>() {
     let m = M::start("");
-    m.upstream().go_down(Fault::status(500));
-    for i in 0..BREAKER_THRESHOLD {
-        assert_eq!(m.document(&format!("down{i}")).status, 502);
-    }
-    m.upstream().recover();
-    m.upstream_serves("alpha", 1);
+    open_breaker(&m, &[Fault::status(500), Fault::status(500), Fault::status(500)]);
     m.upstream_serves("beta", 1);
     m.reg().mem.clock.advance(BREAKER_RESET_MS);
     let asked = m.upstream().total();
