@@ -97,6 +97,15 @@ pub struct Call {
 }
 
 impl Call {
+    /// The request `req` to `url`, arrived at `at_ms`.
+    pub fn new(url: &str, req: &Request, at_ms: f64) -> Call {
+        let body = match &req.body {
+            Body::Bytes(b) => b.clone(),
+            _ => Vec::new(),
+        };
+        Call { method: req.method, url: url.to_string(), path: path_of(url), headers: req.headers.clone(), body, at_ms }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name)
     }
@@ -195,11 +204,7 @@ impl FakeUpstream {
         let now = self.clock.now_ms();
         let (fault, answer, stream) = {
             let mut s = self.state.borrow_mut();
-            let body = match &req.body {
-                Body::Bytes(b) => b.clone(),
-                _ => Vec::new(),
-            };
-            s.calls.push(Call { method: req.method, url: url.to_string(), path: path.clone(), headers: req.headers.clone(), body, at_ms: now });
+            s.calls.push(Call::new(url, &req, now));
             let scripted = [url, path.as_str()].into_iter().find_map(|k| s.faults.get_mut(k).and_then(VecDeque::pop_front));
             let fault = scripted.or_else(|| s.down.clone());
             let answer = s.answers.get(url).or_else(|| s.answers.get(&path)).cloned();
