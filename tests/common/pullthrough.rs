@@ -149,6 +149,20 @@ pub fn flipped_byte_is_never_cached<M: Mirror>() {
     }
 }
 
+/// A blob the upstream sends on elsewhere (a CDN) is fetched from there and cached.
+pub fn redirected_blobs_are_followed<M: Mirror>() {
+    let m = M::start("");
+    m.upstream_serves("alpha", 1);
+    let cdn = "https://cdn.example/signed/alpha?sig=1";
+    m.upstream().serve(cdn, super::upstream::Answer::bytes(200, "application/octet-stream", m.blob_bytes("alpha")));
+    m.upstream().fail(&m.blob_path("alpha"), Fault::Redirect { status: 302, location: cdn.to_string() }, 1);
+    let r = m.blob("alpha");
+    assert_eq!((r.status, cache_state(&r)), (200, Some("MISS")), "{r:?}");
+    assert_eq!(r.body, m.blob_bytes("alpha"));
+    assert_eq!(m.upstream().calls_to(cdn), 1);
+    assert!(m.blob_cached("alpha"));
+}
+
 /// A body shorter than its Content-Length (blob or document) is an upstream error: a 502,
 /// nothing cached.
 pub fn truncation_is_an_upstream_error<M: Mirror>() {
@@ -437,6 +451,10 @@ macro_rules! conformance {
             #[test]
             fn flipped_byte_is_never_cached() {
                 suite::flipped_byte_is_never_cached::<$mirror>();
+            }
+            #[test]
+            fn redirected_blobs_are_followed() {
+                suite::redirected_blobs_are_followed::<$mirror>();
             }
             #[test]
             fn truncation_is_an_upstream_error() {
