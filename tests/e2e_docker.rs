@@ -9,7 +9,7 @@
 //! handshake timeout before falling back to HTTP, and `docker manifest inspect --insecure`
 //! fails outright. A deployed Worker is HTTPS anyway.
 
-mod support;
+mod common;
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::Value;
-use support::*;
+use common::e2e::*;
 
 const USER: &str = "docker-user";
 const PASSWORD: &str = "docker-user-password";
@@ -82,7 +82,7 @@ fn launch_https_worker(extra: &[(&str, &str)]) -> HttpsWorker {
 
 /// One HTTPS request (python3's urllib, certificate not verified: ureq here speaks plain
 /// HTTP only). Status 0 when the connection failed.
-fn https(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
+fn https(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Resp {
     const SCRIPT: &str = r#"
 import base64, json, ssl, sys, urllib.error, urllib.request
 method, url, headers, body = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
@@ -103,15 +103,15 @@ print(json.dumps({"status": r.getcode(), "headers": list(r.headers.items()), "bo
         .output()
         .expect("python3 (scripts/setup.sh installs it)");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{method} {url}: {e}\n{}", String::from_utf8_lossy(&out.stderr)));
-    Reply {
+    Resp {
         status: v["status"].as_u64().unwrap() as u16,
-        headers: v["headers"].as_array().unwrap().iter().map(|h| (h[0].as_str().unwrap().to_string(), h[1].as_str().unwrap().to_string())).collect(),
+        headers: headers_of(v["headers"].as_array().unwrap().iter().map(|h| (h[0].as_str().unwrap(), h[1].as_str().unwrap()))),
         body: base64::engine::general_purpose::STANDARD.decode(v["body"].as_str().unwrap()).unwrap(),
     }
 }
 
 /// A Docker engine of our own: started once per test process, stopped when it exits
-/// (tests/support/dockerd.sh watches this process, like miniflare/worker.sh).
+/// (tests/common/e2e/dockerd.sh watches this process, like miniflare/worker.sh).
 fn docker_host() -> &'static str {
     static D: OnceLock<String> = OnceLock::new();
     D.get_or_init(|| {
@@ -121,14 +121,14 @@ fn docker_host() -> &'static str {
         let dir = tempfile::Builder::new().prefix("dk").tempdir_in("/tmp").unwrap().keep();
         let mut watcher = Command::new("setsid")
             .arg("bash")
-            .arg(root().join("tests/support/dockerd.sh"))
+            .arg(root().join("tests/common/e2e/dockerd.sh"))
             .arg(&dir)
             .arg(std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start tests/support/dockerd.sh");
+            .expect("start tests/common/e2e/dockerd.sh");
         let host = format!("unix://{}/docker.sock", dir.display());
         let deadline = Instant::now() + Duration::from_secs(60);
         // The script ends early only when dockerd does.
@@ -285,7 +285,7 @@ fn docker_pushes_a_layer_of_several_parts_and_mounts_it_across_repositories() {
     login(&s);
     // docker streams each layer in one PATCH without Content-Length: 24 MiB of noise (still
     // ~24 MiB gzipped) is re-cut into 10 MiB parts and a tail.
-    let big = noise(24 * 1024 * 1024 + 777, 42);
+    let big = pseudo_random(24 * 1024 * 1024 + 777, 42);
     let context = write_context(&s, "FROM scratch\nCOPY big.bin /big.bin\nCOPY small.txt /small.txt\nCMD [\"/none\"]\n", &[("big.bin", &big), ("small.txt", b"small\n")]);
     let image = format!("{host}/docker/big:v1");
     ok(docker(&s, &["build", "-t", &image, context.to_str().unwrap()], None));
@@ -317,7 +317,7 @@ fn docker_pushes_a_layer_of_several_parts_and_mounts_it_across_repositories() {
 fn docker_pulls_through_the_cache_then_with_the_upstream_down() {
     let s = Scratch::new();
     // The upstream: Debian's docker-registry, holding an image docker built and pushed.
-    let mut upstream = support::upstreams::docker_registry(None);
+    let mut upstream = common::e2e::upstreams::docker_registry(None);
     let origin = format!("127.0.0.1:{}/cache/hello:v1", upstream.port);
     let context = write_context(&s, "FROM scratch\nCOPY hello.txt /hello.txt\nCMD [\"/hello\"]\n", &[("hello.txt", b"pulled through the cache\n")]);
     ok(docker(&s, &["build", "-t", &origin, context.to_str().unwrap()], None));

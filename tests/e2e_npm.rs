@@ -1,11 +1,11 @@
 //! npm, pnpm, yarn 1 and yarn 4 against the Worker running in workerd, over real HTTP.
 
-mod support;
+mod common;
 
 use std::sync::OnceLock;
 
 use serde_json::{json, Value};
-use support::*;
+use common::e2e::*;
 
 /// Bodies over 4 MiB are refused, so the 413 test need not send much.
 const MAX_BODY: &str = "4194304";
@@ -31,7 +31,7 @@ fn package(s: &Scratch, dir: &str, manifest: Value) {
 }
 
 
-fn packument(name: &str) -> Reply {
+fn packument(name: &str) -> Resp {
     request("GET", &format!("{}{}", worker().npm_registry(), name.replacen('/', "%2f", 1)), None, &[], None)
 }
 
@@ -160,7 +160,7 @@ fn npm_unpublish_a_version_then_the_package() {
 
 /// `npm login` reads its prompts from a terminal only, so a pty answers them.
 fn npm_login(s: &Scratch, dir: &str, registry: &str, user: &str, password: &str) -> (bool, String) {
-    let driver = root().join("tests/support/answer_prompts.py");
+    let driver = root().join("tests/common/e2e/answer_prompts.py");
     let (user, password) = (format!("Username:={user}"), format!("Password:={password}"));
     let args = [driver.to_str().unwrap(), &user, &password, "--", "npm", "login", "--auth-type=legacy", "--registry", registry];
     s.run(dir, std::path::Path::new("python3"), &args, None)
@@ -214,7 +214,8 @@ fn pnpm_publishes_and_adds() {
 fn publish_fixture(name: &str, version: &str) {
     let w = worker();
     let token = w.user_with_token("yarn-publisher", json!({}));
-    let body = publish_body(name, version, &tarball(name, version));
+    // No dependencies: yarn installs it from this registry alone.
+    let body = publish_body_with(name, version, &tarball(name, version), json!({}));
     let r = request("PUT", &format!("{}{}", w.npm_registry(), name.replacen('/', "%2f", 1)), Some(&token), &[("content-type", "application/json")], Some(body.to_string().into_bytes()));
     assert_eq!(r.status, 201, "{}", r.text());
 }
@@ -286,13 +287,13 @@ fn twenty_concurrent_publishes_of_one_package_all_survive() {
 }
 
 /// Bad input: the npm error body and status, and nothing stored.
-fn assert_refused(r: &Reply, status: u16, name: &str) {
+fn assert_refused(r: &Resp, status: u16, name: &str) {
     assert_eq!(r.status, status, "{}", r.text());
     assert!(r.json()["error"].as_str().is_some_and(|e| !e.is_empty()), "npm error body: {}", r.text());
     assert_eq!(packument(name).status, 404, "nothing was stored for {name}");
 }
 
-fn put(name_in_url: &str, token: Option<&str>, body: Vec<u8>) -> Reply {
+fn put(name_in_url: &str, token: Option<&str>, body: Vec<u8>) -> Resp {
     request("PUT", &format!("{}{}", worker().npm_registry(), name_in_url), token, &[("content-type", "application/json")], Some(body))
 }
 

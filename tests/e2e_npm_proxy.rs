@@ -2,13 +2,13 @@
 //! a fault-injecting proxy, and a second Worker. Real clients install through it, then again
 //! with the upstream stopped.
 
-mod support;
+mod common;
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::upstreams::{Fault, FaultProxy, Verdaccio};
-use support::*;
+use common::e2e::upstreams::{Fault, FaultProxy, Verdaccio};
+use common::e2e::*;
 
 /// A package tarball whose package.json carries its dependencies, as npm packs it.
 fn package(name: &str, version: &str, deps: &[(&str, &str)]) -> (Vec<u8>, Value) {

@@ -1,12 +1,12 @@
 //! buildah, podman, skopeo, crane and oras against the Worker in workerd, over real HTTP.
 
-mod support;
+mod common;
 
 use std::path::Path;
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use support::*;
+use common::e2e::*;
 
 const PASSWORD: &str = "oci-user-password";
 
@@ -129,7 +129,7 @@ fn oras_pushes_artifacts_attaches_and_discovers_referrers() {
     let resolved = ok(run(&["resolve", &reference]));
     let at = resolved.rfind("sha256:").expect("a digest");
     let digest = resolved[at..at + 71].to_string();
-    let token = support::post_json(&format!("{}/-/admin/tokens", worker().url), Some(ADMIN_TOKEN), &serde_json::json!({"user": "oci-user", "protocol": "oci"}));
+    let token = common::e2e::post_json(&format!("{}/-/admin/tokens", worker().url), Some(ADMIN_TOKEN), &serde_json::json!({"user": "oci-user", "protocol": "oci"}));
     let token: Value = serde_json::from_str(&token.1).unwrap();
     let token = token["token"].as_str().unwrap();
     let url = format!("{}/v2/oras/notes/referrers/{digest}?artifactType=application/vnd.e2e.sbom", worker().url);
@@ -142,7 +142,7 @@ fn oras_pushes_artifacts_attaches_and_discovers_referrers() {
     assert_eq!(std::fs::read_to_string(s.path().join("out/notes.txt")).unwrap(), "artifact payload\n");
 }
 
-fn oci_error(r: &Reply) -> String {
+fn oci_error(r: &Resp) -> String {
     r.json()["errors"][0]["code"].as_str().unwrap_or_default().to_string()
 }
 
@@ -150,7 +150,7 @@ fn oci_error(r: &Reply) -> String {
 fn protocol_errors_and_auth_challenges() {
     let w = worker();
     let token = {
-        let r = support::post_json(&format!("{}/-/admin/tokens", w.url), Some(ADMIN_TOKEN), &serde_json::json!({"user": "oci-user", "protocol": "oci"}));
+        let r = common::e2e::post_json(&format!("{}/-/admin/tokens", w.url), Some(ADMIN_TOKEN), &serde_json::json!({"user": "oci-user", "protocol": "oci"}));
         serde_json::from_str::<Value>(&r.1).unwrap()["token"].as_str().unwrap().to_string()
     };
     // Anonymous: a Bearer challenge naming the realm, service and scope.
@@ -343,8 +343,8 @@ fn a_sha512_artifact_pushed_over_http_is_pulled_by_oras() {
     let repo = "spec/sha512";
     let token = jwt(&format!("repository:{repo}:pull,push"));
     let notes = b"an artifact addressed by sha512\n".to_vec();
-    let big = noise(12 * 1024 * 1024 + 333, 512);
-    let late = noise(11 * 1024 * 1024 + 7, 513);
+    let big = pseudo_random(12 * 1024 * 1024 + 333, 512);
+    let late = pseudo_random(11 * 1024 * 1024 + 7, 513);
     let config = b"{}".to_vec();
     let (d_notes, d_big, d_late, d_config) = (sha512_of(&notes), sha512_of(&big), sha512_of(&late), sha512_of(&config));
     push_monolithic(repo, &token, &d_notes, &notes);
@@ -402,7 +402,7 @@ fn crane_and_skopeo_copy_an_image_with_non_distributable_layers() {
     let token = jwt(&format!("repository:{repo}:pull,push"));
     let s = Scratch::new();
     let own = std::fs::read(layer(&s, "own", 3000)).unwrap();
-    let foreign = noise(4096, 77);
+    let foreign = pseudo_random(4096, 77);
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64", "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": [sha256_of(&foreign), sha256_of(&own)]},

@@ -3,12 +3,12 @@
 //! stored: a 500, and a HEAD that then answered 200), manifest media types, `PUBLIC_URL`
 //! against a forged Host header, and repository ownership over real HTTP.
 
-mod support;
+mod common;
 
 use std::sync::OnceLock;
 
 use serde_json::{json, Value};
-use support::*;
+use common::e2e::*;
 
 const PUBLIC_URL: &str = "https://registry.example.com";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -46,15 +46,15 @@ fn push_blob(token: &str, repo: &str, data: &[u8]) -> String {
     d
 }
 
-fn put_manifest(token: &str, repo: &str, reference: &str, content_type: &str, body: &[u8]) -> Reply {
+fn put_manifest(token: &str, repo: &str, reference: &str, content_type: &str, body: &[u8]) -> Resp {
     request("PUT", &url(&format!("/v2/{repo}/manifests/{reference}")), Some(token), &[("content-type", content_type)], Some(body.to_vec()))
 }
 
-fn head(token: &str, repo: &str, reference: &str) -> Reply {
+fn head(token: &str, repo: &str, reference: &str) -> Resp {
     request("HEAD", &url(&format!("/v2/{repo}/manifests/{reference}")), Some(token), &[], None)
 }
 
-fn code(r: &Reply) -> String {
+fn code(r: &Resp) -> String {
     r.json()["errors"][0]["code"].as_str().unwrap_or_default().to_string()
 }
 
@@ -131,8 +131,8 @@ fn only_manifest_media_types_are_accepted_and_served() {
 fn with_public_url_a_forged_host_changes_nothing_generated() {
     let reg = registry();
     let forged = [("host", "evil.example"), ("x-forwarded-host", "evil.example")];
-    let check = |r: &Reply, what: &str| {
-        for (name, value) in &r.headers {
+    let check = |r: &Resp, what: &str| {
+        for (name, value) in r.headers.iter() {
             assert!(!value.contains("evil"), "{what}: {name}: {value}");
             assert!(!value.contains("127.0.0.1"), "{what}: {name}: {value}");
         }

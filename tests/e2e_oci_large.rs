@@ -4,14 +4,14 @@
 //! streaming reads back. The bytes are generated on the fly and hashed as they are sent, so
 //! the test never holds a blob in memory.
 
-mod support;
+mod common;
 
 use std::io::Read;
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use sha2::{Digest as _, Sha256};
-use support::*;
+use common::e2e::*;
 
 const MIB: u64 = 1024 * 1024;
 

@@ -9,12 +9,12 @@
 //! before manifests were parsed into typed structs went from 1.2 to 197.8 MiB on its first
 //! shape (a `serde_json::Value` tree of two million zeros).
 
-mod support;
+mod common;
 
 use std::sync::OnceLock;
 
 use serde_json::json;
-use support::*;
+use common::e2e::*;
 
 const MIB: u64 = 1024 * 1024;
 /// The stated budget (see the module comment and the README).
@@ -142,7 +142,7 @@ fn shapes(config: &str) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn put_manifest(tag: &str, token: Option<&str>, body: Vec<u8>) -> Reply {
+fn put_manifest(tag: &str, token: Option<&str>, body: Vec<u8>) -> Resp {
     request("PUT", &url(&format!("/v2/{REPO}/manifests/{tag}")), token, &[("content-type", OCI_MANIFEST)], Some(body))
 }
 

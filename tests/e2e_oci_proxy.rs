@@ -3,13 +3,13 @@
 //! (Bearer token dance through its realm), and a fault-injecting proxy. crane and skopeo pull
 //! through it, then again with the upstream stopped.
 
-mod support;
+mod common;
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::upstreams::{docker_registry, Fault, FaultProxy};
-use support::*;
+use common::e2e::upstreams::{docker_registry, Fault, FaultProxy};
+use common::e2e::*;
 
 const PASSWORD: &str = "puller-password";
 

@@ -1,14 +1,14 @@
 //! Issue 8 in workerd: wasm memory under hostile bodies, ownership with the real npm client,
 //! the failed-login limit through its Durable Object, and CIDR-bound tokens.
 
-mod support;
+mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::*;
+use common::e2e::*;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -147,7 +147,7 @@ fn no_request_shape_grows_wasm_memory_past_the_budget() {
     // The largest legitimate publish: a 22 MiB tarball, ~30 MiB of JSON.
     let big_tgz = {
         let mut t = tarball("mem-big", "1.0.0");
-        t.extend(noise(22 * MIB as usize, 7));
+        t.extend(pseudo_random(22 * MIB as usize, 7));
         t
     };
     let status = raw(&w, "PUT", "/npm/mem-big", &[json_ct, ("Authorization", &auth)], publish_body("mem-big", "1.0.0", &big_tgz).to_string().as_bytes(), true);
@@ -155,7 +155,7 @@ fn no_request_shape_grows_wasm_memory_past_the_budget() {
     // Just over the cap: refused while reading.
     let over = {
         let mut t = tarball("mem-over", "1.0.0");
-        t.extend(noise(26 * MIB as usize, 8));
+        t.extend(pseudo_random(26 * MIB as usize, 8));
         t
     };
     let status = raw(&w, "PUT", "/npm/mem-over", &[json_ct, ("Authorization", &auth)], publish_body("mem-over", "1.0.0", &over).to_string().as_bytes(), true);

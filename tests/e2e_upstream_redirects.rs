@@ -7,15 +7,15 @@
 //! `Authorization` on a cross-origin redirect as the Fetch standard says, but replays a custom
 //! header such as an API key: the npm test and the second OCI test fail with it.)
 
-mod support;
+mod common;
 
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use serde_json::{json, Value};
 use sha2::Digest;
-use support::upstreams::{Answer, Received, Scripted};
-use support::*;
+use common::e2e::upstreams::{Answer, Received, Scripted};
+use common::e2e::*;
 
 const KEY_HEADER: &str = "x-upstream-key";
 const KEY: &str = "e2e-upstream-key-9f8e7d6c5b4a";
@@ -141,7 +141,7 @@ fn oci_blob_redirected_to_storage_gets_neither_the_password_nor_the_dance_token(
     const USER: &str = "robot";
     const PASSWORD: &str = "robot-upstream-password-31";
     const DANCE: &str = "e2e-dance-token-5a4b3c2d1e";
-    let layer = noise(300_000, 11);
+    let layer = pseudo_random(300_000, 11);
     let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&layer)));
 
     // Signed storage: serves the layer to anyone.
@@ -196,7 +196,7 @@ fn oci_blob_redirected_to_storage_gets_neither_the_password_nor_the_dance_token(
 #[test]
 fn oci_blob_redirected_to_storage_does_not_carry_a_custom_header_credential() {
     // A registry that takes an API key header (no token dance), as some private registries do.
-    let layer = noise(100_000, 12);
+    let layer = pseudo_random(100_000, 12);
     let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&layer)));
     let l = layer.clone();
     let storage = Scripted::start(move |_| answer(200, &[("content-type", "application/octet-stream")], l.clone()));

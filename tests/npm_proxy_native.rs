@@ -5,90 +5,36 @@
 mod common;
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use common::upstream::{Answer, FakeUpstream, Fault};
 use common::*;
 use edgeregistry::platform::Clock;
-use edgeregistry::http::{Body, Method, PlatformStream, Request, Response};
+use edgeregistry::http::{Body, Method, Request, Response};
 use serde_json::{json, Value};
 
 const UPSTREAM: &str = "https://up.example";
 const ABBREV: &str = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
 
-/// What the fake upstream serves and what it was asked.
-#[derive(Default)]
-struct Upstream {
-    packuments: BTreeMap<String, Value>,
-    tarballs: BTreeMap<String, Vec<u8>>,
-    /// URL → canned answers, used before the content above (status, headers).
-    faults: BTreeMap<String, Vec<(u16, Vec<(String, String)>)>>,
-    /// Serve tarballs as streams (the Worker's usual path) instead of bytes.
-    stream_bodies: bool,
-    calls: Vec<(String, Vec<(String, String)>)>,
-}
-
-type Shared = Rc<RefCell<Upstream>>;
-
-fn upstream_doc(name: &str, versions: &[(&str, &[u8])], tarball_host: &str) -> Value {
-    let base = name.rsplit('/').next().unwrap();
-    let mut vs = serde_json::Map::new();
-    for (v, tgz) in versions {
-        vs.insert(
-            v.to_string(),
-            json!({"name": name, "version": v, "dist": {
-                "tarball": format!("{tarball_host}/{name}/-/{base}-{v}.tgz"),
-                "shasum": sha1_hex(tgz), "integrity": integrity(tgz)}}),
-        );
-    }
-    let latest = versions.last().map(|(v, _)| *v).unwrap_or("0.0.0");
-    json!({"_id": name, "name": name, "dist-tags": {"latest": latest}, "versions": vs})
-}
-
-fn add_package(up: &Shared, name: &str, versions: &[&str]) -> Vec<(String, Vec<u8>)> {
+/// Makes the fake upstream serve `name` (packument with an ETag, tarballs linked on
+/// `UPSTREAM`) at these versions; returns the tarballs.
+fn add_package(up: &FakeUpstream, name: &str, versions: &[&str]) -> Vec<(String, Vec<u8>)> {
     let tgzs: Vec<(String, Vec<u8>)> = versions.iter().map(|v| (v.to_string(), tarball(name, v))).collect();
     let pairs: Vec<(&str, &[u8])> = tgzs.iter().map(|(v, t)| (v.as_str(), t.as_slice())).collect();
-    let mut u = up.borrow_mut();
-    u.packuments.insert(name.to_string(), upstream_doc(name, &pairs, UPSTREAM));
-    let base = name.rsplit('/').next().unwrap();
+    serve_packument(up, name, &packument(name, &pairs, UPSTREAM));
     for (v, t) in &tgzs {
-        u.tarballs.insert(format!("{UPSTREAM}/{name}/-/{base}-{v}.tgz"), t.clone());
+        up.serve(&format!("{UPSTREAM}/{}", tarball_path(name, v)), Answer::bytes(200, "application/octet-stream", t.clone()));
     }
     tgzs
 }
 
-fn serve(up: &Shared, url: &str, req: Request) -> Response {
-    let mut u = up.borrow_mut();
-    u.calls.push((url.to_string(), req.headers.iter().map(|(k, v)| (k.to_lowercase(), v.to_string())).collect()));
-    if let Some(list) = u.faults.get_mut(url) {
-        if !list.is_empty() {
-            let (status, headers) = list.remove(0);
-            let mut r = Response::json(status, &json!({"error": "fault"}));
-            for (k, v) in headers {
-                r = r.with_header(&k, v);
-            }
-            return r;
-        }
-    }
-    if let Some(tgz) = u.tarballs.get(url) {
-        let mut r = Response::new(200).with_header("Content-Type", "application/octet-stream");
-        r.body = if u.stream_bodies { Body::Stream(PlatformStream::from_bytes(tgz.clone())) } else { Body::Bytes(tgz.clone()) };
-        return r;
-    }
-    let name = url.strip_prefix(&format!("{UPSTREAM}/")).unwrap_or("").replace("%2f", "/");
-    match u.packuments.get(&name) {
-        Some(doc) => {
-            let etag = format!("\"{}\"", sha256_hex(doc.to_string().as_bytes()));
-            if req.header("if-none-match") == Some(etag.as_str()) {
-                return Response::new(304).with_header("ETag", etag);
-            }
-            Response::json(200, doc).with_header("ETag", etag)
-        }
-        None => Response::json(404, &json!({"error": "Not found"})),
-    }
+/// The packument at `/{name}` (a scope's slash escaped, as npm asks), with an ETag.
+fn serve_packument(up: &FakeUpstream, name: &str, doc: &Value) {
+    let etag = format!("\"{}\"", sha256_hex(doc.to_string().as_bytes()));
+    up.serve(&format!("/{}", name.replace('/', "%2f")), Answer::json(200, doc).with_header("ETag", &etag));
 }
 
-fn setup(extra: &[(&str, &str)]) -> (Reg, Shared) {
+fn setup(extra: &[(&str, &str)]) -> (Reg, FakeUpstream) {
     let mut vars = vec![(
         "NPM_UPSTREAMS",
         r#"{"upstreams":[{"id":"up","url":"https://up.example","resilience":{"maxRetries":2,"retryDelayMs":100,"timeoutMs":5000,"circuitBreakerThreshold":3}}],
@@ -96,9 +42,7 @@ fn setup(extra: &[(&str, &str)]) -> (Reg, Shared) {
     )];
     vars.extend_from_slice(extra);
     let reg = Reg::with_vars(&vars);
-    let up: Shared = Rc::default();
-    let handle = up.clone();
-    reg.mem.fetcher.set_handler(move |url, req| serve(&handle, url, req));
+    let up = FakeUpstream::install(&reg.mem);
     (reg, up)
 }
 
@@ -106,8 +50,13 @@ fn get_abbrev(reg: &Reg, path: &str) -> Resp {
     reg.send(Request::new(Method::Get, path).with_header("Accept", ABBREV))
 }
 
-fn calls_to(up: &Shared, needle: &str) -> usize {
-    up.borrow().calls.iter().filter(|(u, _)| u.contains(needle)).count()
+fn calls_to(up: &FakeUpstream, needle: &str) -> usize {
+    up.calls_with(needle)
+}
+
+/// What the upstream was asked: (URL, headers with lower-case names).
+fn log(up: &FakeUpstream) -> Vec<(String, Vec<(String, String)>)> {
+    up.calls().into_iter().map(|c| (c.url, c.headers.iter().map(|(k, v)| (k.to_lowercase(), v.to_string())).collect())).collect()
 }
 
 #[test]
@@ -121,7 +70,7 @@ fn packument_miss_then_hit_with_tarball_links_rewritten() {
     let doc = r.json();
     assert_eq!(doc["versions"]["1.1.0"]["dist"]["tarball"], "http://localhost/npm/left-pad/-/left-pad-1.1.0.tgz");
     assert_eq!(doc["dist-tags"]["latest"], "1.1.0");
-    let accept = up.borrow().calls[0].1.clone();
+    let accept = log(&up)[0].1.clone();
     assert!(accept.iter().any(|(k, v)| k == "accept" && v.contains("install-v1")), "abbreviated asked upstream: {accept:?}");
     let again = get_abbrev(&reg, "/npm/left-pad");
     assert_eq!(again.header("x-cache"), Some("HIT"));
@@ -143,7 +92,7 @@ fn scoped_packages_and_a_changed_registry_url() {
     add_package(&up, "@types/thing", &["2.0.0"]);
     let r = get_abbrev(&reg, "/npm/@types%2fthing");
     assert_eq!(r.status, 200, "{r:?}");
-    assert!(up.borrow().calls[0].0.ends_with("/@types%2fthing"), "scoped names are escaped upstream");
+    assert!(log(&up)[0].0.ends_with("/@types%2fthing"), "scoped names are escaped upstream");
     assert_eq!(r.json()["versions"]["2.0.0"]["dist"]["tarball"], "http://localhost/npm/@types/thing/-/thing-2.0.0.tgz");
     // Another origin (no PUBLIC_URL): links follow the request, from the same cached copy.
     let mut req = Request::new(Method::Get, "/npm/@types%2fthing").with_header("Accept", ABBREV);
@@ -159,7 +108,7 @@ fn scoped_packages_and_a_changed_registry_url() {
 fn tarball_is_verified_cached_and_then_served_without_the_upstream() {
     for streamed in [false, true] {
         let (reg, up) = setup(&[]);
-        up.borrow_mut().stream_bodies = streamed;
+        up.stream_bodies(streamed);
         let tgzs = add_package(&up, "lodash", &["4.17.21"]);
         // No packument fetched yet: the tarball request fetches it to learn the integrity.
         let r = reg.send(Request::new(Method::Get, "/npm/lodash/-/lodash-4.17.21.tgz"));
@@ -168,7 +117,7 @@ fn tarball_is_verified_cached_and_then_served_without_the_upstream() {
         assert_eq!(r.body, tgzs[0].1);
         assert_eq!(r.header("content-length"), Some(tgzs[0].1.len().to_string().as_str()));
         assert_eq!(reg.keys_with("npm/cache/lodash/-/"), vec!["npm/cache/lodash/-/lodash-4.17.21.tgz".to_string()]);
-        up.borrow_mut().tarballs.clear();
+        up.forget(&format!("{UPSTREAM}/lodash/-/lodash-4.17.21.tgz"));
         let hit = reg.send(Request::new(Method::Get, "/npm/lodash/-/lodash-4.17.21.tgz"));
         assert_eq!(hit.header("x-cache"), Some("HIT"));
         assert_eq!(hit.body, tgzs[0].1, "streamed={streamed}");
@@ -179,10 +128,10 @@ fn tarball_is_verified_cached_and_then_served_without_the_upstream() {
 fn a_flipped_byte_is_never_cached() {
     for streamed in [false, true] {
         let (reg, up) = setup(&[]);
-        up.borrow_mut().stream_bodies = streamed;
+        up.stream_bodies(streamed);
         add_package(&up, "evil", &["1.0.0"]);
         let url = format!("{UPSTREAM}/evil/-/evil-1.0.0.tgz");
-        up.borrow_mut().tarballs.get_mut(&url).unwrap()[20] ^= 0x01;
+        up.fail(&url, Fault::FlipByte, 1);
         let r = reg.send(Request::new(Method::Get, "/npm/evil/-/evil-1.0.0.tgz"));
         if !streamed {
             assert_eq!(r.status, 502, "{r:?}");
@@ -205,7 +154,7 @@ fn hosted_packages_are_never_shadowed_by_upstream_ones() {
     assert_eq!(versions, ["1.0.0"]);
     let tgz = reg.send(Request::new(Method::Get, "/npm/internal-lib/-/internal-lib-9.9.9.tgz"));
     assert_eq!(tgz.status, 404);
-    assert!(up.borrow().calls.is_empty(), "the upstream is never asked about a hosted name: {:?}", up.borrow().calls);
+    assert!(log(&up).is_empty(), "the upstream is never asked about a hosted name: {:?}", log(&up));
 }
 
 #[test]
@@ -234,12 +183,12 @@ fn the_first_hosted_publish_of_a_name_purges_its_cached_upstream_copies() {
     let token = reg.user_with_token("dev");
     reg.publish_ok(&token, "taken", "2.0.0");
     assert!(reg.keys_with("npm/cache/taken/").is_empty(), "left: {:?}", reg.keys_with("npm/cache/taken/"));
-    let calls = up.borrow().calls.len();
+    let calls = log(&up).len();
     for method in [Method::Get, Method::Head] {
         let r = reg.send(Request::new(method, "/npm/taken/-/taken-1.0.0.tgz"));
         assert_eq!(r.status, 404, "{method:?}: the upstream's version of a hosted name is gone");
     }
-    assert_eq!(up.borrow().calls.len(), calls, "and the upstream is not asked for it");
+    assert_eq!(log(&up).len(), calls, "and the upstream is not asked for it");
     // Another package whose name starts the same keeps its copies.
     assert_eq!(reg.keys_with("npm/cache/taken-too/-/").len(), 1);
     let r = reg.send(Request::new(Method::Get, "/npm/taken-too/-/taken-too-1.0.0.tgz"));
@@ -278,7 +227,7 @@ fn stale_copies_are_served_and_revalidated_conditionally() {
     // (which `send` runs after the response) with the upstream's ETag.
     let stale = get_abbrev(&reg, "/npm/chalk");
     assert_eq!(stale.header("x-cache"), Some("STALE"));
-    let last = up.borrow().calls.last().unwrap().1.clone();
+    let last = log(&up).last().unwrap().1.clone();
     assert!(last.iter().any(|(k, _)| k == "if-none-match"), "revalidation is conditional: {last:?}");
     assert_eq!(get_abbrev(&reg, "/npm/chalk").header("x-cache"), Some("HIT"), "the 304 renewed the entry");
     // Past the stale window: revalidated before answering; a new version shows up.
@@ -302,7 +251,7 @@ fn upstream_failures_fall_back_to_stale_copies_or_a_clear_error() {
     get_abbrev(&reg, "/npm/express");
     reg.mem.clock.advance(10_000_000.0);
     let url = format!("{UPSTREAM}/express");
-    up.borrow_mut().faults.insert(url.clone(), vec![(503, vec![]); 3]);
+    up.fail(&url, Fault::status(503), 3);
     let r = get_abbrev(&reg, "/npm/express");
     assert_eq!(r.status, 200, "stale-if-error: {r:?}");
     assert_eq!(r.header("x-cache"), Some("STALE"));
@@ -312,13 +261,13 @@ fn upstream_failures_fall_back_to_stale_copies_or_a_clear_error() {
     add_package(&up, "commander", &["12.0.0"]);
     assert_eq!(reg.send(Request::new(Method::Get, "/npm/commander")).status, 200);
     reg.mem.clock.advance(10_000_000.0);
-    up.borrow_mut().faults.insert(format!("{UPSTREAM}/commander"), vec![(503, vec![]); 3]);
+    up.fail(&format!("{UPSTREAM}/commander"), Fault::status(503), 3);
     let r = get_abbrev(&reg, "/npm/commander");
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.json()["versions"]["12.0.0"]["dist"]["tarball"], "http://localhost/npm/commander/-/commander-12.0.0.tgz");
     // Nothing cached at all: a 502 in npm's shape.
-    up.borrow_mut().faults.insert(format!("{UPSTREAM}/koa"), vec![(500, vec![]); 3]);
+    up.fail(&format!("{UPSTREAM}/koa"), Fault::status(500), 3);
     let r = get_abbrev(&reg, "/npm/koa");
     assert_eq!(r.status, 502);
     assert!(r.json()["error"].as_str().unwrap().contains("upstream unavailable"));
@@ -328,13 +277,13 @@ fn upstream_failures_fall_back_to_stale_copies_or_a_clear_error() {
 fn rate_limits_are_waited_out_with_retry_after() {
     let (reg, up) = setup(&[]);
     add_package(&up, "react", &["18.0.0"]);
-    up.borrow_mut().faults.insert(format!("{UPSTREAM}/react"), vec![(429, vec![("Retry-After".into(), "2".into())])]);
+    up.fail(&format!("{UPSTREAM}/react"), Fault::rate_limited(2), 1);
     let before = reg.mem.clock.now_ms();
     let r = get_abbrev(&reg, "/npm/react");
     assert_eq!(r.status, 200, "{r:?}");
     assert!(reg.mem.clock.now_ms() - before >= 2000.0, "waited as Retry-After said");
     // A Retry-After beyond the longest backoff is not waited for.
-    up.borrow_mut().faults.insert(format!("{UPSTREAM}/vue"), vec![(429, vec![("Retry-After".into(), "3600".into())])]);
+    up.fail(&format!("{UPSTREAM}/vue"), Fault::rate_limited(3600), 1);
     assert_eq!(get_abbrev(&reg, "/npm/vue").status, 502);
 }
 
@@ -355,13 +304,13 @@ fn not_found_upstream_is_remembered_for_a_while() {
 fn the_circuit_breaker_stops_calling_a_failing_upstream() {
     let (reg, up) = setup(&[]);
     for i in 0..3 {
-        up.borrow_mut().faults.insert(format!("{UPSTREAM}/p{i}"), vec![(500, vec![]); 3]);
+        up.fail(&format!("{UPSTREAM}/p{i}"), Fault::status(500), 3);
         assert_eq!(get_abbrev(&reg, &format!("/npm/p{i}")).status, 502);
     }
-    let before = up.borrow().calls.len();
+    let before = log(&up).len();
     add_package(&up, "healthy", &["1.0.0"]);
     assert_eq!(get_abbrev(&reg, "/npm/healthy").status, 502, "breaker open");
-    assert_eq!(up.borrow().calls.len(), before, "no call while open");
+    assert_eq!(log(&up).len(), before, "no call while open");
     reg.mem.clock.advance(31_000.0);
     assert_eq!(get_abbrev(&reg, "/npm/healthy").status, 200, "half-open trial succeeds");
 }
@@ -369,7 +318,7 @@ fn the_circuit_breaker_stops_calling_a_failing_upstream() {
 #[test]
 fn slow_and_truncated_packuments_are_not_cached() {
     let (reg, up) = setup(&[]);
-    let doc = upstream_doc("cut", &[("1.0.0", b"x")], UPSTREAM);
+    let doc = packument("cut", &[("1.0.0", b"x")], UPSTREAM);
     let text = doc.to_string();
     reg.mem.fetcher.set_handler(move |_url, _req| {
         let cut = text.as_bytes()[..text.len() - 3].to_vec();
@@ -392,23 +341,14 @@ fn scope_rules_and_credentials_go_only_where_configured() {
         ),
         ("CORP_TOKEN", "corp-secret-token"),
     ]);
-    let up: Shared = Rc::default();
+    let up = FakeUpstream::install(&reg.mem);
     let tgz = tarball("@corp/tool", "1.0.0");
-    {
-        let mut u = up.borrow_mut();
-        // The corp registry keeps its tarballs on another host.
-        let doc = upstream_doc("@corp/tool", &[("1.0.0", &tgz)], "https://cdn.example");
-        u.packuments.insert("@corp/tool".into(), doc);
-        u.tarballs.insert("https://cdn.example/@corp/tool/-/tool-1.0.0.tgz".into(), tgz.clone());
-    }
-    let h = up.clone();
-    reg.mem.fetcher.set_handler(move |url, req| {
-        let url = url.replace("https://corp.example", UPSTREAM);
-        serve(&h, &url, req)
-    });
+    // The corp registry keeps its tarballs on another host.
+    serve_packument(&up, "@corp/tool", &packument("@corp/tool", &[("1.0.0", &tgz)], "https://cdn.example"));
+    up.serve("https://cdn.example/@corp/tool/-/tool-1.0.0.tgz", Answer::bytes(200, "application/octet-stream", tgz.clone()));
     assert_eq!(get_abbrev(&reg, "/npm/@corp%2ftool").status, 200);
     assert_eq!(reg.send(Request::new(Method::Get, "/npm/@corp/tool/-/tool-1.0.0.tgz")).body, tgz);
-    let calls = up.borrow().calls.clone();
+    let calls = log(&up);
     let auth = |i: usize| calls[i].1.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.clone());
     assert_eq!(auth(0).as_deref(), Some("Bearer corp-secret-token"), "credentials to the upstream");
     assert!(calls[1].0.starts_with("https://cdn.example"));
@@ -416,7 +356,7 @@ fn scope_rules_and_credentials_go_only_where_configured() {
     // `@corp/*` is excluded from the public upstream and only the corp one is asked.
     let before = calls.len();
     assert_eq!(get_abbrev(&reg, "/npm/@corp%2fmissing").status, 404);
-    assert_eq!(up.borrow().calls.len(), before + 1);
+    assert_eq!(log(&up).len(), before + 1);
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod common;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use common::upstream::{Answer, FakeUpstream};
 use common::*;
 use edgeregistry::http::{Body, Method, PlatformStream, Request, Response};
 use serde_json::json;
@@ -235,30 +236,28 @@ fn docker_hub_preset_adds_library_and_follows_its_realm() {
 
 #[test]
 fn a_manifest_that_does_not_match_its_digest_is_refused() {
-    let mirror = Reg::oci(&[("OCI_UPSTREAMS", r#"[{"id":"bad","url":"https://bad.example","resilience":{"maxRetries":0}}]"#)]);
-    mirror.create_user("puller");
-    let token = puller(&mirror);
+    let (mirror, token, up) = mirror_of_fake();
     let wanted = oci_digest(b"the real manifest");
-    mirror.mem.fetcher.set_handler(|_, _| Response::bytes(200, OCI_MANIFEST, b"{\"tampered\":true}".to_vec()));
+    up.serve(&format!("/v2/x/y/manifests/{wanted}"), Answer::bytes(200, OCI_MANIFEST, b"{\"tampered\":true}".to_vec()));
     let r = mirror.send(oci(Method::Get, &format!("/v2/x/y/manifests/{wanted}"), &token));
     assert_eq!(r.status, 502, "{r:?}");
     assert!(r.text().contains("mismatch"), "{}", r.text());
     assert!(mirror.keys_with("oci/cache/").is_empty(), "{:?}", mirror.keys_with("oci/cache/"));
     // A blob whose bytes do not hash to its digest is refused by the store.
     let blob = oci_digest(b"real layer");
-    mirror.mem.fetcher.set_handler(|_, _| Response::bytes(200, "application/octet-stream", b"fake layer".to_vec()));
+    up.serve(&format!("/v2/x/y/blobs/{blob}"), Answer::bytes(200, "application/octet-stream", b"fake layer".to_vec()));
     let r = mirror.send(oci(Method::Get, &format!("/v2/x/y/blobs/{blob}"), &token));
     assert_oci_error(&r, 502, "DIGEST_INVALID");
     assert!(mirror.keys_with("oci/cache/").is_empty());
 }
 
-/// A scripted upstream `https://up.example` answering every request with `answer`.
-fn mirror_answering(answer: impl Fn(&str, Request) -> Response + 'static) -> (Reg, String) {
+/// A mirror of a fake upstream `https://up.example` that the test scripts.
+fn mirror_of_fake() -> (Reg, String, FakeUpstream) {
     let mirror = Reg::oci(&[("OCI_UPSTREAMS", r#"[{"id":"up","url":"https://up.example","resilience":{"maxRetries":0}}]"#)]);
     mirror.create_user("puller");
     let token = puller(&mirror);
-    mirror.mem.fetcher.set_handler(answer);
-    (mirror, token)
+    let up = FakeUpstream::install(&mirror.mem);
+    (mirror, token, up)
 }
 
 #[test]
@@ -271,8 +270,8 @@ fn upstream_tag_lists_of_any_shape_are_answered_without_a_panic() {
         (json!({"name": "library/x", "tags": null}), Some(json!({"name": "x/y", "tags": []}))),
         (json!({"name": "library/x", "tags": ["v1", "not a tag", "v2"], "other": [[[]]]}), Some(json!({"name": "x/y", "tags": ["v1", "v2"]}))),
     ] {
-        let text = body.to_string();
-        let (mirror, token) = mirror_answering(move |_, _| Response::bytes(200, "application/json", text.clone().into_bytes()));
+        let (mirror, token, up) = mirror_of_fake();
+        up.serve("/v2/x/y/tags/list", Answer::bytes(200, "application/json", body.to_string().into_bytes()));
         let r = mirror.send(oci(Method::Get, "/v2/x/y/tags/list", &token));
         match want {
             Some(doc) => {
@@ -288,14 +287,12 @@ fn upstream_tag_lists_of_any_shape_are_answered_without_a_panic() {
 fn an_upstream_manifest_is_never_served_as_a_non_manifest_type() {
     let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}"#.to_vec();
     let digest = oci_digest(&manifest);
-    let (m, d) = (manifest.clone(), digest.clone());
-    let (mirror, token) = mirror_answering(move |_, req| {
-        let mut r = Response::new(200).with_header("Content-Type", "text/html").with_header("Docker-Content-Digest", d.clone());
-        if req.method == Method::Get {
-            r.body = Body::Stream(PlatformStream::from_bytes(m.clone()));
-        }
-        r
-    });
+    let (mirror, token, up) = mirror_of_fake();
+    up.stream_bodies(true);
+    let answer = Answer::bytes(200, "text/html", manifest.clone()).with_header("Docker-Content-Digest", &digest);
+    for reference in ["v1", digest.as_str()] {
+        up.serve(&format!("/v2/x/y/manifests/{reference}"), answer.clone());
+    }
     for reference in ["v1", digest.as_str()] {
         for method in [Method::Get, Method::Head] {
             let r = mirror.send(oci(method, &format!("/v2/x/y/manifests/{reference}"), &token));

@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use base64::Engine;
+use common::upstream::Call;
 use common::*;
 use edgeregistry::config::Protocol;
 use edgeregistry::http::{Method, Request, Response};
@@ -21,20 +22,15 @@ use futures::executor::block_on;
 use serde_json::json;
 
 /// One request the scripted network saw.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: Method,
-    url: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+type Seen = Call;
+
+trait Credentials {
+    /// Whether any header carries any of `secrets` (in any header, under any name).
+    fn carries_any(&self, secrets: &[String]) -> bool;
+    fn origin(&self) -> String;
 }
 
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-
-    /// Whether any header carries any of `secrets` (in any header, under any name).
+impl Credentials for Seen {
     fn carries_any(&self, secrets: &[String]) -> bool {
         self.headers.iter().any(|(_, v)| secrets.iter().any(|s| v.contains(s.as_str())))
     }
@@ -48,16 +44,7 @@ impl Seen {
 type Log = Rc<RefCell<Vec<Seen>>>;
 
 fn record(log: &Log, url: &str, req: &Request) {
-    let body = match &req.body {
-        edgeregistry::http::Body::Bytes(b) => b.clone(),
-        _ => Vec::new(),
-    };
-    log.borrow_mut().push(Seen {
-        method: req.method,
-        url: url.to_string(),
-        headers: req.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).collect(),
-        body,
-    });
+    log.borrow_mut().push(Call::new(url, req, 0.0));
 }
 
 /// A fresh upstream id: realm tokens, Basic challenges and circuit breakers are remembered per

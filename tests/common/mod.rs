@@ -3,20 +3,26 @@
 //! with real gzipped tarballs.
 #![allow(dead_code)]
 
+pub mod builders;
+#[cfg(feature = "e2e")]
+pub mod e2e;
+pub mod pullthrough;
+pub mod upstream;
+
+pub use builders::*;
+
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::rc::Rc;
 
 use base64::Engine;
 use edgeregistry::config::Config;
-use edgeregistry::http::{Headers, Method, Request, Response};
+use edgeregistry::http::{Method, Request, Response};
 use edgeregistry::platform::memory::MemoryPlatform;
 use edgeregistry::platform::KvStore;
 use edgeregistry::storage::StorageHooks;
 use edgeregistry::App;
 use futures::executor::block_on;
 use serde_json::{json, Value};
-use sha2::Digest;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 pub const PASSWORD: &str = "correct-horse-battery";
@@ -25,34 +31,6 @@ pub const PASSWORD: &str = "correct-horse-battery";
 pub struct Reg {
     pub mem: MemoryPlatform,
     pub app: App,
-}
-
-/// A response with its body already read.
-pub struct Resp {
-    pub status: u16,
-    pub headers: Headers,
-    pub body: Vec<u8>,
-}
-
-impl Resp {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name)
-    }
-}
-
-impl std::fmt::Debug for Resp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status, self.text())
-    }
 }
 
 /// Test configuration: an admin token and cheap password hashing, plus `extra`.
@@ -117,19 +95,13 @@ impl Reg {
 
     /// Creates a user through the admin API.
     pub fn create_user(&self, name: &str) {
-        let r = self.send(admin(Method::Post, "/-/admin/users").with_body(json_body(&json!({"name": name, "password": PASSWORD}))));
+        let r = self.send(admin(Method::Post, "/-/admin/users").with_body(json_body(&user_body(name, PASSWORD))));
         assert_eq!(r.status, 201, "create user {name}: {r:?}");
     }
 
     /// Makes a token through the admin API; `body` is merged into `{user}`.
     pub fn create_token(&self, user: &str, body: Value) -> String {
-        let mut b = json!({"user": user});
-        if let Value::Object(extra) = body {
-            for (k, v) in extra {
-                b[k] = v;
-            }
-        }
-        let r = self.send(admin(Method::Post, "/-/admin/tokens").with_body(json_body(&b)));
+        let r = self.send(admin(Method::Post, "/-/admin/tokens").with_body(json_body(&token_body(user, body))));
         assert_eq!(r.status, 201, "create token for {user}: {r:?}");
         r.json()["token"].as_str().expect("token in response").to_string()
     }
@@ -161,10 +133,6 @@ pub async fn send_async(app: &App, req: Request) -> Resp {
     Resp { status, headers, body: resp.into_bytes().await }
 }
 
-pub fn json_body(v: &Value) -> Vec<u8> {
-    serde_json::to_vec(v).unwrap()
-}
-
 pub fn bearer(req: Request, token: &str) -> Request {
     req.with_header("Authorization", &format!("Bearer {token}"))
 }
@@ -184,72 +152,9 @@ pub fn put_json(path: &str, token: &str, body: &Value) -> Request {
         .with_body(json_body(body))
 }
 
-/// A real npm tarball: `package/package.json` in a tar, gzipped.
-pub fn tarball(name: &str, version: &str) -> Vec<u8> {
-    let manifest = json_body(&json!({"name": name, "version": version}));
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(manifest.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    tar.append_data(&mut header, "package/package.json", manifest.as_slice()).unwrap();
-    let tar_bytes = tar.into_inner().unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&tar_bytes).unwrap();
-    gz.finish().unwrap()
-}
-
-pub fn b64(data: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(data)
-}
-
-pub fn sha1_hex(data: &[u8]) -> String {
-    hex::encode(sha1::Sha1::digest(data))
-}
-
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(data))
-}
-
-pub fn integrity(data: &[u8]) -> String {
-    format!("sha512-{}", b64(&sha2::Sha512::digest(data)))
-}
-
-/// The body `npm publish` sends for one version.
-pub fn publish_body(name: &str, version: &str, tgz: &[u8]) -> Value {
-    json!({
-        "_id": name,
-        "name": name,
-        "description": format!("the {name} package"),
-        "dist-tags": {"latest": version},
-        "versions": {
-            version: {
-                "name": name,
-                "version": version,
-                "description": format!("the {name} package"),
-                "readme": "# readme text",
-                "dependencies": {"left-pad": "^1.0.0"},
-                "dist": {"shasum": sha1_hex(tgz), "integrity": integrity(tgz)}
-            }
-        },
-        "_attachments": {
-            format!("{name}-{version}.tgz"): {
-                "content_type": "application/octet-stream",
-                "data": b64(tgz),
-                "length": tgz.len()
-            }
-        }
-    })
-}
-
 // ---------------------------------------------------------------- OCI
 
 pub const JWT_SECRET: &str = "native-oci-jwt-secret-0123456789";
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
-pub const MIB: usize = 1024 * 1024;
 
 impl Reg {
     /// A registry with OCI tokens enabled (`JWT_SECRET`), plus `extra`.
@@ -283,8 +188,7 @@ impl Reg {
     /// Pushes a config blob and one layer blob, then an image manifest under `reference`,
     /// asserting success; returns the manifest bytes and digest.
     pub fn push_image(&self, token: &str, repo: &str, reference: &str, seed: &str) -> (Vec<u8>, String) {
-        let config = format!("{{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":\"{seed}\"}}").into_bytes();
-        let layer = format!("layer bytes of {seed}").into_bytes();
+        let (config, layer) = image_parts(seed);
         self.push_blob(token, repo, &config);
         self.push_blob(token, repo, &layer);
         let body = json_body(&image_manifest(&config, &[&layer]));
@@ -336,10 +240,6 @@ pub fn assert_no_upload_leftovers(reg: &Reg) {
     assert!(reg.mem.sessions.is_empty(), "upload session left");
 }
 
-pub fn oci_digest(data: &[u8]) -> String {
-    format!("sha256:{}", sha256_hex(data))
-}
-
 pub fn basic(req: Request, user: &str, password: &str) -> Request {
     req.with_header("Authorization", &format!("Basic {}", b64(format!("{user}:{password}").as_bytes())))
 }
@@ -349,39 +249,11 @@ pub fn oci(method: Method, path: &str, token: &str) -> Request {
     bearer(Request::new(method, path), token)
 }
 
-pub fn descriptor(media_type: &str, data: &[u8]) -> Value {
-    json!({"mediaType": media_type, "size": data.len(), "digest": oci_digest(data)})
-}
-
-/// An OCI image manifest over a config and layers.
-pub fn image_manifest(config: &[u8], layers: &[&[u8]]) -> Value {
-    json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": descriptor(OCI_CONFIG, config),
-        "layers": layers.iter().map(|l| descriptor(OCI_LAYER, l)).collect::<Vec<_>>(),
-    })
-}
-
 /// The claims of a JWT, read without checking it (tests inspect what the endpoint granted).
 pub fn jwt_claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("a JWT has three parts");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
     serde_json::from_slice(&bytes).expect("JSON claims")
-}
-
-/// Deterministic bytes that do not repeat with any short period (xorshift).
-pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 8);
-    let mut x = seed ^ 0x9e37_79b9_7f4a_7c15;
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// Asserts an OCI error: the status, and a body `{"errors":[{"code","message","detail"}, …]}`

@@ -1,9 +1,11 @@
 //! End-to-end harness: starts the built Worker in workerd (wrangler dev, local R2/KV/Durable
 //! Objects) on a free loopback port, speaks real HTTP to it, and runs real clients.
 //! `scripts/test.sh` builds the Worker and installs the clients before these tests run.
-#![allow(dead_code)]
+//! A test file takes it with `mod common; use common::e2e::*;` (the builders come along).
 
 pub mod upstreams;
+
+pub use super::builders::*;
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -108,16 +110,9 @@ impl Worker {
 
     /// Creates a user (password = name + "-password") and an npm token for it.
     pub fn user_with_token(&self, name: &str, extra: serde_json::Value) -> String {
-        let r = post_json(
-            &format!("{}/-/admin/users", self.url),
-            Some(ADMIN_TOKEN),
-            &serde_json::json!({"name": name, "password": format!("{name}-password")}),
-        );
+        let r = post_json(&format!("{}/-/admin/users", self.url), Some(ADMIN_TOKEN), &user_body(name, &format!("{name}-password")));
         assert!(r.0 == 201 || r.0 == 409, "create user {name}: {} {}", r.0, r.1);
-        let mut body = serde_json::json!({"user": name, "protocol": "npm"});
-        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-            b.extend(e.clone());
-        }
+        let body = token_body(name, merged(serde_json::json!({"protocol": "npm"}), extra));
         let r = post_json(&format!("{}/-/admin/tokens", self.url), Some(ADMIN_TOKEN), &body);
         assert_eq!(r.0, 201, "create token: {}", r.1);
         serde_json::from_str::<serde_json::Value>(&r.1).unwrap()["token"].as_str().unwrap().to_string()
@@ -191,26 +186,7 @@ pub fn http() -> ureq::Agent {
         .into()
 }
 
-/// (status, body text, headers) of a request.
-pub struct Reply {
-    pub status: u16,
-    pub body: Vec<u8>,
-    pub headers: Vec<(String, String)>,
-}
-
-impl Reply {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-pub fn request(method: &str, url: &str, token: Option<&str>, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
+pub fn request(method: &str, url: &str, token: Option<&str>, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Resp {
     let mut b = ureq::http::Request::builder().method(method).uri(url);
     if let Some(t) = token {
         b = b.header("authorization", format!("Bearer {t}"));
@@ -225,57 +201,14 @@ pub fn request(method: &str, url: &str, token: Option<&str>, headers: &[(&str, &
     }
     .unwrap_or_else(|e| panic!("{method} {url}: {e}{}", worker_log_tail(url)));
     let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
-        .collect();
+    let headers = headers_of(resp.headers().iter().map(|(k, v)| (k.as_str(), v.to_str().unwrap_or_default())));
     let body = resp.into_body().with_config().limit(2 << 30).read_to_vec().unwrap_or_default();
-    Reply { status, body, headers }
+    Resp { status, body, headers }
 }
 
 pub fn post_json(url: &str, token: Option<&str>, body: &serde_json::Value) -> (u16, String) {
     let r = request("POST", url, token, &[("content-type", "application/json")], Some(body.to_string().into_bytes()));
     (r.status, r.text())
-}
-
-/// A gzipped tarball with `package/package.json` and `package/index.js`, as npm packs.
-pub fn tarball(name: &str, version: &str) -> Vec<u8> {
-    tarball_with(&serde_json::json!({"name": name, "version": version}), b"module.exports = 1;\n")
-}
-
-/// A gzipped npm tarball with this package.json and index.js.
-pub fn tarball_with(manifest: &serde_json::Value, index_js: &[u8]) -> Vec<u8> {
-    let mut tar = tar::Builder::new(Vec::new());
-    let pkg = manifest.to_string();
-    for (path, data) in [("package/package.json", pkg.as_bytes()), ("package/index.js", index_js)] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        tar.append_data(&mut h, path, data).unwrap();
-    }
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&tar.into_inner().unwrap()).unwrap();
-    gz.finish().unwrap()
-}
-
-/// The JSON body `npm publish` sends for one version.
-pub fn publish_body(name: &str, version: &str, tgz: &[u8]) -> serde_json::Value {
-    use base64::Engine;
-    let file = format!("{name}-{version}.tgz");
-    serde_json::json!({
-        "_id": name,
-        "name": name,
-        "description": format!("{name} for tests"),
-        "dist-tags": {"latest": version},
-        "versions": {version: {"name": name, "version": version, "dist": {}}},
-        "_attachments": {file: {
-            "content_type": "application/octet-stream",
-            "data": base64::engine::general_purpose::STANDARD.encode(tgz),
-            "length": tgz.len(),
-        }},
-    })
 }
 
 /// A scratch directory for one client run: its own HOME, npm cache and config.
@@ -362,25 +295,11 @@ pub fn crane(s: &Scratch, args: &[&str]) -> (bool, String) {
     s.run(".", &oci_tool("crane"), &all, None)
 }
 
-/// Random-ish bytes (xorshift) that neither gzip nor deduplication shrink.
-pub fn noise(size: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut data = Vec::with_capacity(size + 8);
-    while data.len() < size {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        data.extend_from_slice(&x.to_le_bytes());
-    }
-    data.truncate(size);
-    data
-}
-
 /// A layer tarball `{name}.tar` in the scratch dir with one file, `payload.bin`, of `size`
 /// noisy bytes (also kept as `{name}.bin`).
 pub fn layer(s: &Scratch, name: &str, size: usize) -> PathBuf {
     let src = s.path().join(format!("{name}.bin"));
-    std::fs::write(&src, noise(size, size as u64 ^ 0x9e37_79b9_7f4a_7c15)).unwrap();
+    std::fs::write(&src, pseudo_random(size, size as u64)).unwrap();
     let tar_path = s.path().join(format!("{name}.tar"));
     let mut tar = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
     tar.append_path_with_name(&src, "payload.bin").unwrap();

@@ -132,7 +132,8 @@ pub fn docker_registry(htpasswd: Option<&str>) -> Service {
     })
 }
 
-/// What the fault proxy does to the next responses.
+/// What the fault proxy does to the next responses: the faults of the native
+/// `FakeUpstream` (tests/common/upstream.rs), over TCP and in real time.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
     None,

@@ -1,0 +1,207 @@
+//! The pull-through conformance suite (tests/common/pullthrough.rs) for every protocol that
+//! mirrors an upstream: each protocol says how it hosts, asks for and purges a name, and
+//! how the fake upstream serves it; the cases are the same for all.
+
+mod common;
+
+use common::pullthrough::{upstreams_json, Mirror};
+use common::upstream::{Answer, FakeUpstream};
+use common::*;
+use edgeregistry::http::{Method, Request};
+use serde_json::json;
+
+// ---------------------------------------------------------------- npm
+
+/// npm: the document is the packument (`GET /npm/{name}`), the blob the tarball of 1.0.0.
+/// Generation `g` adds version `1.g.0` as `latest`.
+struct NpmMirror {
+    reg: Reg,
+    up: FakeUpstream,
+}
+
+impl Mirror for NpmMirror {
+    fn start(extra_resilience: &str) -> Self {
+        let reg = Reg::with_vars(&[("NPM_UPSTREAMS", upstreams_json(extra_resilience).as_str())]);
+        let up = FakeUpstream::install(&reg.mem);
+        NpmMirror { reg, up }
+    }
+
+    fn reg(&self) -> &Reg {
+        &self.reg
+    }
+
+    fn upstream(&self) -> &FakeUpstream {
+        &self.up
+    }
+
+    fn upstream_serves(&self, name: &str, generation: u32) {
+        let latest = format!("1.{generation}.0");
+        let tgzs = [("1.0.0", tarball(name, "1.0.0")), (latest.as_str(), tarball(name, &latest))];
+        let versions: Vec<(&str, &[u8])> = tgzs.iter().map(|(v, t)| (*v, t.as_slice())).collect();
+        let doc = packument(name, &versions, common::pullthrough::UPSTREAM);
+        let etag = format!("\"{}\"", sha256_hex(&json_body(&doc)));
+        self.up.serve(&format!("/{name}"), Answer::json(200, &doc).with_header("ETag", &etag));
+        for (v, t) in tgzs {
+            self.up.serve(&format!("/{}", tarball_path(name, v)), Answer::bytes(200, "application/octet-stream", t));
+        }
+    }
+
+    fn host(&self, name: &str) {
+        let token = self.reg.user_with_token("host-owner");
+        self.reg.publish_ok(&token, name, "0.1.0");
+    }
+
+    fn document_request(&self, name: &str) -> Request {
+        Request::new(Method::Get, &format!("/npm/{name}"))
+    }
+
+    fn generation(&self, doc: &Resp) -> u32 {
+        let latest = doc.json()["dist-tags"]["latest"].as_str().unwrap_or_default().to_string();
+        latest.split('.').nth(1).and_then(|g| g.parse().ok()).unwrap_or_else(|| panic!("latest {latest:?}"))
+    }
+
+    fn blob_request(&self, name: &str) -> Request {
+        Request::new(Method::Get, &format!("/npm/{}", tarball_path(name, "1.0.0")))
+    }
+
+    fn blob_bytes(&self, name: &str) -> Vec<u8> {
+        tarball(name, "1.0.0")
+    }
+
+    fn document_path(&self, name: &str) -> String {
+        format!("/{name}")
+    }
+
+    fn document_body_path(&self, name: &str, _generation: u32) -> String {
+        self.document_path(name)
+    }
+
+    fn blob_path(&self, name: &str) -> String {
+        format!("/{}", tarball_path(name, "1.0.0"))
+    }
+
+    fn purge_path(&self, name: &str) -> String {
+        format!("/-/admin/cache/npm/{name}")
+    }
+
+    fn blob_cached(&self, name: &str) -> bool {
+        !self.reg.keys_with(&format!("npm/cache/{name}/-/")).is_empty()
+    }
+
+    fn cached(&self, name: &str) -> Vec<String> {
+        self.reg.keys_with(&format!("npm/cache/{name}/"))
+    }
+
+    fn passthrough(&self) -> Option<(Request, String)> {
+        let path = "/-/npm/v1/security/advisories/bulk";
+        let req = Request::new(Method::Post, &format!("/npm{path}"))
+            .with_header("Content-Type", "application/json")
+            .with_body(json!({"lodash": ["4.17.20"]}).to_string());
+        Some((req, path.to_string()))
+    }
+}
+
+// ---------------------------------------------------------------- OCI
+
+/// OCI: the document is the manifest tagged `latest` (asked upstream with a HEAD, then
+/// fetched by digest), the blob its layer. Generation `g` is an annotation of the manifest.
+struct OciMirror {
+    reg: Reg,
+    up: FakeUpstream,
+    token: String,
+}
+
+impl OciMirror {
+    fn manifest(&self, name: &str, generation: u32) -> Vec<u8> {
+        let (config, _) = image_parts(name);
+        let mut m = image_manifest(&config, &[&self.blob_bytes(name)]);
+        m["annotations"] = json!({"generation": generation.to_string()});
+        json_body(&m)
+    }
+
+    fn layer_digest(&self, name: &str) -> String {
+        oci_digest(&self.blob_bytes(name))
+    }
+}
+
+impl Mirror for OciMirror {
+    fn start(extra_resilience: &str) -> Self {
+        let reg = Reg::oci(&[("OCI_UPSTREAMS", upstreams_json(extra_resilience).as_str())]);
+        let up = FakeUpstream::install(&reg.mem);
+        let token = reg.user_with_token("dev");
+        OciMirror { reg, up, token }
+    }
+
+    fn reg(&self) -> &Reg {
+        &self.reg
+    }
+
+    fn upstream(&self) -> &FakeUpstream {
+        &self.up
+    }
+
+    fn upstream_serves(&self, name: &str, generation: u32) {
+        let manifest = self.manifest(name, generation);
+        let digest = oci_digest(&manifest);
+        let answer = Answer::bytes(200, OCI_MANIFEST, manifest).with_header("Docker-Content-Digest", &digest);
+        self.up.serve(&format!("/v2/{name}/manifests/latest"), answer.clone());
+        self.up.serve(&format!("/v2/{name}/manifests/{digest}"), answer);
+        let layer = Answer::bytes(200, "application/octet-stream", self.blob_bytes(name)).with_header("Docker-Content-Digest", &self.layer_digest(name));
+        self.up.serve(&self.blob_path(name), layer);
+    }
+
+    fn host(&self, name: &str) {
+        self.reg.push_image(&self.token, name, "latest", "hosted");
+    }
+
+    fn document_request(&self, name: &str) -> Request {
+        oci(Method::Get, &format!("/v2/{name}/manifests/latest"), &self.token)
+    }
+
+    fn generation(&self, doc: &Resp) -> u32 {
+        let g = doc.json()["annotations"]["generation"].as_str().unwrap_or_default().to_string();
+        g.parse().unwrap_or_else(|_| panic!("generation {g:?}"))
+    }
+
+    fn blob_request(&self, name: &str) -> Request {
+        oci(Method::Get, &format!("/v2/{name}/blobs/{}", self.layer_digest(name)), &self.token)
+    }
+
+    /// Past one 64 KiB piece, so chunk boundaries are crossed.
+    fn blob_bytes(&self, name: &str) -> Vec<u8> {
+        pseudo_random(100_000, name.bytes().map(u64::from).sum())
+    }
+
+    fn document_path(&self, name: &str) -> String {
+        format!("/v2/{name}/manifests/latest")
+    }
+
+    fn document_body_path(&self, name: &str, generation: u32) -> String {
+        format!("/v2/{name}/manifests/{}", oci_digest(&self.manifest(name, generation)))
+    }
+
+    fn blob_path(&self, name: &str) -> String {
+        format!("/v2/{name}/blobs/{}", self.layer_digest(name))
+    }
+
+    fn purge_path(&self, name: &str) -> String {
+        format!("/-/admin/cache/oci/{name}")
+    }
+
+    fn blob_cached(&self, name: &str) -> bool {
+        let hex = sha256_hex(&self.blob_bytes(name));
+        self.reg.keys_with("oci/cache/blobs/").iter().any(|k| k.contains(&hex))
+    }
+
+    fn cached(&self, name: &str) -> Vec<String> {
+        let mine = format!("/{name}/");
+        self.reg.keys_with("oci/cache/").into_iter().filter(|k| !k.starts_with("oci/cache/blobs/") && k.contains(&mine)).collect()
+    }
+
+    fn passthrough(&self) -> Option<(Request, String)> {
+        None
+    }
+}
+
+conformance!(npm, NpmMirror);
+conformance!(oci_mirror, OciMirror);
