@@ -832,6 +832,24 @@ mod tests {
     }
 
     #[test]
+    fn references_are_digests_when_they_have_a_colon_else_tags() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(client_reference(&d).unwrap(), Ok(Digest::parse(&d).unwrap()));
+        assert_eq!(client_reference("v1.2").unwrap(), Err("v1.2"));
+        // An unusable digest is a digest error, never a bad tag.
+        assert_eq!(client_reference("sha256:12").unwrap_err().code, Some(&DIGEST_INVALID));
+        assert_eq!(client_reference(".v1").unwrap_err().code, Some(&TAG_INVALID));
+    }
+
+    #[test]
+    fn methods_a_route_does_not_take_are_405_unsupported() {
+        for (method, detail) in [(Method::Delete, "deletion is disabled on this registry"), (Method::Patch, "method not allowed")] {
+            let e = not_allowed(method);
+            assert_eq!((e.status(), e.code.map(|c| c.name), e.detail.as_str()), (405, Some("UNSUPPORTED"), detail));
+        }
+    }
+
+    #[test]
     fn ranges() {
         assert_eq!(parse_range("bytes=0-9", 100), Some(Ok((0, 9))));
         assert_eq!(parse_range("bytes=90-", 100), Some(Ok((90, 99))));

@@ -368,6 +368,29 @@ mod tests {
     }
 
     #[test]
+    fn keys_keep_their_strings_and_say_their_kind() {
+        use crate::storage::key::MARKER;
+        let repo = Repository::parse("a/b").unwrap();
+        let d = Digest::of(b"");
+        let d512 = Algorithm::Sha512.digest(b"");
+        let manifest = keys::manifest_as(&repo, &d, crate::oci::INDEX_MEDIA_TYPE);
+        assert_eq!(manifest.path, format!("oci/manifests/a/b/{d}"));
+        assert_eq!(manifest.kind.content_type, crate::oci::INDEX_MEDIA_TYPE);
+        assert_eq!(keys::manifest(&repo, &d).kind.content_type, crate::oci::MANIFEST_MEDIA_TYPE);
+        assert_eq!(keys::tag(&repo, "v1").path, "oci/tags/a/b/v1");
+        assert_eq!(keys::tags_prefix(&repo), "oci/tags/a/b/");
+        let referrer = keys::referrer(&repo, &d, &d512);
+        assert_eq!(referrer.path, format!("oci/referrers/a/b/{}/{d512}", d.hex()));
+        assert_eq!(keys::repository(&repo).path, "oci/repositories/a/b");
+        assert_eq!(keys::blob_data("u1").path, "oci/blob-data/u1");
+        assert_eq!(keys::upload_tail("u1", 3).path, "oci/uploads/u1/tail-3");
+        assert_eq!((keys::link(&repo, &d).kind, referrer.kind, keys::repository(&repo).kind), (MARKER, MARKER, MARKER));
+        // Blobs answer requests that carry credentials: never `public` (RFC 9111 §3.5).
+        assert_eq!(keys::blob(&d).kind, keys::BLOB);
+        assert!(!keys::BLOB.cache_control.contains("public") && keys::BLOB.cache_control.contains("max-age"));
+    }
+
+    #[test]
     fn tags_and_digests() {
         assert!(valid_tag("latest") && valid_tag("v1.2.3-rc_1") && valid_tag("_x"));
         assert!(!valid_tag("") && !valid_tag(".x") && !valid_tag("a/b") && !valid_tag(&"a".repeat(129)));
