@@ -6,19 +6,21 @@
 
 use std::collections::BTreeMap;
 
-use super::names::keys;
-use super::{error, internal, storage_error, Ctx};
+use super::errors::DENIED;
+use super::names::{keys, Repository};
+use super::Ctx;
 use crate::auth::{owners, Action, CredentialKind, Principal};
 use crate::config::{Config, Protocol};
-use crate::http::{Body, Response};
-use crate::platform::{Condition, ObjectMeta, ObjectStore, PutOptions, PutOutcome};
+use crate::error::{Error, Result};
+use crate::http::Body;
+use crate::platform::{Condition, ObjectMeta, ObjectStore, PutOutcome};
 
 /// The custom-metadata member holding a repository's owners.
 const OWNERS: &str = "owners";
 
 /// The repository's record and its owners (`None` when nobody has pushed to it).
-pub async fn record(store: &dyn ObjectStore, repo: &str) -> Result<Option<(ObjectMeta, Vec<String>)>, String> {
-    let meta = store.head(&keys::repository(repo)).await.map_err(|e| e.to_string())?;
+pub async fn record(store: &dyn ObjectStore, repo: &Repository) -> Result<Option<(ObjectMeta, Vec<String>)>> {
+    let meta = store.head(keys::repository(repo).as_str()).await?;
     Ok(meta.map(|m| {
         let list = m.custom.get(OWNERS).map(|o| owners::decode(o)).unwrap_or_default();
         (m, list)
@@ -27,7 +29,8 @@ pub async fn record(store: &dyn ObjectStore, repo: &str) -> Result<Option<(Objec
 
 /// Namespaces and ownership (scopes aside): may the user behind `p` do `action` on `repo`,
 /// owned by `list` (empty: nobody yet)? The error is the sentence for the client.
-pub fn may_write(config: &Config, p: &Principal, repo: &str, action: Action, list: &[String]) -> Result<(), String> {
+pub fn may_write(config: &Config, p: &Principal, repo: &Repository, action: Action, list: &[String]) -> std::result::Result<(), String> {
+    let repo = repo.as_str();
     if owners::bypasses(p, Protocol::Oci, repo, action) {
         return Ok(());
     }
@@ -46,89 +49,77 @@ fn is_user(p: &Principal) -> bool {
 /// Checks a write (`Write` or `Delete`) on `repo` before anything is read or written: the
 /// caller's namespace and ownership first (so a user who may never write here gets a plain
 /// 403 DENIED rather than a challenge for a token that cannot be had), then its scopes.
-pub async fn authorize_write(ctx: &Ctx<'_>, repo: &str, action: Action) -> Result<(), Response> {
+pub async fn authorize_write(ctx: &Ctx<'_>, repo: &Repository, action: Action) -> Result<()> {
     if let Some(p) = ctx.principal.as_ref().filter(|p| is_user(p) && !p.readonly) {
-        let list = record(&*ctx.app.platform.store, repo).await.map_err(internal)?.map(|(_, l)| l).unwrap_or_default();
-        if let Err(reason) = may_write(&ctx.app.config, p, repo, action, &list) {
-            return Err(error(403, "DENIED", reason));
-        }
+        let list = record(&*ctx.app.platform.store, repo).await?.map(|(_, l)| l).unwrap_or_default();
+        may_write(&ctx.app.config, p, repo, action, &list).map_err(|reason| DENIED.err(reason))?;
     }
     ctx.check(repo, action)
+}
+
+/// The record's put options: `owners` as its custom metadata, written only under `condition`.
+fn record_options(repo: &Repository, list: &[String], condition: Condition) -> crate::platform::PutOptions {
+    let key = keys::repository(repo);
+    crate::platform::PutOptions { condition: Some(condition), ..key.put_options(BTreeMap::from([(OWNERS.to_string(), owners::encode(list))])) }
 }
 
 /// Makes sure the repository has its record, claiming it for the caller if nobody has: called
 /// right before the first write that makes content visible in it (a blob link, a manifest).
 /// A record from before owners were kept is claimed the same way. The loser of a race to
 /// claim re-reads the owners and is refused unless it may write anyway.
-pub async fn claim(ctx: &Ctx<'_>, repo: &str) -> Result<(), Response> {
+pub async fn claim(ctx: &Ctx<'_>, repo: &Repository) -> Result<()> {
     let Some(p) = ctx.principal.as_ref() else {
         return Err(ctx.challenge(Some(repo), "pull,push"));
     };
     let store = &*ctx.app.platform.store;
     // A few rounds: a lost race ends with owners to check, unless the record keeps changing.
     for _ in 0..3 {
-        let condition = match record(store, repo).await.map_err(internal)? {
+        let condition = match record(store, repo).await? {
             Some((_, list)) if !list.is_empty() => {
-                return may_write(&ctx.app.config, p, repo, Action::Write, &list).map_err(|reason| error(403, "DENIED", reason));
+                return may_write(&ctx.app.config, p, repo, Action::Write, &list).map_err(|reason| DENIED.err(reason));
             }
             Some((meta, _)) => Condition::EtagMatches(meta.etag),
             None => Condition::DoesNotExist,
         };
-        let opts = PutOptions {
-            custom: BTreeMap::from([(OWNERS.to_string(), owners::encode(std::slice::from_ref(&p.user)))]),
-            condition: Some(condition),
-            ..Default::default()
-        };
-        match ctx.storage.put(&keys::repository(repo), Body::Empty, opts, ctx.hook_meta(repo, None)).await {
-            Ok(PutOutcome::Stored(_)) => return Ok(()),
-            Ok(PutOutcome::ConditionFailed) => continue,
-            Ok(PutOutcome::ChecksumMismatch) => return Err(internal("repository record refused")),
-            Err(e) => return Err(storage_error(e)),
+        let opts = record_options(repo, std::slice::from_ref(&p.user), condition);
+        match ctx.storage.put(keys::repository(repo).as_str(), Body::Empty, opts, ctx.hook_meta(repo, None)).await? {
+            PutOutcome::Stored(_) => return Ok(()),
+            PutOutcome::ConditionFailed => continue,
+            PutOutcome::ChecksumMismatch => return Err(Error::internal("repository record refused")),
         }
     }
-    Err(internal(format!("could not claim repository {repo}: its record kept changing")))
+    Err(Error::internal(format!("could not claim repository {repo}: its record kept changing")))
 }
 
 /// The admin API's view of a repository's owners (`/-/admin/owners/oci/{name}`), after
 /// replacing them with `new` (users of this registry) when given: the way to hand over a
 /// repository, or to settle one pushed before owners were kept.
-pub async fn admin_owners(app: &crate::router::App, repo: &str, new: Option<Vec<String>>) -> Result<Vec<String>, (u16, String)> {
-    if !super::names::valid_repository(repo) {
-        return Err((400, format!("invalid repository name {repo:?}")));
-    }
+pub async fn admin_owners(app: &crate::router::App, repo: &str, new: Option<Vec<String>>) -> Result<Vec<String>> {
+    let repo = Repository::parse(repo).ok_or_else(|| Error::invalid(format!("invalid repository name {repo:?}")))?;
     let store = &*app.platform.store;
-    let Some((meta, list)) = record(store, repo).await.map_err(|_| (500, "internal error".to_string()))? else {
-        return Err((404, format!("no hosted repository {repo}")));
+    let Some((meta, list)) = record(store, &repo).await? else {
+        return Err(Error::not_found(format!("no hosted repository {repo}")));
     };
     let Some(new) = new else {
         return Ok(list);
     };
     let auth = crate::auth::Auth::new(&app.platform, &app.config);
     for user in &new {
-        match auth.user(user).await {
-            Ok(Some(_)) => {}
-            Ok(None) => return Err((404, format!("no such user {user:?}"))),
-            Err(_) => return Err((500, "internal error".into())),
+        if auth.user(user).await.map_err(|e| Error::internal(format!("{e:?}")))?.is_none() {
+            return Err(Error::not_found(format!("no such user {user:?}")));
         }
     }
     if new.is_empty() {
-        return Err((400, "a repository needs at least one owner".into()));
+        return Err(Error::invalid("a repository needs at least one owner"));
     }
-    let encoded = owners::encode(&new);
-    if encoded.len() > 1024 {
-        return Err((400, "too many owners".into()));
+    let opts = record_options(&repo, &new, Condition::EtagMatches(meta.etag));
+    if opts.custom.get(OWNERS).map_or(0, String::len) > 1024 {
+        return Err(Error::invalid("too many owners"));
     }
-    let opts = PutOptions {
-        custom: BTreeMap::from([(OWNERS.to_string(), encoded)]),
-        condition: Some(Condition::EtagMatches(meta.etag)),
-        ..Default::default()
-    };
     let actor = crate::http::Actor { user_id: Some("admin".into()), ..Default::default() };
-    let meta = crate::storage::HookMetadata { package: Some(repo.to_string()), ..Default::default() };
-    match app.storage(Protocol::Oci, &actor).put(&keys::repository(repo), Body::Empty, opts, meta).await {
-        Ok(PutOutcome::Stored(_)) => Ok(new),
-        Ok(_) => Err((409, "the repository changed meanwhile; try again".into())),
-        Err(crate::storage::StorageError::Denied(r)) => Err((403, r)),
-        Err(_) => Err((500, "internal error".into())),
+    let meta = crate::storage::HookMetadata { package: Some(repo.as_str().to_string()), ..Default::default() };
+    match app.storage(Protocol::Oci, &actor).put(keys::repository(&repo).as_str(), Body::Empty, opts, meta).await? {
+        PutOutcome::Stored(_) => Ok(new),
+        _ => Err(Error::conflict("the repository changed meanwhile; try again")),
     }
 }

@@ -43,13 +43,22 @@ fn code_of(e: &Error) -> &'static str {
     }
 }
 
+/// The error body container clients read.
+pub fn body(code: &str, message: &str) -> serde_json::Value {
+    json!({"errors": [{"code": code, "message": message, "detail": null}]})
+}
+
+/// Too many failed logins, with when to try again.
+pub fn rate_limited(retry_after_secs: u64) -> Error {
+    TOOMANYREQUESTS.err("too many failed logins; try again later").header("Retry-After", retry_after_secs.to_string())
+}
+
 /// Writes errors as container clients read them.
 pub struct OciErrors;
 
 impl Render for OciErrors {
     fn render(&self, e: &Error) -> Response {
-        let body = json!({"errors": [{"code": code_of(e), "message": e.public_detail(), "detail": null}]});
-        e.decorate(Response::json(e.status(), &body))
+        e.decorate(Response::json(e.status(), &body(code_of(e), e.public_detail())))
     }
 }
 

@@ -492,7 +492,7 @@ mod tests {
             format!("{{\"mediaType\":\"a/{}\"}}", "x".repeat(300)),
             "{\"schemaVersion\":2,\"schemaVersion\":2}".to_string(),
             format!("{{\"x\":{}", "[".repeat(1000)),
-            format!("{{\"annotations\":{{\"a\":1}}}}"),
+            "{\"annotations\":{\"a\":1}}".to_string(),
             format!("{{\"layers\":[{}]}}", vec![format!("{{\"digest\":\"{}\"}}", d('a')); MAX_REFERENCES + 1].join(",")),
         ] {
             assert!(Manifest::parse(bad.as_bytes()).is_err(), "{}", excerpt(&bad, 60));

@@ -2,6 +2,9 @@
 //! the Docker token endpoint. Reached at the host root `/v2/...` (what every container client
 //! requests) and under the OCI base path, with or without `/v2`.
 //!
+//! Handlers return [`crate::error::Result`] with the codes of [`errors`]; [`handle`] writes
+//! the errors as container clients read them.
+//!
 //! Request and upstream data never reach an `unwrap`, `expect`, `panic!` or slice index here
 //! (a panic takes every request of the isolate down with it): clippy enforces it.
 
@@ -20,11 +23,17 @@ use manifest::{excerpt, known_type, Manifest};
 
 use crate::auth::{Action, Auth, AuthError, Principal};
 use crate::config::Protocol;
+use crate::error::{Error, Result};
 use crate::http::{decode_path, Body, Method, Request, Response};
 use crate::platform::{ByteRange, ObjectMeta, PutOptions, PutOutcome};
 use crate::router::App;
-use crate::storage::{HookMetadata, Storage, StorageError};
-use names::{keys, valid_repository, valid_tag, Digest};
+use crate::storage::key::Key;
+use crate::storage::{HookMetadata, Storage};
+use errors::{
+    OciErrors, BLOB_UNKNOWN, DENIED, DIGEST_INVALID, MANIFEST_BLOB_UNKNOWN, MANIFEST_INVALID, MANIFEST_UNKNOWN, NAME_INVALID, NAME_UNKNOWN,
+    SIZE_INVALID, TAG_INVALID, UNAUTHORIZED, UNSUPPORTED,
+};
+use names::{keys, valid_tag, Digest, Repository};
 
 /// Manifests larger than this are refused, as distribution does.
 pub(crate) const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
@@ -44,20 +53,14 @@ pub fn metadata_fits(custom: &BTreeMap<String, String>) -> bool {
     custom.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() <= MAX_CUSTOM_METADATA
 }
 
+/// An OCI error response from a status and code paired by hand, until proxy.rs returns `Error`.
 pub fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
-    Response::json(status, &json!({"errors": [{"code": code, "message": message.into(), "detail": null}]}))
+    Response::json(status, &errors::body(code, &message.into()))
 }
 
+/// An internal fault as a response (detail logged, not sent), until proxy.rs returns `Error`.
 pub(crate) fn internal(e: impl std::fmt::Display) -> Response {
-    crate::logging::error(&format!("oci: {e}"));
-    error(500, "UNKNOWN", "internal error")
-}
-
-pub(crate) fn storage_error(e: StorageError) -> Response {
-    match e {
-        StorageError::Denied(reason) => error(403, "DENIED", reason),
-        StorageError::Store(e) => internal(e),
-    }
+    crate::error::respond(&OciErrors, "oci", &Error::internal(e))
 }
 
 /// One OCI request with what every route needs.
@@ -82,13 +85,13 @@ impl Ctx<'_> {
     }
 
     /// 401 with the Bearer challenge naming what the client must ask the token endpoint for.
-    pub fn challenge(&self, repo: Option<&str>, actions: &str) -> Response {
-        self.challenge_scope(repo.map(|r| format!("repository:{r}:{actions}")).as_deref(), false)
+    pub fn challenge(&self, repo: Option<&Repository>, actions: &str) -> Error {
+        self.challenge_scope(repo.map(|r| r.scope(actions)).as_deref(), false)
     }
 
     /// 401 with a Bearer challenge for `scope` (space-separated scopes, as the token
     /// endpoint reads them); `insufficient` when the credential was valid but too narrow.
-    pub fn challenge_scope(&self, scope: Option<&str>, insufficient: bool) -> Response {
+    pub fn challenge_scope(&self, scope: Option<&str>, insufficient: bool) -> Error {
         let mut value = format!("Bearer realm=\"{}\",service=\"{}\"", self.realm(), token::SERVICE);
         if let Some(s) = scope {
             value.push_str(&format!(",scope=\"{s}\""));
@@ -96,44 +99,53 @@ impl Ctx<'_> {
         if insufficient {
             value.push_str(",error=\"insufficient_scope\"");
         }
-        error(401, "UNAUTHORIZED", "authentication required").with_header("WWW-Authenticate", value)
+        UNAUTHORIZED.err("authentication required").header("WWW-Authenticate", value)
     }
 
     /// Checks `action` on `repo`: anonymous pulls where allowed, else the principal's scopes.
-    pub fn check(&self, repo: &str, action: Action) -> Result<(), Response> {
+    pub fn check(&self, repo: &Repository, action: Action) -> Result<()> {
         let actions = match action {
             Action::Read => "pull",
             Action::Write => "pull,push",
             Action::Delete => "delete",
         };
         match &self.principal {
-            Some(p) if p.can(Protocol::Oci, repo, action) => Ok(()),
+            Some(p) if p.can(Protocol::Oci, repo.as_str(), action) => Ok(()),
             _ if action == Action::Read && self.anonymous_read() => Ok(()),
             None => Err(self.challenge(Some(repo), actions)),
-            Some(p) if p.readonly => Err(error(403, "DENIED", "read-only credentials")),
+            Some(p) if p.readonly => Err(DENIED.err("read-only credentials")),
             // A token without the scope: the client asks the token endpoint for a better one.
-            Some(_) => Err(self.challenge_scope(Some(&format!("repository:{repo}:{actions}")), true)),
+            Some(_) => Err(self.challenge_scope(Some(&repo.scope(actions)), true)),
         }
     }
 
     /// The pull-through cache for `repo`, unless the repository is hosted here (hosted
     /// content is never shadowed) or no upstream may serve it.
-    async fn proxy(&self, repo: &str, resource_type: &str) -> Option<proxy::OciProxy> {
-        let resolve = crate::upstream::ResolveContext { protocol: Protocol::Oci, resource: repo, resource_type, actor: &self.actor };
+    async fn proxy(&self, repo: &Repository, resource_type: &str) -> Option<proxy::OciProxy> {
+        let resolve = crate::upstream::ResolveContext { protocol: Protocol::Oci, resource: repo.as_str(), resource_type, actor: &self.actor };
         let upstreams = self.app.upstreams.resolve(&resolve).await?;
         let p = proxy::OciProxy::new(self.app.platform.clone(), upstreams);
-        if !p.serves(repo) {
+        if !p.serves(repo.as_str()) {
             return None;
         }
-        match self.storage.head(&keys::repository(repo)).await {
+        match self.storage.head(keys::repository(repo).as_str()).await {
             Ok(None) => Some(p),
             _ => None,
         }
     }
 
-    pub fn hook_meta(&self, repo: &str, digest: Option<&Digest>) -> HookMetadata {
+    /// The pull-through cache to ask when the hosted answer is a 404 (see [`Ctx::proxy`]);
+    /// otherwise the hosted answer back.
+    async fn proxy_after(&self, hosted: Result<Response>, repo: &Repository, resource_type: &str) -> std::result::Result<proxy::OciProxy, Result<Response>> {
+        match hosted {
+            Err(e) if e.status() == 404 => self.proxy(repo, resource_type).await.ok_or(Err(e)),
+            hosted => Err(hosted),
+        }
+    }
+
+    pub fn hook_meta(&self, repo: impl AsRef<str>, digest: Option<&Digest>) -> HookMetadata {
         HookMetadata {
-            package: Some(repo.to_string()),
+            package: Some(repo.as_ref().to_string()),
             digest: digest.map(|d| d.to_string()),
             ..Default::default()
         }
@@ -152,6 +164,16 @@ pub enum Route {
     Upload(String, String),
     Tags(String),
     Referrers(String, String),
+}
+
+impl Route {
+    /// The repository name the route names, as the client sent it.
+    fn repository(&self) -> Option<&str> {
+        match self {
+            Route::Base | Route::Catalog | Route::Token => None,
+            Route::Manifest(n, _) | Route::Blob(n, _) | Route::UploadStart(n) | Route::Upload(n, _) | Route::Tags(n) | Route::Referrers(n, _) => Some(n),
+        }
+    }
 }
 
 /// Parses from the right: names may contain slashes; the last marker wins.
@@ -190,11 +212,13 @@ pub fn parse_route(path: &str) -> Option<Route> {
     None
 }
 
+/// The entry the router calls: every error is written here, in the shape of [`errors`].
 pub async fn handle(app: &App, req: Request, path: &str, prefix: String) -> Response {
-    let route = match parse_route(path) {
-        Some(r) => r,
-        None => return error(404, "NAME_UNKNOWN", "unknown path"),
-    };
+    crate::error::finish(&OciErrors, "oci", handle_request(app, req, path, prefix).await)
+}
+
+async fn handle_request(app: &App, req: Request, path: &str, prefix: String) -> Result<Response> {
+    let route = parse_route(path).ok_or_else(|| NAME_UNKNOWN.err("unknown path"))?;
     if route == Route::Token {
         return token::handle(app, &req).await;
     }
@@ -203,11 +227,7 @@ pub async fn handle(app: &App, req: Request, path: &str, prefix: String) -> Resp
     let principal = match auth.principal(&req.headers, Protocol::Oci).await {
         Ok(p) => p,
         Err(AuthError::InvalidCredentials) => None,
-        Err(AuthError::RateLimited { retry_after_secs }) => {
-            return error(429, "TOOMANYREQUESTS", "too many failed logins; try again later")
-                .with_header("Retry-After", retry_after_secs.to_string())
-        }
-        Err(e) => return internal(format!("{e:?}")),
+        Err(e) => return Err(auth_failure(e)),
     };
     let actor = req.actor.identified(principal.as_ref());
     let ctx = Ctx {
@@ -221,74 +241,78 @@ pub async fn handle(app: &App, req: Request, path: &str, prefix: String) -> Resp
     route_request(&ctx, req, route).await
 }
 
-async fn route_request(ctx: &Ctx<'_>, req: Request, route: Route) -> Response {
-    let repo = match &route {
-        Route::Manifest(n, _) | Route::Blob(n, _) | Route::UploadStart(n) | Route::Upload(n, _) | Route::Tags(n) | Route::Referrers(n, _) => {
-            Some(n.clone())
-        }
-        _ => None,
-    };
-    if let Some(r) = &repo {
-        if !valid_repository(r) {
-            return error(400, "NAME_INVALID", format!("invalid repository name {r:?}"));
-        }
+/// A credential check that failed other than by bad credentials (which each caller answers
+/// its own way).
+fn auth_failure(e: AuthError) -> Error {
+    match e {
+        AuthError::RateLimited { retry_after_secs } => errors::rate_limited(retry_after_secs),
+        e => Error::internal(format!("{e:?}")),
     }
-    let features = &ctx.app.config.protocol(Protocol::Oci).features;
-    let deletion = features.get("deletion").copied().unwrap_or(true);
+}
+
+/// 405 for a method a route does not take.
+fn not_allowed(method: Method) -> Error {
+    let detail = match method {
+        Method::Delete => "deletion is disabled on this registry",
+        _ => "method not allowed",
+    };
+    UNSUPPORTED.err(detail)
+}
+
+async fn route_request(ctx: &Ctx<'_>, req: Request, route: Route) -> Result<Response> {
+    let Some(name) = route.repository() else {
+        return match (req.method, route) {
+            (Method::Get | Method::Head, Route::Base) => {
+                if ctx.principal.is_none() && !ctx.anonymous_read() {
+                    return Err(ctx.challenge(None, ""));
+                }
+                Ok(Response::json(200, &json!({})).with_header("Docker-Distribution-API-Version", "registry/2.0"))
+            }
+            (Method::Get, Route::Catalog) => catalog(ctx, &req).await,
+            (method, _) => Err(not_allowed(method)),
+        };
+    };
+    let repo = Repository::parse(name).ok_or_else(|| NAME_INVALID.err(format!("invalid repository name {name:?}")))?;
+    let oci = ctx.app.config.protocol(Protocol::Oci);
+    let deletion = oci.features.get("deletion").copied().unwrap_or(true);
     match (req.method, route) {
-        (Method::Get | Method::Head, Route::Base) => {
-            if ctx.principal.is_none() && !ctx.anonymous_read() {
-                return ctx.challenge(None, "");
+        (Method::Get | Method::Head, Route::Manifest(_, reference)) => {
+            let hosted = get_manifest(ctx, &req, &repo, &reference).await;
+            match ctx.proxy_after(hosted, &repo, "manifest").await {
+                Ok(p) => Ok(p.manifest(&req, repo.as_str(), &reference).await),
+                Err(hosted) => hosted,
             }
-            Response::json(200, &json!({})).with_header("Docker-Distribution-API-Version", "registry/2.0")
         }
-        (Method::Get, Route::Catalog) => catalog(ctx, &req).await,
-        (Method::Get | Method::Head, Route::Manifest(name, reference)) => {
-            let hosted = get_manifest(ctx, &req, &name, &reference).await;
-            match hosted.status {
-                404 => match ctx.proxy(&name, "manifest").await {
-                    Some(p) => p.manifest(&req, &name, &reference).await,
-                    None => hosted,
+        (Method::Put, Route::Manifest(_, reference)) => put_manifest(ctx, req, &repo, &reference).await,
+        (Method::Delete, Route::Manifest(_, reference)) if deletion => delete_manifest(ctx, &repo, &reference).await,
+        (Method::Get | Method::Head, Route::Blob(_, digest)) => {
+            let hosted = get_blob(ctx, &req, &repo, &digest).await;
+            match Digest::parse(&digest) {
+                Some(d) => match ctx.proxy_after(hosted, &repo, "blob").await {
+                    Ok(p) => Ok(p.blob(ctx, &req, repo.as_str(), &d).await),
+                    Err(hosted) => hosted,
                 },
-                _ => hosted,
+                None => hosted,
             }
         }
-        (Method::Put, Route::Manifest(name, reference)) => put_manifest(ctx, req, &name, &reference).await,
-        (Method::Delete, Route::Manifest(name, reference)) if deletion => delete_manifest(ctx, &name, &reference).await,
-        (Method::Get | Method::Head, Route::Blob(name, digest)) => {
-            let hosted = get_blob(ctx, &req, &name, &digest).await;
-            match (hosted.status, Digest::parse(&digest)) {
-                (404, Some(d)) => match ctx.proxy(&name, "blob").await {
-                    Some(p) => p.blob(ctx, &req, &name, &d).await,
-                    None => hosted,
-                },
-                _ => hosted,
+        (Method::Delete, Route::Blob(_, digest)) if deletion => delete_blob(ctx, &repo, &digest).await,
+        (Method::Post, Route::UploadStart(_)) => upload::start(ctx, req, &repo).await,
+        (Method::Patch, Route::Upload(_, id)) => upload::patch(ctx, req, &repo, &id).await,
+        (Method::Put, Route::Upload(_, id)) => upload::finish(ctx, req, &repo, &id).await,
+        (Method::Get, Route::Upload(_, id)) => upload::status(ctx, &repo, &id).await,
+        (Method::Delete, Route::Upload(_, id)) => upload::cancel(ctx, &repo, &id).await,
+        (Method::Get, Route::Tags(_)) => {
+            let hosted = tags_list(ctx, &req, &repo).await;
+            match ctx.proxy_after(hosted, &repo, "tags").await {
+                Ok(p) => Ok(p.tags(&req, repo.as_str()).await),
+                Err(hosted) => hosted,
             }
         }
-        (Method::Delete, Route::Blob(name, digest)) if deletion => delete_blob(ctx, &name, &digest).await,
-        (Method::Post, Route::UploadStart(name)) => upload::start(ctx, req, &name).await,
-        (Method::Patch, Route::Upload(name, id)) => upload::patch(ctx, req, &name, &id).await,
-        (Method::Put, Route::Upload(name, id)) => upload::finish(ctx, req, &name, &id).await,
-        (Method::Get, Route::Upload(name, id)) => upload::status(ctx, &name, &id).await,
-        (Method::Delete, Route::Upload(name, id)) => upload::cancel(ctx, &name, &id).await,
-        (Method::Get, Route::Tags(name)) => {
-            let hosted = tags_list(ctx, &req, &name).await;
-            match hosted.status {
-                404 => match ctx.proxy(&name, "tags").await {
-                    Some(p) => p.tags(&req, &name).await,
-                    None => hosted,
-                },
-                _ => hosted,
-            }
-        }
-        (Method::Get, Route::Referrers(name, digest)) if ctx.app.config.protocol(Protocol::Oci).feature("referrers") => {
-            referrers(ctx, &req, &name, &digest).await
-        }
+        (Method::Get, Route::Referrers(_, digest)) if oci.feature("referrers") => referrers(ctx, &req, &repo, &digest).await,
         // Clients fall back to the referrers tag schema only on a 404 (distribution spec); a
         // 405 made them fail.
-        (Method::Get, Route::Referrers(..)) => error(404, "UNSUPPORTED", "the referrers API is disabled on this registry"),
-        (Method::Delete, _) => error(405, "UNSUPPORTED", "deletion is disabled on this registry"),
-        _ => error(405, "UNSUPPORTED", "method not allowed"),
+        (Method::Get, Route::Referrers(..)) => Err(UNSUPPORTED.err("the referrers API is disabled on this registry").with_status(404)),
+        (method, _) => Err(not_allowed(method)),
     }
 }
 
@@ -311,123 +335,114 @@ fn paginate(all: Vec<String>, req: &Request, link_base: &str) -> (Vec<String>, O
     }
 }
 
-async fn list_all(ctx: &Ctx<'_>, prefix: &str) -> Result<Vec<ObjectMeta>, Response> {
-    ctx.storage.list_all(prefix).await.map_err(storage_error)
-}
-
 /// The part of a listed key after `prefix`, if it names something directly under it (nested
 /// repositories share prefixes; their keys have another `/`).
 fn direct_child<'k>(key: &'k str, prefix: &str) -> Option<&'k str> {
     key.strip_prefix(prefix).filter(|rest| !rest.is_empty() && !rest.contains('/'))
 }
 
-async fn catalog(ctx: &Ctx<'_>, req: &Request) -> Response {
-    let all = match list_all(ctx, keys::REPOSITORIES).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn catalog(ctx: &Ctx<'_>, req: &Request) -> Result<Response> {
+    let all = ctx.storage.list_all(keys::REPOSITORIES).await?;
     // Only repositories the caller may pull are listed.
     let names: Vec<String> = all
         .into_iter()
-        .filter_map(|o| o.key.strip_prefix(keys::REPOSITORIES).map(str::to_string))
+        .filter_map(|o| o.key.strip_prefix(keys::REPOSITORIES).and_then(Repository::parse))
         .filter(|r| ctx.check(r, Action::Read).is_ok())
+        .map(|r| r.as_str().to_string())
         .collect();
     if names.is_empty() && ctx.principal.is_none() && !ctx.anonymous_read() {
         // Name the catalog grant, as distribution does: a client following a challenge
         // without a scope got a token that lists nothing.
-        let mut r = ctx.challenge(None, "");
-        let value = format!("{},scope=\"registry:catalog:*\"", r.headers.get("WWW-Authenticate").unwrap_or_default());
-        r.headers.set("WWW-Authenticate", value);
-        return r;
+        return Err(ctx.challenge_scope(Some("registry:catalog:*"), false));
     }
     let (page, link) = paginate(names, req, &format!("{}/_catalog", ctx.prefix));
     let mut r = Response::json(200, &json!({"repositories": page}));
     if let Some(l) = link {
         r = r.with_header("Link", l);
     }
-    r
+    Ok(r)
 }
 
-async fn tags_list(ctx: &Ctx<'_>, req: &Request, name: &str) -> Response {
-    if let Err(r) = ctx.check(name, Action::Read) {
-        return r;
+async fn tags_list(ctx: &Ctx<'_>, req: &Request, repo: &Repository) -> Result<Response> {
+    ctx.check(repo, Action::Read)?;
+    let prefix = keys::tags_prefix(repo);
+    let listed = ctx.storage.list_all(&prefix).await?;
+    let tags: Vec<String> = listed.iter().filter_map(|o| direct_child(&o.key, &prefix)).map(str::to_string).collect();
+    if tags.is_empty() && ctx.storage.head(keys::repository(repo).as_str()).await.ok().flatten().is_none() {
+        return Err(NAME_UNKNOWN.err(format!("repository {repo} not known")));
     }
-    let prefix = keys::tags_prefix(name);
-    let tags: Vec<String> = match list_all(ctx, &prefix).await {
-        Ok(a) => a.iter().filter_map(|o| direct_child(&o.key, &prefix)).map(str::to_string).collect(),
-        Err(r) => return r,
-    };
-    if tags.is_empty() && ctx.storage.head(&keys::repository(name)).await.ok().flatten().is_none() {
-        return error(404, "NAME_UNKNOWN", format!("repository {name} not known"));
-    }
-    let (page, link) = paginate(tags, req, &format!("{}/{name}/tags/list", ctx.prefix));
-    let mut r = Response::json(200, &json!({"name": name, "tags": page}));
+    let (page, link) = paginate(tags, req, &format!("{}/{repo}/tags/list", ctx.prefix));
+    let mut r = Response::json(200, &json!({"name": repo.as_str(), "tags": page}));
     if let Some(l) = link {
         r = r.with_header("Link", l);
     }
-    r
+    Ok(r)
+}
+
+/// A tag from the client: 400 `TAG_INVALID` unless it fits the grammar.
+fn client_tag(tag: &str) -> Result<&str> {
+    if valid_tag(tag) {
+        Ok(tag)
+    } else {
+        Err(TAG_INVALID.err(format!("invalid tag {:?}", excerpt(tag, 80))))
+    }
+}
+
+/// A manifest reference from the client: a digest (tags have no `:`, so a reference with one
+/// is a digest, usable or not: an unusable one is a digest error, not a bad tag) or a tag.
+fn client_reference(reference: &str) -> Result<std::result::Result<Digest, &str>> {
+    if reference.contains(':') {
+        upload::client_digest(reference).map(Ok)
+    } else {
+        client_tag(reference).map(Err)
+    }
 }
 
 /// Resolves a tag or digest reference to the manifest digest, with the manifest's size and
 /// media type when the tag records them (tags written since they do): enough for a HEAD.
-async fn resolve(ctx: &Ctx<'_>, name: &str, reference: &str) -> Result<(Digest, Option<ObjectMeta>), Response> {
-    // Tags have no `:`: a reference with one is a digest, usable or not.
-    if reference.contains(':') {
-        return upload::client_digest(reference).map(|d| (d, None));
-    }
-    if !valid_tag(reference) {
-        return Err(error(400, "TAG_INVALID", format!("invalid tag {:?}", excerpt(reference, 80))));
-    }
-    let tag = ctx.storage.head(&keys::tag(name, reference)).await.map_err(storage_error)?;
-    let Some((tag, digest)) = tag.and_then(|t| t.custom.get("digest").and_then(|d| Digest::parse(d)).map(|d| (t, d))) else {
-        return Err(error(404, "MANIFEST_UNKNOWN", format!("manifest {name}:{reference} not found")));
+async fn resolve(ctx: &Ctx<'_>, repo: &Repository, reference: &str) -> Result<(Digest, Option<ObjectMeta>)> {
+    let tag = match client_reference(reference)? {
+        Ok(digest) => return Ok((digest, None)),
+        Err(tag) => tag,
     };
-    let size = tag.custom.get("size").and_then(|s| s.parse().ok());
-    let media_type = tag.custom.get("mediaType").cloned();
+    let found = ctx.storage.head(keys::tag(repo, tag).as_str()).await?;
+    let Some((found, digest)) = found.and_then(|t| t.custom.get("digest").and_then(|d| Digest::parse(d)).map(|d| (t, d))) else {
+        return Err(MANIFEST_UNKNOWN.err(format!("manifest {repo}:{tag} not found")));
+    };
+    let size = found.custom.get("size").and_then(|s| s.parse().ok());
+    let media_type = found.custom.get("mediaType").cloned();
     let known = size.zip(media_type).map(|(size, media_type)| ObjectMeta {
-        key: keys::manifest(name, &digest),
+        key: keys::manifest(repo, &digest).path,
         size,
         content_type: Some(media_type),
-        ..tag
+        ..found
     });
     Ok((digest, known))
 }
 
-async fn get_manifest(ctx: &Ctx<'_>, req: &Request, name: &str, reference: &str) -> Response {
-    if let Err(r) = ctx.check(name, Action::Read) {
-        return r;
-    }
-    let (digest, known) = match resolve(ctx, name, reference).await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let key = keys::manifest(name, &digest);
+async fn get_manifest(ctx: &Ctx<'_>, req: &Request, repo: &Repository, reference: &str) -> Result<Response> {
+    ctx.check(repo, Action::Read)?;
+    let (digest, known) = resolve(ctx, repo, reference).await?;
+    let key = keys::manifest(repo, &digest);
     let found = if req.method == Method::Head {
         // Clients HEAD a tag before every pull: one read when the tag knows the answer.
         match known {
-            Some(meta) => Ok(Some((meta, None))),
-            None => ctx.storage.head(&key).await.map(|m| m.map(|m| (m, None))),
+            Some(meta) => Some((meta, None)),
+            None => ctx.storage.head(key.as_str()).await?.map(|m| (m, None)),
         }
     } else {
-        ctx.storage
-            .get(&key, None, ctx.hook_meta(name, Some(&digest)))
-            .await
-            .map(|o| o.map(|o| (o.meta, Some(o.body))))
+        ctx.storage.get(key.as_str(), None, ctx.hook_meta(repo, Some(&digest))).await?.map(|o| (o.meta, Some(o.body)))
     };
-    let (meta, body) = match found {
-        Ok(Some(f)) => f,
-        Ok(None) => return error(404, "MANIFEST_UNKNOWN", format!("manifest {name}@{digest} not found")),
-        Err(e) => return storage_error(e),
-    };
+    let (meta, body) = found.ok_or_else(|| MANIFEST_UNKNOWN.err(format!("manifest {repo}@{digest} not found")))?;
     let etag = format!("\"{digest}\"");
     let mut r = manifest_response(&meta, &digest);
     if req.header("if-none-match") == Some(etag.as_str()) {
-        return Response::new(304).with_header("ETag", etag).with_header("Docker-Content-Digest", digest.to_string());
+        return Ok(Response::new(304).with_header("ETag", etag).with_header("Docker-Content-Digest", digest.to_string()));
     }
     if let Some(b) = body {
         r.body = b;
     }
-    r
+    Ok(r)
 }
 
 /// The media type a stored manifest is served with: only ever a manifest type (a type stored
@@ -447,25 +462,24 @@ pub(crate) fn manifest_response(meta: &ObjectMeta, digest: &Digest) -> Response 
         .with_header("Content-Encoding", "identity")
 }
 
-fn invalid(message: impl Into<String>) -> Response {
-    error(400, "MANIFEST_INVALID", message)
+fn unsupported_type(t: &str) -> Error {
+    MANIFEST_INVALID.err(format!("unsupported manifest media type {:?}", excerpt(t, 80)))
 }
 
 /// The media type a pushed manifest is stored with: its Content-Type, else its `mediaType`,
 /// else what its shape implies. Only manifest types are accepted, and the two must agree
 /// (distribution spec "Pushing Manifests"; image spec `manifest.md`: `mediaType`, when
 /// present, is the manifest's media type).
-fn manifest_type(content_type: Option<&str>, doc: &Manifest) -> Result<&'static str, Response> {
-    let unsupported = |t: &str| invalid(format!("unsupported manifest media type {:?}", excerpt(t, 80)));
+fn manifest_type(content_type: Option<&str>, doc: &Manifest) -> Result<&'static str> {
     let declared = match doc.media_type.as_deref() {
-        Some(t) => Some(known_type(t).ok_or_else(|| unsupported(t))?),
+        Some(t) => Some(known_type(t).ok_or_else(|| unsupported_type(t))?),
         None => None,
     };
     match content_type {
         Some(ct) => {
-            let ct = known_type(ct).ok_or_else(|| unsupported(ct))?;
+            let ct = known_type(ct).ok_or_else(|| unsupported_type(ct))?;
             match declared {
-                Some(d) if d != ct => Err(invalid(format!("Content-Type {ct} does not match the manifest's mediaType {d}"))),
+                Some(d) if d != ct => Err(MANIFEST_INVALID.err(format!("Content-Type {ct} does not match the manifest's mediaType {d}"))),
                 _ => Ok(ct),
             }
         }
@@ -473,30 +487,39 @@ fn manifest_type(content_type: Option<&str>, doc: &Manifest) -> Result<&'static 
     }
 }
 
-async fn put_manifest(ctx: &Ctx<'_>, req: Request, name: &str, reference: &str) -> Response {
-    if let Err(r) = access::authorize_write(ctx, name, Action::Write).await {
-        return r;
-    }
-    // By digest (in the algorithm it names) or by tag (sha256, the canonical algorithm).
-    let (by_digest, path_tag) = if reference.contains(':') {
-        // An unusable digest (malformed, an unknown algorithm) is a digest error, not TAG_INVALID.
-        match upload::client_digest(reference) {
-            Ok(d) => (Some(d), None),
-            Err(r) => return r,
+/// Checks that the key of every item exists, else `missing` names the first absent one.
+async fn require_all<T>(ctx: &Ctx<'_>, items: Vec<T>, key: impl Fn(&T) -> Key, missing: impl Fn(&T) -> Error) -> Result<()> {
+    for item in &items {
+        if ctx.storage.head(key(item).as_str()).await?.is_none() {
+            return Err(missing(item));
         }
-    } else if valid_tag(reference) {
-        (None, Some(reference.to_string()))
-    } else {
-        return error(400, "TAG_INVALID", format!("invalid tag {:?}", excerpt(reference, 80)));
+    }
+    Ok(())
+}
+
+/// Sorted and without repeats, so each is checked once and the first missing is stable.
+fn distinct<'d>(digests: impl Iterator<Item = &'d Digest>) -> Vec<&'d Digest> {
+    let mut all: Vec<&Digest> = digests.collect();
+    all.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    all.dedup();
+    all
+}
+
+async fn put_manifest(ctx: &Ctx<'_>, req: Request, repo: &Repository, reference: &str) -> Result<Response> {
+    access::authorize_write(ctx, repo, Action::Write).await?;
+    // By digest (in the algorithm it names) or by tag (sha256, the canonical algorithm).
+    let (by_digest, path_tag) = match client_reference(reference)? {
+        Ok(d) => (Some(d), None),
+        Err(tag) => (None, Some(tag.to_string())),
     };
     // Distribution spec (draft), "Pushing Manifests": a push by digest may name tags with
     // `?tag=` parameters; each one stored is answered in `OCI-Tag`.
     let query_tags: Vec<&str> = req.query.iter().filter(|(k, _)| k == "tag").map(|(_, v)| v.as_str()).collect();
     if query_tags.len() > MAX_TAGS_PER_PUSH {
-        return error(414, "TAG_INVALID", format!("at most {MAX_TAGS_PER_PUSH} tags per push"));
+        return Err(TAG_INVALID.err(format!("at most {MAX_TAGS_PER_PUSH} tags per push")).with_status(414));
     }
-    if let Some(bad) = query_tags.iter().find(|t| !valid_tag(t)) {
-        return error(400, "TAG_INVALID", format!("invalid tag {:?}", excerpt(bad, 80)));
+    for t in &query_tags {
+        client_tag(t)?;
     }
     let mut tags: Vec<String> = path_tag.into_iter().chain(query_tags.iter().map(|t| t.to_string())).collect();
     let mut seen = std::collections::BTreeSet::new();
@@ -504,59 +527,37 @@ async fn put_manifest(ctx: &Ctx<'_>, req: Request, name: &str, reference: &str) 
     let content_type = req.header("content-type").map(str::trim).filter(|c| !c.is_empty()).map(str::to_string);
     // Refused before the body is read.
     if let Some(ct) = content_type.as_deref().filter(|ct| known_type(ct).is_none()) {
-        return invalid(format!("unsupported manifest media type {:?}", excerpt(ct, 80)));
+        return Err(unsupported_type(ct));
     }
     let bytes = match req.body.read_capped(MAX_MANIFEST).await {
         Ok(b) => b,
-        Err(crate::http::BodyError::TooLarge { .. }) => return error(413, "SIZE_INVALID", "manifest larger than 4 MiB"),
-        Err(e) => return invalid(e.to_string()),
+        Err(crate::http::BodyError::TooLarge { .. }) => return Err(SIZE_INVALID.err("manifest larger than 4 MiB").with_status(413)),
+        Err(e) => return Err(MANIFEST_INVALID.err(e.to_string())),
     };
     let digest = match &by_digest {
         Some(want) => {
             let actual = want.algorithm().digest(&bytes);
             if &actual != want {
-                return error(400, "DIGEST_INVALID", format!("manifest digest is {actual}, not {want}"));
+                return Err(DIGEST_INVALID.err(format!("manifest digest is {actual}, not {want}")));
             }
             actual
         }
         None => Digest::of(&bytes),
     };
-    let doc = match Manifest::parse(&bytes) {
-        Ok(d) => d,
-        Err(e) => return invalid(format!("manifest is not valid: {e}")),
-    };
+    let doc = Manifest::parse(&bytes).map_err(|e| MANIFEST_INVALID.err(format!("manifest is not valid: {e}")))?;
     if doc.schema_version != Some(2) {
-        return invalid("only schemaVersion 2 manifests are accepted");
+        return Err(MANIFEST_INVALID.err("only schemaVersion 2 manifests are accepted"));
     }
-    let media_type = match manifest_type(content_type.as_deref(), &doc) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+    let media_type = manifest_type(content_type.as_deref(), &doc)?;
     if let Some(a) = doc.artifact_type.as_deref().filter(|a| !manifest::valid_media_type(a)) {
-        return invalid(format!("artifactType {:?} is not a media type (RFC 6838)", excerpt(a, 80)));
+        return Err(MANIFEST_INVALID.err(format!("artifactType {:?} is not a media type (RFC 6838)", excerpt(a, 80))));
     }
     // Everything the manifest references must be here, except its subject and layers that
     // clients fetch from elsewhere.
-    let mut blobs: Vec<&Digest> = doc.config.iter().chain(doc.layers.iter().filter(|l| !l.external())).map(|d| &d.digest).collect();
-    blobs.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-    blobs.dedup();
-    for b in blobs {
-        match ctx.storage.head(&keys::link(name, b)).await {
-            Ok(Some(_)) => {}
-            Ok(None) => return error(400, "MANIFEST_BLOB_UNKNOWN", format!("blob {b} is not in {name}")),
-            Err(e) => return storage_error(e),
-        }
-    }
-    let mut children: Vec<&Digest> = doc.manifests.iter().map(|d| &d.digest).collect();
-    children.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-    children.dedup();
-    for m in children {
-        match ctx.storage.head(&keys::manifest(name, m)).await {
-            Ok(Some(_)) => {}
-            Ok(None) => return error(400, "MANIFEST_BLOB_UNKNOWN", format!("manifest {m} is not in {name}")),
-            Err(e) => return storage_error(e),
-        }
-    }
+    let blobs = distinct(doc.config.iter().chain(doc.layers.iter().filter(|l| !l.external())).map(|d| &d.digest));
+    require_all(ctx, blobs, |b| keys::link(repo, b), |b| MANIFEST_BLOB_UNKNOWN.err(format!("blob {b} is not in {repo}"))).await?;
+    let children = distinct(doc.manifests.iter().map(|d| &d.digest));
+    require_all(ctx, children, |m| keys::manifest(repo, m), |m| MANIFEST_BLOB_UNKNOWN.err(format!("manifest {m} is not in {repo}"))).await?;
     let subject = doc.subject.as_ref().map(|s| s.digest.clone());
     // What goes into object metadata, all bounded: known media types, digests, numbers, an
     // artifactType of at most 255 characters, annotations of at most 1 KiB (else left out).
@@ -585,42 +586,30 @@ async fn put_manifest(ctx: &Ctx<'_>, req: Request, name: &str, reference: &str) 
     ]);
     drop(doc);
     if ![Some(&manifest_custom), referrer_custom.as_ref(), Some(&tag_custom)].into_iter().flatten().all(metadata_fits) {
-        return invalid("the manifest's media types and annotations are too long to store");
+        return Err(MANIFEST_INVALID.err("the manifest's media types and annotations are too long to store"));
     }
-    if let Err(r) = access::claim(ctx, name).await {
-        return r;
-    }
+    access::claim(ctx, repo).await?;
     // The manifest first, then what points at it; whatever this request wrote goes again if
     // a later write fails, so a failed push leaves nothing visible.
-    let manifest_key = keys::manifest(name, &digest);
-    let mut written = Vec::new();
-    match write_new(ctx, name, &digest, &manifest_key, bytes.into(), PutOptions {
-        content_type: Some(media_type.to_string()),
-        custom: manifest_custom,
-        checksum: Some(digest.checksum()),
-        condition: None,
-    })
-    .await
-    {
-        Ok(new) => written.extend(new),
-        Err(r) => return r,
-    }
+    let manifest_key = keys::manifest_as(repo, &digest, media_type);
+    let opts = PutOptions { checksum: Some(digest.checksum()), ..manifest_key.put_options(manifest_custom) };
+    let mut written: Vec<String> = write_new(ctx, repo, &digest, &manifest_key, bytes.into(), opts).await?.into_iter().collect();
+    let mut pointers: Vec<(Key, Body, BTreeMap<String, String>)> = Vec::new();
     if let (Some(s), Some(custom)) = (&subject, referrer_custom) {
-        let key = keys::referrer(name, s, &digest);
-        match write_new(ctx, name, &digest, &key, Body::Empty, PutOptions { custom, ..Default::default() }).await {
-            Ok(new) => written.extend(new),
-            Err(r) => return undo(ctx, &written, r).await,
-        }
+        pointers.push((keys::referrer(repo, s, &digest), Body::Empty, custom));
     }
     for t in &tags {
-        let opts = PutOptions { custom: tag_custom.clone(), ..Default::default() };
-        match write_new(ctx, name, &digest, &keys::tag(name, t), digest.to_string().into_bytes().into(), opts).await {
+        pointers.push((keys::tag(repo, t), digest.to_string().into_bytes().into(), tag_custom.clone()));
+    }
+    for (key, body, custom) in pointers {
+        let opts = key.put_options(custom);
+        match write_new(ctx, repo, &digest, &key, body, opts).await {
             Ok(new) => written.extend(new),
-            Err(r) => return undo(ctx, &written, r).await,
+            Err(e) => return Err(undo(ctx, &written, e).await),
         }
     }
     let mut r = Response::new(201)
-        .with_header("Location", format!("{}/{name}/manifests/{digest}", ctx.prefix))
+        .with_header("Location", format!("{}/{repo}/manifests/{digest}", ctx.prefix))
         .with_header("Docker-Content-Digest", digest.to_string())
         .with_header("Content-Length", "0");
     // Only a registry serving the referrers API may say it processed the subject: without
@@ -632,80 +621,57 @@ async fn put_manifest(ctx: &Ctx<'_>, req: Request, name: &str, reference: &str) 
         // One field with the list is the same as one field per tag (RFC 9110 §5.3).
         r = r.with_header("OCI-Tag", tags.join(", "));
     }
-    r
+    Ok(r)
 }
 
 /// Writes `key` through the hooks; returns it if it is new (this request's to undo).
-async fn write_new(ctx: &Ctx<'_>, name: &str, digest: &Digest, key: &str, body: Body, opts: PutOptions) -> Result<Option<String>, Response> {
-    let existed = ctx.storage.head(key).await.map_err(storage_error)?.is_some();
-    let meta = HookMetadata { content_type: opts.content_type.clone(), ..ctx.hook_meta(name, Some(digest)) };
-    match ctx.storage.put(key, body, opts, meta).await {
-        Ok(PutOutcome::Stored(_)) => Ok((!existed).then(|| key.to_string())),
-        Ok(other) => Err(internal(format!("write of {key} refused: {other:?}"))),
-        Err(e) => Err(storage_error(e)),
+async fn write_new(ctx: &Ctx<'_>, repo: &Repository, digest: &Digest, key: &Key, body: Body, opts: PutOptions) -> Result<Option<String>> {
+    let existed = ctx.storage.head(key.as_str()).await?.is_some();
+    let meta = HookMetadata { content_type: opts.content_type.clone(), ..ctx.hook_meta(repo, Some(digest)) };
+    match ctx.storage.put(key.as_str(), body, opts, meta).await? {
+        PutOutcome::Stored(_) => Ok((!existed).then(|| key.path.clone())),
+        other => Err(Error::internal(format!("write of {key} refused: {other:?}"))),
     }
 }
 
-/// Removes what a failed request wrote, then answers with its failure.
-async fn undo(ctx: &Ctx<'_>, written: &[String], failure: Response) -> Response {
+/// Removes what a failed request wrote, then gives back its failure.
+async fn undo(ctx: &Ctx<'_>, written: &[String], failure: Error) -> Error {
     if let Err(e) = ctx.storage.discard(written).await {
         crate::logging::error(&format!("oci: could not remove {written:?} after a failed push: {e}"));
     }
     failure
 }
 
-async fn delete_manifest(ctx: &Ctx<'_>, name: &str, reference: &str) -> Response {
-    if let Err(r) = access::authorize_write(ctx, name, Action::Delete).await {
-        return r;
-    }
-    let digest = if reference.contains(':') {
-        // As in put_manifest: a digest we cannot use is a digest error, not a bad tag.
-        match upload::client_digest(reference) {
-            Ok(d) => Some(d),
-            Err(r) => return r,
+async fn delete_manifest(ctx: &Ctx<'_>, repo: &Repository, reference: &str) -> Result<Response> {
+    access::authorize_write(ctx, repo, Action::Delete).await?;
+    let digest = match client_reference(reference)? {
+        Ok(digest) => digest,
+        Err(tag) => {
+            let key = keys::tag(repo, tag);
+            if ctx.storage.head(key.as_str()).await?.is_none() {
+                return Err(MANIFEST_UNKNOWN.err(format!("tag {tag} not found")));
+            }
+            ctx.storage.delete(&[key.path], ctx.hook_meta(repo, None)).await?;
+            return Ok(Response::new(202));
         }
-    } else {
-        None
     };
-    let Some(digest) = digest else {
-        if !valid_tag(reference) {
-            return error(400, "TAG_INVALID", format!("invalid tag {:?}", excerpt(reference, 80)));
-        }
-        let key = keys::tag(name, reference);
-        return match ctx.storage.head(&key).await {
-            Ok(Some(_)) => match ctx.storage.delete(&[key], ctx.hook_meta(name, None)).await {
-                Ok(()) => Response::new(202),
-                Err(e) => storage_error(e),
-            },
-            Ok(None) => error(404, "MANIFEST_UNKNOWN", format!("tag {reference} not found")),
-            Err(e) => storage_error(e),
-        };
-    };
-    let key = keys::manifest(name, &digest);
-    let meta = match ctx.storage.head(&key).await {
-        Ok(Some(m)) => m,
-        Ok(None) => return error(404, "MANIFEST_UNKNOWN", format!("manifest {digest} not found")),
-        Err(e) => return storage_error(e),
-    };
-    let mut doomed = vec![key];
+    let key = keys::manifest(repo, &digest);
+    let meta = ctx.storage.head(key.as_str()).await?.ok_or_else(|| MANIFEST_UNKNOWN.err(format!("manifest {digest} not found")))?;
+    let mut doomed = vec![key.path];
     // Tags pointing at it go too, and its entry in its subject's referrers.
-    let prefix = keys::tags_prefix(name);
-    match list_all(ctx, &prefix).await {
-        Ok(tags) => doomed.extend(
-            tags.into_iter()
-                .filter(|t| direct_child(&t.key, &prefix).is_some())
-                .filter(|t| t.custom.get("digest").map(String::as_str) == Some(digest.as_str()))
-                .map(|t| t.key),
-        ),
-        Err(r) => return r,
-    }
+    let prefix = keys::tags_prefix(repo);
+    let tags = ctx.storage.list_all(&prefix).await?;
+    doomed.extend(
+        tags.into_iter()
+            .filter(|t| direct_child(&t.key, &prefix).is_some())
+            .filter(|t| t.custom.get("digest").map(String::as_str) == Some(digest.as_str()))
+            .map(|t| t.key),
+    );
     if let Some(s) = meta.custom.get("subject").and_then(|s| Digest::parse(s)) {
-        doomed.push(keys::referrer(name, &s, &digest));
+        doomed.push(keys::referrer(repo, &s, &digest).path);
     }
-    match ctx.storage.delete(&doomed, ctx.hook_meta(name, Some(&digest))).await {
-        Ok(()) => Response::new(202),
-        Err(e) => storage_error(e),
-    }
+    ctx.storage.delete(&doomed, ctx.hook_meta(repo, Some(&digest))).await?;
+    Ok(Response::new(202))
 }
 
 /// `Range: bytes=a-b`, `bytes=a-` or `bytes=-n` (RFC 9110 §14.1.2) against an object of
@@ -735,111 +701,88 @@ pub fn parse_range(header: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
 }
 
 /// The blob object, following the pointer a chunked upload leaves.
-pub(crate) async fn blob_meta(ctx: &Ctx<'_>, digest: &Digest) -> Result<Option<(String, ObjectMeta)>, Response> {
-    let Some(meta) = ctx.storage.head(&keys::blob(digest)).await.map_err(storage_error)? else {
+pub(crate) async fn blob_meta(ctx: &Ctx<'_>, digest: &Digest) -> Result<Option<(String, ObjectMeta)>> {
+    let key = keys::blob(digest);
+    let Some(meta) = ctx.storage.head(key.as_str()).await? else {
         return Ok(None);
     };
     match meta.custom.get("location") {
-        Some(loc) => Ok(ctx.storage.head(loc).await.map_err(storage_error)?.map(|m| (loc.clone(), m))),
-        None => Ok(Some((keys::blob(digest), meta))),
+        Some(loc) => Ok(ctx.storage.head(loc).await?.map(|m| (loc.clone(), m))),
+        None => Ok(Some((key.path, meta))),
     }
 }
 
-async fn get_blob(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &str) -> Response {
-    if let Err(r) = ctx.check(name, Action::Read) {
-        return r;
+fn unknown_blob(digest: &Digest) -> Error {
+    BLOB_UNKNOWN.err(format!("blob {digest} not found"))
+}
+
+async fn get_blob(ctx: &Ctx<'_>, req: &Request, repo: &Repository, digest: &str) -> Result<Response> {
+    ctx.check(repo, Action::Read)?;
+    let digest = upload::client_digest(digest)?;
+    if ctx.storage.head(keys::link(repo, &digest).as_str()).await?.is_none() {
+        return Err(unknown_blob(&digest));
     }
-    let digest = match upload::client_digest(digest) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
-    let unknown = || error(404, "BLOB_UNKNOWN", format!("blob {digest} not found"));
-    match ctx.storage.head(&keys::link(name, &digest)).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return unknown(),
-        Err(e) => return storage_error(e),
-    }
-    let (key, meta) = match blob_meta(ctx, &digest).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return unknown(),
-        Err(r) => return r,
-    };
-    serve_blob(ctx, req, name, &digest, &key, &meta).await
+    let (key, meta) = blob_meta(ctx, &digest).await?.ok_or_else(|| unknown_blob(&digest))?;
+    blob_response(ctx, req, repo.as_str(), &digest, &key, &meta).await
 }
 
 /// A stored blob with its headers, whole or the asked-for range; straight from the store.
+/// (Until proxy.rs returns `Error`: [`blob_response`] with its errors written.)
 pub(crate) async fn serve_blob(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &Digest, key: &str, meta: &ObjectMeta) -> Response {
-    let unknown = || error(404, "BLOB_UNKNOWN", format!("blob {digest} not found"));
+    crate::error::finish(&OciErrors, "oci", blob_response(ctx, req, name, digest, key, meta).await)
+}
+
+/// A stored blob with its headers ([`keys::BLOB`]), whole or the asked-for range.
+async fn blob_response(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &Digest, key: &str, meta: &ObjectMeta) -> Result<Response> {
     // (Range applies to GET only: a HEAD answers for the whole blob whatever it asks.)
     let range = match req.header("range").filter(|_| req.method == Method::Get).and_then(|r| parse_range(r, meta.size)) {
         Some(Err(())) => {
-            return error(416, "BLOB_UNKNOWN", "range not satisfiable").with_header("Content-Range", format!("bytes */{}", meta.size))
+            return Err(BLOB_UNKNOWN.err("range not satisfiable").with_status(416).header("Content-Range", format!("bytes */{}", meta.size)))
         }
         Some(Ok(r)) => Some(r),
         None => None,
     };
     let base = |status: u16, length: u64| {
         Response::new(status)
-            .with_header("Content-Type", "application/octet-stream")
+            .with_header("Content-Type", keys::BLOB.content_type)
             .with_header("Content-Length", length.to_string())
             .with_header("Docker-Content-Digest", digest.to_string())
             .with_header("ETag", format!("\"{digest}\""))
             .with_header("Accept-Ranges", "bytes")
-            .with_header("Cache-Control", "max-age=31536000")
+            .with_header("Cache-Control", keys::BLOB.cache_control)
             // Keeps the runtime from compressing, which would drop Content-Length.
             .with_header("Content-Encoding", "identity")
     };
     if req.method == Method::Head {
-        return base(200, meta.size);
+        return Ok(base(200, meta.size));
     }
     let byte_range = range.map(|(a, b)| ByteRange::Slice { offset: a, length: b - a + 1 });
-    match ctx.storage.get(key, byte_range, ctx.hook_meta(name, Some(digest))).await {
-        Ok(Some(obj)) => {
-            let mut r = match range {
-                Some((a, b)) => base(206, b - a + 1).with_header("Content-Range", format!("bytes {a}-{b}/{}", meta.size)),
-                None => base(200, meta.size),
-            };
-            r.body = obj.body;
-            r
-        }
-        Ok(None) => unknown(),
-        Err(e) => storage_error(e),
-    }
+    let obj = ctx.storage.get(key, byte_range, ctx.hook_meta(name, Some(digest))).await?.ok_or_else(|| unknown_blob(digest))?;
+    let mut r = match range {
+        Some((a, b)) => base(206, b - a + 1).with_header("Content-Range", format!("bytes {a}-{b}/{}", meta.size)),
+        None => base(200, meta.size),
+    };
+    r.body = obj.body;
+    Ok(r)
 }
 
-async fn delete_blob(ctx: &Ctx<'_>, name: &str, digest: &str) -> Response {
-    if let Err(r) = access::authorize_write(ctx, name, Action::Delete).await {
-        return r;
+async fn delete_blob(ctx: &Ctx<'_>, repo: &Repository, digest: &str) -> Result<Response> {
+    access::authorize_write(ctx, repo, Action::Delete).await?;
+    let digest = upload::client_digest(digest)?;
+    let link = keys::link(repo, &digest);
+    if ctx.storage.head(link.as_str()).await?.is_none() {
+        return Err(unknown_blob(&digest));
     }
-    let digest = match upload::client_digest(digest) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
-    let link = keys::link(name, &digest);
-    match ctx.storage.head(&link).await {
-        // The blob leaves this repository; its bytes stay for others that link it.
-        Ok(Some(_)) => match ctx.storage.delete(&[link], ctx.hook_meta(name, Some(&digest))).await {
-            Ok(()) => Response::new(202),
-            Err(e) => storage_error(e),
-        },
-        Ok(None) => error(404, "BLOB_UNKNOWN", format!("blob {digest} not found")),
-        Err(e) => storage_error(e),
-    }
+    // The blob leaves this repository; its bytes stay for others that link it.
+    ctx.storage.delete(&[link.path], ctx.hook_meta(repo, Some(&digest))).await?;
+    Ok(Response::new(202))
 }
 
-async fn referrers(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &str) -> Response {
-    if let Err(r) = ctx.check(name, Action::Read) {
-        return r;
-    }
-    let subject = match upload::client_digest(digest) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
-    let prefix = keys::referrers_prefix(name, &subject);
-    let all = match list_all(ctx, &prefix).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn referrers(ctx: &Ctx<'_>, req: &Request, repo: &Repository, digest: &str) -> Result<Response> {
+    ctx.check(repo, Action::Read)?;
+    let subject = upload::client_digest(digest)?;
+    let prefix = keys::referrers_prefix(repo, &subject);
+    let all = ctx.storage.list_all(&prefix).await?;
     let filter = req.query_param("artifactType").filter(|f| !f.is_empty());
     let manifests: Vec<Value> = all
         .iter()
@@ -864,7 +807,7 @@ async fn referrers(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &str) -> Re
     if filter.is_some() {
         r = r.with_header("OCI-Filters-Applied", "artifactType");
     }
-    r
+    Ok(r)
 }
 
 #[cfg(test)]
@@ -886,6 +829,24 @@ mod tests {
         assert_eq!(parse_route("/v2/x/tags/list"), Some(Route::Tags("x".into())));
         assert_eq!(parse_route(&format!("/v2/x/referrers/{d}")), Some(Route::Referrers("x".into(), d)));
         assert_eq!(parse_route("/v2/x/unknown"), None);
+    }
+
+    #[test]
+    fn references_are_digests_when_they_have_a_colon_else_tags() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(client_reference(&d).unwrap(), Ok(Digest::parse(&d).unwrap()));
+        assert_eq!(client_reference("v1.2").unwrap(), Err("v1.2"));
+        // An unusable digest is a digest error, never a bad tag.
+        assert_eq!(client_reference("sha256:12").unwrap_err().code, Some(&DIGEST_INVALID));
+        assert_eq!(client_reference(".v1").unwrap_err().code, Some(&TAG_INVALID));
+    }
+
+    #[test]
+    fn methods_a_route_does_not_take_are_405_unsupported() {
+        for (method, detail) in [(Method::Delete, "deletion is disabled on this registry"), (Method::Patch, "method not allowed")] {
+            let e = not_allowed(method);
+            assert_eq!((e.status(), e.code.map(|c| c.name), e.detail.as_str()), (405, Some("UNSUPPORTED"), detail));
+        }
     }
 
     #[test]

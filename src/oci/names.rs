@@ -1,5 +1,39 @@
 //! OCI names, references and digests, and where objects live.
 
+/// A repository name that satisfies the distribution spec grammar ([`valid_repository`]):
+/// handlers receive one only after the route's name was checked, so they never see raw
+/// request text where a name belongs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Repository(String);
+
+impl Repository {
+    pub fn parse(name: &str) -> Option<Repository> {
+        valid_repository(name).then(|| Repository(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The token scope for `actions` on this repository, `repository:{name}:{actions}`
+    /// (Docker registry token authentication, "Token Scope Documentation").
+    pub fn scope(&self, actions: &str) -> String {
+        format!("repository:{}:{actions}", self.0)
+    }
+}
+
+impl std::fmt::Display for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Repository {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Repository names per the distribution spec grammar
 /// (`[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`), at most 255
 /// characters.
@@ -247,43 +281,70 @@ impl Hasher {
     }
 }
 
-/// Object-store keys. Blobs are global and content-addressed; a per-repository link says a
-/// repository may serve a blob (so a private repository's layers cannot be read through
-/// another repository by digest).
+/// Object-store keys, each with the kind of object under it. Blobs are global and
+/// content-addressed; a per-repository link says a repository may serve a blob (so a private
+/// repository's layers cannot be read through another repository by digest). The key strings
+/// are those stored data was written under: they never change.
 pub mod keys {
-    use super::Digest;
+    use super::{Digest, Repository};
+    use crate::storage::key::{cache_control, Key, ObjectKind, MARKER};
 
-    pub fn blob(d: &Digest) -> String {
-        format!("oci/blobs/{}/{}", d.algorithm().name(), d.hex())
+    /// Blob bytes: immutable, but served with `max-age` only, never `public`: blobs of
+    /// private repositories are answered to requests with `Authorization`, which a shared
+    /// cache may reuse only for a `public` response (RFC 9111 §3.5).
+    pub const BLOB: ObjectKind = ObjectKind::new("application/octet-stream", "max-age=31536000");
+    /// A tag: the manifest digest as text, with the manifest's size and media type in its
+    /// custom metadata.
+    pub const TAG: ObjectKind = ObjectKind::new("text/plain", cache_control::NONE);
+    /// Bytes of an upload in progress, never served.
+    pub const UPLOAD_DATA: ObjectKind = ObjectKind::new("application/octet-stream", cache_control::NONE);
+
+    /// A manifest stored as `media_type` (one of the manifest types; by digest, it never
+    /// changes, but it is served by tag too, so it carries no `Cache-Control`).
+    pub const fn manifest_kind(media_type: &'static str) -> ObjectKind {
+        ObjectKind::new(media_type, cache_control::NONE)
+    }
+
+    pub fn blob(d: &Digest) -> Key {
+        Key::new(format!("oci/blobs/{}/{}", d.algorithm().name(), d.hex()), BLOB)
     }
     /// Where a chunked upload's multipart object lives; the blob key then points at it.
-    pub fn blob_data(upload: &str) -> String {
-        format!("oci/blob-data/{upload}")
+    pub fn blob_data(upload: &str) -> Key {
+        Key::new(format!("oci/blob-data/{upload}"), BLOB)
     }
-    pub fn link(repo: &str, d: &Digest) -> String {
-        format!("oci/links/{repo}/{}", d.key_part())
+    /// Zero bytes: its existence lets `repo` serve the blob.
+    pub fn link(repo: &Repository, d: &Digest) -> Key {
+        Key::new(format!("oci/links/{repo}/{}", d.key_part()), MARKER)
     }
-    pub fn manifest(repo: &str, d: &Digest) -> String {
-        format!("oci/manifests/{repo}/{d}")
+    /// A manifest read back (its stored content type says what it is) or written as an OCI
+    /// image manifest; [`manifest_as`] writes it as another type.
+    pub fn manifest(repo: &Repository, d: &Digest) -> Key {
+        manifest_as(repo, d, crate::oci::MANIFEST_MEDIA_TYPE)
     }
-    pub fn tag(repo: &str, tag: &str) -> String {
-        format!("oci/tags/{repo}/{tag}")
+    pub fn manifest_as(repo: &Repository, d: &Digest, media_type: &'static str) -> Key {
+        Key::new(format!("oci/manifests/{repo}/{d}"), manifest_kind(media_type))
     }
-    pub fn tags_prefix(repo: &str) -> String {
+    pub fn tag(repo: &Repository, tag: &str) -> Key {
+        Key::new(format!("{}{tag}", tags_prefix(repo)), TAG)
+    }
+    pub fn tags_prefix(repo: &Repository) -> String {
         format!("oci/tags/{repo}/")
     }
-    pub fn referrers_prefix(repo: &str, subject: &Digest) -> String {
+    pub fn referrers_prefix(repo: &Repository, subject: &Digest) -> String {
         format!("oci/referrers/{repo}/{}/", subject.key_part())
     }
-    pub fn referrer(repo: &str, subject: &Digest, d: &Digest) -> String {
-        format!("{}{}", referrers_prefix(repo, subject), d.key_part())
+    /// Zero bytes listing `d` among `subject`'s referrers; its custom metadata holds what the
+    /// referrers API answers.
+    pub fn referrer(repo: &Repository, subject: &Digest, d: &Digest) -> Key {
+        Key::new(format!("{}{}", referrers_prefix(repo, subject), d.key_part()), MARKER)
     }
     pub const REPOSITORIES: &str = "oci/repositories/";
-    pub fn repository(repo: &str) -> String {
-        format!("{REPOSITORIES}{repo}")
+    /// Zero bytes saying the repository is hosted here; its owners are in its custom metadata.
+    pub fn repository(repo: &Repository) -> Key {
+        Key::new(format!("{REPOSITORIES}{repo}"), MARKER)
     }
-    pub fn upload_tail(upload: &str, n: u64) -> String {
-        format!("oci/uploads/{upload}/tail-{n}")
+    pub fn upload_tail(upload: &str, n: u64) -> Key {
+        Key::new(format!("oci/uploads/{upload}/tail-{n}"), UPLOAD_DATA)
     }
 }
 
@@ -301,6 +362,32 @@ mod tests {
             assert!(!valid_repository(bad), "{bad}");
         }
         assert!(!valid_repository(&"a".repeat(256)));
+        let repo = Repository::parse("library/nginx").unwrap();
+        assert_eq!((repo.as_str(), repo.scope("pull,push").as_str()), ("library/nginx", "repository:library/nginx:pull,push"));
+        assert!(Repository::parse("a//b").is_none() && Repository::parse("").is_none());
+    }
+
+    #[test]
+    fn keys_keep_their_strings_and_say_their_kind() {
+        use crate::storage::key::MARKER;
+        let repo = Repository::parse("a/b").unwrap();
+        let d = Digest::of(b"");
+        let d512 = Algorithm::Sha512.digest(b"");
+        let manifest = keys::manifest_as(&repo, &d, crate::oci::INDEX_MEDIA_TYPE);
+        assert_eq!(manifest.path, format!("oci/manifests/a/b/{d}"));
+        assert_eq!(manifest.kind.content_type, crate::oci::INDEX_MEDIA_TYPE);
+        assert_eq!(keys::manifest(&repo, &d).kind.content_type, crate::oci::MANIFEST_MEDIA_TYPE);
+        assert_eq!(keys::tag(&repo, "v1").path, "oci/tags/a/b/v1");
+        assert_eq!(keys::tags_prefix(&repo), "oci/tags/a/b/");
+        let referrer = keys::referrer(&repo, &d, &d512);
+        assert_eq!(referrer.path, format!("oci/referrers/a/b/{}/{d512}", d.hex()));
+        assert_eq!(keys::repository(&repo).path, "oci/repositories/a/b");
+        assert_eq!(keys::blob_data("u1").path, "oci/blob-data/u1");
+        assert_eq!(keys::upload_tail("u1", 3).path, "oci/uploads/u1/tail-3");
+        assert_eq!((keys::link(&repo, &d).kind, referrer.kind, keys::repository(&repo).kind), (MARKER, MARKER, MARKER));
+        // Blobs answer requests that carry credentials: never `public` (RFC 9111 §3.5).
+        assert_eq!(keys::blob(&d).kind, keys::BLOB);
+        assert!(!keys::BLOB.cache_control.contains("public") && keys::BLOB.cache_control.contains("max-age"));
     }
 
     #[test]
@@ -321,10 +408,11 @@ mod tests {
         assert_eq!(Digest::from_key_part(&d512.key_part()), Some(d512.clone()));
         let d256 = Digest::of(b"");
         assert_eq!(Digest::from_key_part(&d256.key_part()), Some(d256.clone()));
-        assert_eq!(keys::blob(&d256), format!("oci/blobs/sha256/{}", d256.hex()));
-        assert_eq!(keys::link("a/b", &d256), format!("oci/links/a/b/{}", d256.hex()));
-        assert_eq!(keys::link("a/b", &d512), format!("oci/links/a/b/{d512}"));
-        assert_eq!(keys::blob(&d512), format!("oci/blobs/sha512/{}", "a".repeat(128)));
+        let ab = Repository::parse("a/b").unwrap();
+        assert_eq!(keys::blob(&d256).path, format!("oci/blobs/sha256/{}", d256.hex()));
+        assert_eq!(keys::link(&ab, &d256).path, format!("oci/links/a/b/{}", d256.hex()));
+        assert_eq!(keys::link(&ab, &d512).path, format!("oci/links/a/b/{d512}"));
+        assert_eq!(keys::blob(&d512).path, format!("oci/blobs/sha512/{}", "a".repeat(128)));
         assert_eq!(
             Algorithm::Sha512.digest(b"abc").to_string(),
             "sha512:ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"

@@ -4,10 +4,12 @@
 
 use serde_json::{json, Value};
 
-use super::{error, internal};
+use super::errors::UNAUTHORIZED;
+use super::names::Repository;
 use crate::auth::{jwt, Action, Auth, AuthError, CredentialKind, Principal};
 use crate::config::Protocol;
-use crate::http::Request;
+use crate::error::{Error, Result};
+use crate::http::{Request, Response};
 use crate::router::App;
 
 pub const SERVICE: &str = "edgeregistry";
@@ -20,7 +22,7 @@ const MAX_SCOPES: usize = 64;
 /// The actions of `repository:NAME:ACTIONS` the caller gets: what its scopes allow, and for
 /// `push` and `delete` only where namespaces and ownership let its user write (so a client
 /// is refused at once rather than after uploading its layers).
-async fn granted(app: &App, principal: Option<&Principal>, anonymous_read: bool, repo: &str, wanted: &str) -> Result<Vec<String>, String> {
+async fn granted(app: &App, principal: Option<&Principal>, anonymous_read: bool, repo: &Repository, wanted: &str) -> Result<Vec<String>> {
     let writes = wanted.split(',').any(|a| matches!(a, "push" | "delete" | "*"));
     let owners = match principal {
         Some(_) if writes => super::access::record(&*app.platform.store, repo).await?.map(|(_, l)| l).unwrap_or_default(),
@@ -28,7 +30,7 @@ async fn granted(app: &App, principal: Option<&Principal>, anonymous_read: bool,
     };
     let may = |a: Action| {
         principal.is_some_and(|p| {
-            p.can(Protocol::Oci, repo, a) && (a == Action::Read || super::access::may_write(&app.config, p, repo, a, &owners).is_ok())
+            p.can(Protocol::Oci, repo.as_str(), a) && (a == Action::Read || super::access::may_write(&app.config, p, repo, a, &owners).is_ok())
         })
     };
     Ok(wanted
@@ -44,23 +46,15 @@ async fn granted(app: &App, principal: Option<&Principal>, anonymous_read: bool,
         .collect())
 }
 
-pub async fn handle(app: &App, req: &Request) -> Response {
-    let Some(secret) = app.config.jwt_secret.clone() else {
-        crate::logging::error("oci: the token endpoint needs the JWT_SECRET secret");
-        return internal("JWT_SECRET is not configured");
-    };
+pub async fn handle(app: &App, req: &Request) -> Result<Response> {
+    let secret = app.config.jwt_secret.clone().ok_or_else(|| Error::internal("the token endpoint needs the JWT_SECRET secret"))?;
     let auth = Auth::new(&app.platform, &app.config);
     let principal = match auth.principal(&req.headers, Protocol::Oci).await {
         Ok(p) => p,
         Err(AuthError::InvalidCredentials) => {
-            return error(401, "UNAUTHORIZED", "invalid username or password")
-                .with_header("WWW-Authenticate", "Basic realm=\"edgeregistry\"")
+            return Err(UNAUTHORIZED.err("invalid username or password").header("WWW-Authenticate", "Basic realm=\"edgeregistry\""))
         }
-        Err(AuthError::RateLimited { retry_after_secs }) => {
-            return error(429, "TOOMANYREQUESTS", "too many failed logins; try again later")
-                .with_header("Retry-After", retry_after_secs.to_string())
-        }
-        Err(e) => return internal(format!("{e:?}")),
+        Err(e) => return Err(super::auth_failure(e)),
     };
     let anonymous_read = app.config.protocol(Protocol::Oci).anonymous_read;
     let mut access = Vec::new();
@@ -76,14 +70,11 @@ pub async fn handle(app: &App, req: &Request) -> Response {
         // `repository:NAME:ACTIONS` (also `repository(plugin):…`); names have no `:`.
         let Some((kind, rest)) = scope.split_once(':') else { continue };
         let Some((name, actions)) = rest.rsplit_once(':') else { continue };
-        if !kind.starts_with("repository") || !super::names::valid_repository(name) {
+        let Some(repo) = Repository::parse(name).filter(|_| kind.starts_with("repository")) else {
             continue;
-        }
-        let actions = match granted(app, principal.as_ref(), anonymous_read, name, actions).await {
-            Ok(a) => a,
-            Err(e) => return internal(e),
         };
-        access.push(json!({"type": "repository", "name": name, "actions": actions}));
+        let actions = granted(app, principal.as_ref(), anonymous_read, &repo, actions).await?;
+        access.push(json!({"type": "repository", "name": repo.as_str(), "actions": actions}));
     }
     let now = (app.platform.now_ms() / 1000.0) as i64;
     let subject = principal.as_ref().map(|p| p.user.clone()).unwrap_or_else(|| "anonymous".into());
@@ -102,12 +93,12 @@ pub async fn handle(app: &App, req: &Request) -> Response {
         "adm": principal.as_ref().is_some_and(|p| p.admin),
     });
     let token = jwt::encode(secret.as_bytes(), &claims);
-    Response::json(200, &json!({
+    Ok(Response::json(200, &json!({
         "token": token,
         "access_token": token,
         "expires_in": LIFETIME_SECS,
         "issued_at": app.platform.now_iso(),
-    }))
+    })))
 }
 
 /// A principal from a token this endpoint issued.
@@ -145,5 +136,3 @@ pub fn principal_from_claims(claims: &Value) -> Option<Principal> {
         admin: claims.get("adm").and_then(Value::as_bool).unwrap_or(false),
     })
 }
-
-use crate::http::Response;

@@ -15,13 +15,15 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::access::{authorize_write, claim};
-use super::names::{keys, valid_repository, Algorithm, Digest, DigestError, Hasher};
-use super::{blob_meta, error, internal, storage_error, Ctx};
+use super::errors::{BLOB_UPLOAD_INVALID, BLOB_UPLOAD_UNKNOWN, DIGEST_INVALID, SIZE_INVALID, UNSUPPORTED};
+use super::names::{keys, Algorithm, Digest, DigestError, Hasher, Repository};
+use super::{blob_meta, Ctx};
 use crate::auth::Action;
+use crate::error::{Error, Kind, Result};
 use crate::http::{Body, BodyError, Request, Response};
 use crate::platform::{Cleanup, PutOptions, PutOutcome, UploadedPart};
+use crate::storage::key::Key;
 use crate::storage::{HookMetadata, Operation};
-
 /// Size of every multipart part but the last (R2: at least 5 MiB, all equal).
 pub const PART_SIZE: usize = 10 * 1024 * 1024;
 /// Largest chunk we invite: under the platform's 100 MB request body limit.
@@ -49,9 +51,9 @@ fn default_algorithm() -> String {
 }
 
 impl Session {
-    fn new(repo: &str, alg: Algorithm) -> Session {
+    fn new(repo: &Repository, alg: Algorithm) -> Session {
         Session {
-            repo: repo.to_string(),
+            repo: repo.as_str().to_string(),
             offset: 0,
             algorithm: alg.name().to_string(),
             hash: Hasher::new(alg).save(),
@@ -72,13 +74,13 @@ impl Session {
 
     fn cleanup(&self, id: &str) -> Cleanup {
         Cleanup {
-            multipart: self.multipart.clone().map(|m| (keys::blob_data(id), m)),
+            multipart: self.multipart.clone().map(|m| (keys::blob_data(id).path, m)),
             keys: self.tail_key.iter().cloned().collect(),
         }
     }
 }
 
-fn location(ctx: &Ctx<'_>, repo: &str, id: &str) -> String {
+fn location(ctx: &Ctx<'_>, repo: &Repository, id: &str) -> String {
     format!("{}/{repo}/blobs/uploads/{id}", ctx.prefix)
 }
 
@@ -86,7 +88,7 @@ fn range_header(offset: u64) -> String {
     format!("0-{}", offset.saturating_sub(1))
 }
 
-fn accepted(ctx: &Ctx<'_>, repo: &str, id: &str, offset: u64, status: u16) -> Response {
+fn accepted(ctx: &Ctx<'_>, repo: &Repository, id: &str, offset: u64, status: u16) -> Response {
     Response::new(status)
         .with_header("Location", location(ctx, repo, id))
         .with_header("Docker-Upload-UUID", id)
@@ -96,61 +98,61 @@ fn accepted(ctx: &Ctx<'_>, repo: &str, id: &str, offset: u64, status: u16) -> Re
         .with_header("OCI-Chunk-Max-Length", MAX_CHUNK.to_string())
 }
 
-fn created(ctx: &Ctx<'_>, repo: &str, digest: &Digest) -> Response {
+fn created(ctx: &Ctx<'_>, repo: &Repository, digest: &Digest) -> Response {
     Response::new(201)
         .with_header("Location", format!("{}/{repo}/blobs/{digest}", ctx.prefix))
         .with_header("Docker-Content-Digest", digest.to_string())
         .with_header("Content-Length", "0")
 }
 
-fn unknown_upload(id: &str) -> Response {
-    error(404, "BLOB_UPLOAD_UNKNOWN", format!("upload {id} not found"))
+fn unknown_upload(id: &str) -> Error {
+    BLOB_UPLOAD_UNKNOWN.err(format!("upload {id} not found"))
 }
 
 /// Makes the blob readable through `repo` (claiming the repository if it is new).
-async fn link(ctx: &Ctx<'_>, repo: &str, digest: &Digest) -> Result<(), Response> {
+async fn link(ctx: &Ctx<'_>, repo: &Repository, digest: &Digest) -> Result<()> {
     claim(ctx, repo).await?;
     let key = keys::link(repo, digest);
-    if ctx.storage.head(&key).await.map_err(storage_error)?.is_none() {
-        ctx.storage.put(&key, Body::Empty, PutOptions::default(), ctx.hook_meta(repo, Some(digest))).await.map_err(storage_error)?;
+    if ctx.storage.head(key.as_str()).await?.is_none() {
+        ctx.storage.put(key.as_str(), Body::Empty, key.put_options(BTreeMap::new()), ctx.hook_meta(repo, Some(digest))).await?;
     }
     Ok(())
 }
 
 /// Asks the hooks up front whether `key` may be written (`READ_ONLY` refuses), so a refused
 /// request neither reads its body nor writes anything.
-async fn may_put(ctx: &Ctx<'_>, key: &str, meta: HookMetadata) -> Result<(), Response> {
-    ctx.storage.check(Operation::Put, key, meta).await.map_err(storage_error)
+async fn may_put(ctx: &Ctx<'_>, key: &Key, meta: HookMetadata) -> Result<()> {
+    Ok(ctx.storage.check(Operation::Put, key.as_str(), meta).await?)
 }
 
-async fn load(ctx: &Ctx<'_>, repo: &str, id: &str) -> Result<(Session, u64), Response> {
+async fn load(ctx: &Ctx<'_>, repo: &Repository, id: &str) -> Result<(Session, u64)> {
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(unknown_upload(id));
     }
-    let found = ctx.app.platform.sessions.get(id).await.map_err(internal)?;
+    let found = ctx.app.platform.sessions.get(id).await.map_err(Error::internal)?;
     let Some((record, version)) = found else {
         return Err(unknown_upload(id));
     };
-    let session: Session = serde_json::from_value(record).map_err(internal)?;
-    if session.repo != repo {
+    let session: Session = serde_json::from_value(record).map_err(Error::internal)?;
+    if session.repo != repo.as_str() {
         return Err(unknown_upload(id));
     }
     Ok((session, version))
 }
 
-async fn save(ctx: &Ctx<'_>, id: &str, session: &Session, version: u64) -> Result<(), Response> {
-    let record = serde_json::to_value(session).map_err(internal)?;
+async fn save(ctx: &Ctx<'_>, id: &str, session: &Session, version: u64) -> Result<()> {
+    let record = serde_json::to_value(session).map_err(Error::internal)?;
     let stored = ctx
         .app
         .platform
         .sessions
         .update(id, version, &record, &session.cleanup(id), SESSION_TTL_MS)
         .await
-        .map_err(internal)?;
+        .map_err(Error::internal)?;
     if stored {
         Ok(())
     } else {
-        Err(error(409, "BLOB_UPLOAD_INVALID", "the upload changed concurrently"))
+        Err(BLOB_UPLOAD_INVALID.err("the upload changed concurrently").with_status(409))
     }
 }
 
@@ -174,15 +176,20 @@ async fn discard(ctx: &Ctx<'_>, id: &str, session: &Session, keep_multipart: boo
     }
 }
 
+/// A body that could not be read, as an upload error.
+fn unreadable(e: BodyError) -> Error {
+    BLOB_UPLOAD_INVALID.err(e.to_string())
+}
+
 /// Hashes `body` onto the session and uploads every full part; returns the bytes after the
 /// last full part (the previous tail included), which the caller stores or finishes with.
-async fn append(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body) -> Result<Vec<u8>, Response> {
+async fn append(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body) -> Result<Vec<u8>> {
     let store = &ctx.app.platform.store;
-    let mut hasher = session.hasher().ok_or_else(|| internal("corrupt hash state in upload session"))?;
+    let mut hasher = session.hasher().ok_or_else(|| Error::internal("corrupt hash state in upload session"))?;
     let mut buf = match &session.tail_key {
-        Some(k) => match store.get(k, None).await.map_err(internal)? {
-            Some(o) => o.body.read_capped(PART_SIZE as u64).await.map_err(internal)?,
-            None => return Err(internal(format!("upload tail {k} vanished"))),
+        Some(k) => match store.get(k, None).await.map_err(Error::internal)? {
+            Some(o) => o.body.read_capped(PART_SIZE as u64).await.map_err(Error::internal)?,
+            None => return Err(Error::internal(format!("upload tail {k} vanished"))),
         },
         None => Vec::new(),
     };
@@ -191,7 +198,7 @@ async fn append(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body) -> R
     buf.reserve_exact(PART_SIZE.saturating_sub(buf.len()));
     let mut chunks = body.into_chunks();
     while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e: BodyError| error(400, "BLOB_UPLOAD_INVALID", e.to_string()))?;
+        let chunk = chunk.map_err(unreadable)?;
         hasher.update(&chunk);
         session.offset += chunk.len() as u64;
         let mut rest = chunk.as_slice();
@@ -210,40 +217,39 @@ async fn append(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body) -> R
     Ok(buf)
 }
 
-async fn upload_part(ctx: &Ctx<'_>, id: &str, session: &mut Session, part: Vec<u8>) -> Result<(), Response> {
+async fn upload_part(ctx: &Ctx<'_>, id: &str, session: &mut Session, part: Vec<u8>) -> Result<()> {
     let key = keys::blob_data(id);
     let meta = || ctx.hook_meta(&session.repo, None);
     let upload = match &session.multipart {
         Some(u) => u.clone(),
         None => {
-            let opts = PutOptions { content_type: Some("application/octet-stream".into()), ..Default::default() };
-            let u = ctx.storage.create_multipart(&key, opts, meta()).await.map_err(storage_error)?;
+            let u = ctx.storage.create_multipart(key.as_str(), key.put_options(BTreeMap::new()), meta()).await?;
             session.multipart = Some(u.clone());
             u
         }
     };
-    let number = u16::try_from(session.parts.len() + 1).map_err(|_| error(400, "SIZE_INVALID", "too many parts"))?;
-    let uploaded = ctx.storage.upload_part(&key, &upload, number, part.into(), meta()).await.map_err(storage_error)?;
+    let number = u16::try_from(session.parts.len() + 1).map_err(|_| SIZE_INVALID.err("too many parts"))?;
+    let uploaded = ctx.storage.upload_part(key.as_str(), &upload, number, part.into(), meta()).await?;
     session.parts.push((uploaded.part_number, uploaded.etag));
     Ok(())
 }
 
 /// Keeps the bytes after the last full part in a fresh temporary object (a new key each time:
 /// R2 allows one write per second per key).
-async fn store_tail(ctx: &Ctx<'_>, id: &str, session: &mut Session, tail: Vec<u8>) -> Result<(), Response> {
+async fn store_tail(ctx: &Ctx<'_>, id: &str, session: &mut Session, tail: Vec<u8>) -> Result<()> {
     let old = session.tail_key.take();
     if !tail.is_empty() {
         session.tail_seq += 1;
         let key = keys::upload_tail(id, session.tail_seq);
         let meta = ctx.hook_meta(&session.repo, None);
-        if let Err(e) = ctx.storage.put(&key, tail.into(), PutOptions::default(), meta).await {
+        if let Err(e) = ctx.storage.put(key.as_str(), tail.into(), key.put_options(BTreeMap::new()), meta).await {
             session.tail_key = old;
-            return Err(storage_error(e));
+            return Err(e.into());
         }
-        session.tail_key = Some(key);
+        session.tail_key = Some(key.path);
     }
     if let Some(k) = old {
-        ctx.storage.discard(&[k]).await.map_err(storage_error)?;
+        ctx.storage.discard(&[k]).await?;
     }
     Ok(())
 }
@@ -258,21 +264,20 @@ pub fn content_range(value: &str) -> (Option<u64>, Option<u64>) {
 
 /// `Content-Range: a-b` must continue where the upload is, and say as many bytes as the
 /// body has when its length is known.
-fn check_range(req: &Request, offset: u64) -> Result<(), Response> {
+fn check_range(req: &Request, offset: u64) -> Result<()> {
     let Some(range) = req.header("content-range") else {
         return Ok(());
     };
     let (start, end) = content_range(range);
     let range = super::manifest::excerpt(range, 80);
+    let unsatisfiable = |detail: String| BLOB_UPLOAD_INVALID.err(detail).with_status(416).header("Range", range_header(offset));
     if start != Some(offset) {
-        return Err(error(416, "BLOB_UPLOAD_INVALID", format!("chunk starts at {range}, upload is at {offset}"))
-            .with_header("Range", range_header(offset)));
+        return Err(unsatisfiable(format!("chunk starts at {range}, upload is at {offset}")));
     }
     let said = end.and_then(|e| e.checked_sub(offset)).map(|n| n + 1);
     if let (Some(said), Some(length)) = (said, req.body.known_length()) {
         if said != length {
-            return Err(error(416, "BLOB_UPLOAD_INVALID", format!("Content-Range {range} says {said} bytes, the body has {length}"))
-                .with_header("Range", range_header(offset)));
+            return Err(unsatisfiable(format!("Content-Range {range} says {said} bytes, the body has {length}")));
         }
     }
     Ok(())
@@ -281,50 +286,51 @@ fn check_range(req: &Request, offset: u64) -> Result<(), Response> {
 /// A digest from the client (a query parameter, a path): 400 `DIGEST_INVALID` when it is
 /// malformed or in an algorithm this registry does not implement (distribution spec, "Pushing
 /// blobs": an invalid digest or an unsupported algorithm is a `400 Bad Request`).
-pub fn client_digest(d: &str) -> Result<Digest, Response> {
+pub fn client_digest(d: &str) -> Result<Digest> {
     Digest::check(d).map_err(|e| {
         let d = super::manifest::excerpt(d, 80);
         match e {
-            DigestError::Malformed => error(400, "DIGEST_INVALID", format!("invalid digest {d}")),
-            DigestError::Unsupported => error(400, "DIGEST_INVALID", format!("unsupported digest algorithm in {d} (sha256 and sha512 are)")),
+            DigestError::Malformed => DIGEST_INVALID.err(format!("invalid digest {d}")),
+            DigestError::Unsupported => DIGEST_INVALID.err(format!("unsupported digest algorithm in {d} (sha256 and sha512 are)")),
         }
     })
 }
 
-fn digest_param(req: &Request) -> Result<Digest, Response> {
-    let d = req.query_param("digest").ok_or_else(|| error(400, "DIGEST_INVALID", "the digest parameter is required"))?;
+fn digest_param(req: &Request) -> Result<Digest> {
+    let d = req.query_param("digest").ok_or_else(|| DIGEST_INVALID.err("the digest parameter is required"))?;
     client_digest(d)
 }
 
 /// The `digest-algorithm` of an upload's POST (distribution spec draft, end-4c): the
 /// algorithm the session hashes in. Unknown ones are refused before any byte is sent.
-fn algorithm_param(req: &Request) -> Result<Algorithm, Response> {
+fn algorithm_param(req: &Request) -> Result<Algorithm> {
     match req.query_param("digest-algorithm") {
         None => Ok(Algorithm::Sha256),
         Some(a) => Algorithm::parse(a).ok_or_else(|| {
-            error(400, "UNSUPPORTED", format!("digest algorithm {:?} is not supported (sha256 and sha512 are)", super::manifest::excerpt(a, 40)))
+            UNSUPPORTED
+                .err(format!("digest algorithm {:?} is not supported (sha256 and sha512 are)", super::manifest::excerpt(a, 40)))
+                .with_status(400)
         }),
     }
 }
 
 /// Hashes `body` and checks it is `digest`.
-async fn verify(body: Body, digest: &Digest) -> Result<(), Response> {
+async fn verify(body: Body, digest: &Digest) -> Result<()> {
     let mut hasher = Hasher::new(digest.algorithm());
     let mut chunks = body.into_chunks();
     while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e: BodyError| error(400, "BLOB_UPLOAD_INVALID", e.to_string()))?;
-        hasher.update(&chunk);
+        hasher.update(&chunk.map_err(unreadable)?);
     }
     let actual = hasher.finish();
     if &actual != digest {
-        return Err(error(400, "DIGEST_INVALID", format!("the content is {actual}, not {digest}")));
+        return Err(DIGEST_INVALID.err(format!("the content is {actual}, not {digest}")));
     }
     Ok(())
 }
 
 /// One request carries the whole blob with a known length: R2 verifies the digest as it
 /// stores it, and the bytes never enter wasm (except to verify a blob that is already stored).
-async fn store_whole(ctx: &Ctx<'_>, repo: &str, digest: &Digest, body: Body) -> Result<Response, Response> {
+async fn store_whole(ctx: &Ctx<'_>, repo: &Repository, digest: &Digest, body: Body) -> Result<Response> {
     may_put(ctx, &keys::link(repo, digest), ctx.hook_meta(repo, Some(digest))).await?;
     if blob_meta(ctx, digest).await?.is_some() {
         // Already stored, but the link lets this repository read it: only a client that sends
@@ -332,17 +338,11 @@ async fn store_whole(ctx: &Ctx<'_>, repo: &str, digest: &Digest, body: Body) -> 
         // it through one's own repository). So these bytes are hashed here.
         verify(body, digest).await?;
     } else {
-        let opts = PutOptions {
-            content_type: Some("application/octet-stream".into()),
-            custom: BTreeMap::new(),
-            checksum: Some(digest.checksum()),
-            condition: None,
-        };
-        let meta = ctx.hook_meta(repo, Some(digest));
-        match ctx.storage.put(&keys::blob(digest), body, opts, meta).await {
-            Ok(PutOutcome::Stored(_)) | Ok(PutOutcome::ConditionFailed) => {}
-            Ok(PutOutcome::ChecksumMismatch) => return Err(error(400, "DIGEST_INVALID", format!("the content does not match {digest}"))),
-            Err(e) => return Err(storage_error(e)),
+        let key = keys::blob(digest);
+        let opts = PutOptions { checksum: Some(digest.checksum()), ..key.put_options(BTreeMap::new()) };
+        match ctx.storage.put(key.as_str(), body, opts, ctx.hook_meta(repo, Some(digest))).await? {
+            PutOutcome::Stored(_) | PutOutcome::ConditionFailed => {}
+            PutOutcome::ChecksumMismatch => return Err(DIGEST_INVALID.err(format!("the content does not match {digest}"))),
         }
     }
     link(ctx, repo, digest).await?;
@@ -352,16 +352,16 @@ async fn store_whole(ctx: &Ctx<'_>, repo: &str, digest: &Digest, body: Body) -> 
 /// `?mount=D&from=R` when both are usable (a digest we store, a valid name), else `None`: the
 /// POST then starts an ordinary upload (distribution spec, "Mounting a blob from another
 /// repository": a registry unable to mount SHOULD answer 202 with a session).
-fn mount_params(req: &Request) -> Option<(Digest, String)> {
+fn mount_params(req: &Request) -> Option<(Digest, Repository)> {
     let d = Digest::parse(req.query_param("mount")?)?;
-    let from = req.query_param("from").filter(|f| valid_repository(f))?;
-    Some((d, from.to_string()))
+    let from = Repository::parse(req.query_param("from")?)?;
+    Some((d, from))
 }
 
 /// Whether the caller's credential is a token from our token endpoint that was never asked for
 /// anything on `from`: a client that is told which scope the mount needs can fetch a token
 /// with it. One that asked and was refused `pull` is not sent round again.
-fn may_widen_for(ctx: &Ctx<'_>, req: &Request, from: &str) -> bool {
+fn may_widen_for(ctx: &Ctx<'_>, req: &Request, from: &Repository) -> bool {
     use crate::auth::{jwt, Credential, CredentialKind};
     if ctx.principal.as_ref().map(|p| p.kind) != Some(CredentialKind::Jwt) {
         return false;
@@ -374,162 +374,122 @@ fn may_widen_for(ctx: &Ctx<'_>, req: &Request, from: &str) -> bool {
         return false;
     };
     let asked = claims.get("access").and_then(serde_json::Value::as_array).is_some_and(|access| {
-        access.iter().any(|a| a.get("name").and_then(serde_json::Value::as_str) == Some(from))
+        access.iter().any(|a| a.get("name").and_then(serde_json::Value::as_str) == Some(from.as_str()))
     });
     !asked
 }
 
 /// The scope a mount needs, as distribution's token authorisation asks for it: push and pull
 /// on the target, pull on the source.
-fn mount_scope(repo: &str, from: &str) -> String {
-    format!("repository:{repo}:pull,push repository:{from}:pull")
+fn mount_scope(repo: &Repository, from: &Repository) -> String {
+    format!("{} {}", repo.scope("pull,push"), from.scope("pull"))
 }
 
-/// Cross-repository mount: `Some` answer when it was done or must be refused, `None` to fall
-/// back to an upload session.
-async fn mount(ctx: &Ctx<'_>, req: &Request, repo: &str, d: &Digest, from: &str) -> Option<Response> {
+/// Cross-repository mount: the answer when it was done, `None` to fall back to an upload
+/// session; an error when it must be refused.
+async fn mount(ctx: &Ctx<'_>, req: &Request, repo: &Repository, d: &Digest, from: &Repository) -> Result<Option<Response>> {
     if ctx.check(from, Action::Read).is_err() {
         // A token that covers only the target: say which scopes the mount needs, so the
         // client fetches a token naming both and tries again (as distribution does).
-        return may_widen_for(ctx, req, from).then(|| ctx.challenge_scope(Some(&mount_scope(repo, from)), true));
-    }
-    match ctx.storage.head(&keys::link(from, d)).await {
-        Ok(Some(_)) => Some(match link(ctx, repo, d).await {
-            Ok(()) => created(ctx, repo, d),
-            Err(r) => r,
-        }),
-        Ok(None) => None,
-        Err(e) => Some(storage_error(e)),
-    }
-}
-
-pub async fn start(ctx: &Ctx<'_>, req: Request, repo: &str) -> Response {
-    let mount_from = mount_params(&req);
-    if let Err(r) = authorize_write(ctx, repo, Action::Write).await {
-        // A challenge names every scope a mount needs, so one token does.
-        return match &mount_from {
-            Some((_, from)) if r.status == 401 && from != repo => ctx.challenge_scope(Some(&mount_scope(repo, from)), ctx.principal.is_some()),
-            _ => r,
+        return match may_widen_for(ctx, req, from) {
+            true => Err(ctx.challenge_scope(Some(&mount_scope(repo, from)), true)),
+            false => Ok(None),
         };
     }
-    let algorithm = match algorithm_param(&req) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+    if ctx.storage.head(keys::link(from, d).as_str()).await?.is_none() {
+        return Ok(None);
+    }
+    link(ctx, repo, d).await?;
+    Ok(Some(created(ctx, repo, d)))
+}
+
+pub async fn start(ctx: &Ctx<'_>, req: Request, repo: &Repository) -> Result<Response> {
+    let mount_from = mount_params(&req);
+    authorize_write(ctx, repo, Action::Write).await.map_err(|e| match &mount_from {
+        // A challenge names every scope a mount needs, so one token does.
+        Some((_, from)) if e.kind == Kind::Unauthorized && from != repo => {
+            ctx.challenge_scope(Some(&mount_scope(repo, from)), ctx.principal.is_some())
+        }
+        _ => e,
+    })?;
+    let algorithm = algorithm_param(&req)?;
     if let Some((d, from)) = &mount_from {
-        if let Some(r) = mount(ctx, &req, repo, d, from).await {
-            return r;
+        if let Some(r) = mount(ctx, &req, repo, d, from).await? {
+            return Ok(r);
         }
     }
     if req.query_param("digest").is_some() {
-        let digest = match digest_param(&req) {
-            Ok(d) => d,
-            Err(r) => return r,
-        };
+        let digest = digest_param(&req)?;
         if req.body.known_length().is_some() {
-            return store_whole(ctx, repo, &digest, req.body).await.unwrap_or_else(|r| r);
+            return store_whole(ctx, repo, &digest, req.body).await;
         }
         // Unknown length: hash it through a session of its own.
-        if let Err(r) = may_put(ctx, &keys::blob(&digest), ctx.hook_meta(repo, Some(&digest))).await {
-            return r;
-        }
+        may_put(ctx, &keys::blob(&digest), ctx.hook_meta(repo, Some(&digest))).await?;
         let id = crate::util::random_hex();
         let session = Session::new(repo, digest.algorithm());
-        return complete(ctx, &id, session, req.body, &digest, false).await;
+        return complete(ctx, repo, &id, session, req.body, &digest, false).await;
     }
     let id = crate::util::random_hex();
     // An upload that could never be stored is not begun.
-    if let Err(r) = may_put(ctx, &keys::blob_data(&id), ctx.hook_meta(repo, None)).await {
-        return r;
-    }
+    may_put(ctx, &keys::blob_data(&id), ctx.hook_meta(repo, None)).await?;
     let session = Session::new(repo, algorithm);
-    let record = match serde_json::to_value(&session) {
-        Ok(r) => r,
-        Err(e) => return internal(e),
-    };
-    if let Err(e) = ctx.app.platform.sessions.create(&id, &record, &session.cleanup(&id), SESSION_TTL_MS).await {
-        return internal(e);
-    }
-    accepted(ctx, repo, &id, 0, 202)
+    let record = serde_json::to_value(&session).map_err(Error::internal)?;
+    ctx.app.platform.sessions.create(&id, &record, &session.cleanup(&id), SESSION_TTL_MS).await.map_err(Error::internal)?;
+    Ok(accepted(ctx, repo, &id, 0, 202))
 }
 
-pub async fn patch(ctx: &Ctx<'_>, req: Request, repo: &str, id: &str) -> Response {
-    if let Err(r) = authorize_write(ctx, repo, Action::Write).await {
-        return r;
-    }
-    let (mut session, version) = match load(ctx, repo, id).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if let Err(r) = check_range(&req, session.offset) {
-        return r;
-    }
+pub async fn patch(ctx: &Ctx<'_>, req: Request, repo: &Repository, id: &str) -> Result<Response> {
+    authorize_write(ctx, repo, Action::Write).await?;
+    let (mut session, version) = load(ctx, repo, id).await?;
+    check_range(&req, session.offset)?;
     // Parts and the tail are written under the upload's key: refused before the body is read.
-    if let Err(r) = may_put(ctx, &keys::blob_data(id), ctx.hook_meta(repo, None)).await {
-        return r;
-    }
-    let tail = match append(ctx, id, &mut session, req.body).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    if let Err(r) = store_tail(ctx, id, &mut session, tail).await {
-        return r;
-    }
-    match save(ctx, id, &session, version).await {
-        Ok(()) => accepted(ctx, repo, id, session.offset, 202),
-        Err(r) => r,
-    }
+    may_put(ctx, &keys::blob_data(id), ctx.hook_meta(repo, None)).await?;
+    let tail = append(ctx, id, &mut session, req.body).await?;
+    store_tail(ctx, id, &mut session, tail).await?;
+    save(ctx, id, &session, version).await?;
+    Ok(accepted(ctx, repo, id, session.offset, 202))
 }
 
-pub async fn finish(ctx: &Ctx<'_>, req: Request, repo: &str, id: &str) -> Response {
-    if let Err(r) = authorize_write(ctx, repo, Action::Write).await {
-        return r;
-    }
-    let digest = match digest_param(&req) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
+pub async fn finish(ctx: &Ctx<'_>, req: Request, repo: &Repository, id: &str) -> Result<Response> {
+    authorize_write(ctx, repo, Action::Write).await?;
+    let digest = digest_param(&req)?;
     // Refused before anything is read or written; the session stays for a later try.
-    if let Err(r) = may_put(ctx, &keys::blob(&digest), ctx.hook_meta(repo, Some(&digest))).await {
-        return r;
-    }
-    let (session, _version) = match load(ctx, repo, id).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if let Err(r) = check_range(&req, session.offset) {
-        return r;
-    }
+    may_put(ctx, &keys::blob(&digest), ctx.hook_meta(repo, Some(&digest))).await?;
+    let (session, _version) = load(ctx, repo, id).await?;
+    check_range(&req, session.offset)?;
     // POST then one PUT with the whole blob: straight into R2.
     if session.offset == 0 && req.body.known_length().is_some_and(|n| n > 0) {
         let result = store_whole(ctx, repo, &digest, req.body).await;
         discard(ctx, id, &session, false).await;
-        return result.unwrap_or_else(|r| r);
+        return result;
     }
-    complete(ctx, id, session, req.body, &digest, true).await
+    complete(ctx, repo, id, session, req.body, &digest, true).await
 }
 
 /// Appends the last bytes, checks the digest, and makes the blob visible.
-async fn complete(ctx: &Ctx<'_>, id: &str, mut session: Session, body: Body, digest: &Digest, persisted: bool) -> Response {
+async fn complete(ctx: &Ctx<'_>, repo: &Repository, id: &str, mut session: Session, body: Body, digest: &Digest, persisted: bool) -> Result<Response> {
     let result = complete_inner(ctx, id, &mut session, body, digest).await;
     let became_blob = matches!(result, Ok(true));
     if persisted || session.multipart.is_some() || session.tail_key.is_some() {
         discard(ctx, id, &session, became_blob).await;
     }
-    match result {
-        Ok(_) => match link(ctx, &session.repo, digest).await {
-            Ok(()) => created(ctx, &session.repo, digest),
-            Err(r) => r,
-        },
-        Err(r) => r,
+    result?;
+    link(ctx, repo, digest).await?;
+    Ok(created(ctx, repo, digest))
+}
+
+/// Removes an assembled upload that did not become the blob.
+async fn drop_assembled(ctx: &Ctx<'_>, data_key: &Key) {
+    if let Err(e) = ctx.storage.discard(std::slice::from_ref(&data_key.path)).await {
+        crate::logging::error(&format!("oci: could not remove the assembled upload {data_key}: {e}"));
     }
 }
 
 /// Ok(true) when the multipart object became the blob, Ok(false) when stored otherwise.
-async fn complete_inner(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body, digest: &Digest) -> Result<bool, Response> {
+async fn complete_inner(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body, digest: &Digest) -> Result<bool> {
     let last = append(ctx, id, session, body).await?;
-    let hasher = session.hasher().ok_or_else(|| internal("corrupt hash state"))?;
-    let mismatch = |actual: &Digest| error(400, "DIGEST_INVALID", format!("the uploaded content is {actual}, not {digest}"));
+    let hasher = session.hasher().ok_or_else(|| Error::internal("corrupt hash state"))?;
+    let mismatch = |actual: &Digest| DIGEST_INVALID.err(format!("the uploaded content is {actual}, not {digest}"));
     // The session hashes in the algorithm its POST named (`digest-algorithm`, sha256 when
     // none); a final digest in another one is checked by hashing the content again: what is
     // under one part is at hand, a multipart object is read back once assembled.
@@ -551,16 +511,13 @@ async fn complete_inner(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Bo
         return Ok(false);
     }
     let meta = ctx.hook_meta(&session.repo, Some(digest));
+    let blob_key = keys::blob(digest);
     let Some(upload) = session.multipart.clone() else {
         // Smaller than one part: a plain put, verified by R2 once more.
-        let opts = PutOptions {
-            content_type: Some("application/octet-stream".into()),
-            checksum: Some(digest.checksum()),
-            ..Default::default()
-        };
-        return match ctx.storage.put(&keys::blob(digest), last.into(), opts, meta).await.map_err(storage_error)? {
+        let opts = PutOptions { checksum: Some(digest.checksum()), ..blob_key.put_options(BTreeMap::new()) };
+        return match ctx.storage.put(blob_key.as_str(), last.into(), opts, meta).await? {
             PutOutcome::Stored(_) | PutOutcome::ConditionFailed => Ok(false),
-            PutOutcome::ChecksumMismatch => Err(error(400, "DIGEST_INVALID", "content changed in flight")),
+            PutOutcome::ChecksumMismatch => Err(DIGEST_INVALID.err("content changed in flight")),
         };
     };
     if !last.is_empty() {
@@ -568,69 +525,52 @@ async fn complete_inner(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Bo
     }
     let data_key = keys::blob_data(id);
     let parts = session.parts.iter().map(|(n, e)| UploadedPart { part_number: *n, etag: e.clone() }).collect();
-    let stored = ctx.storage.complete_multipart(&data_key, &upload, parts, meta.clone()).await.map_err(storage_error)?;
+    let stored = ctx.storage.complete_multipart(data_key.as_str(), &upload, parts, meta.clone()).await?;
     // From here the assembled object is this request's to remove if the blob does not become it.
     session.multipart = None;
-    let drop_data = |failure: Response| async {
-        if let Err(e) = ctx.storage.discard(std::slice::from_ref(&data_key)).await {
-            crate::logging::error(&format!("oci: could not remove the assembled upload {data_key}: {e}"));
-        }
-        failure
-    };
     if !verified {
-        match rehash(ctx, &data_key, digest.algorithm()).await {
-            Ok(actual) if &actual == digest => {}
-            Ok(actual) => return Err(drop_data(mismatch(&actual)).await),
-            Err(r) => return Err(drop_data(r).await),
+        let actual = rehash(ctx, &data_key, digest.algorithm()).await;
+        let becomes_blob = !exists && matches!(&actual, Ok(a) if a == digest);
+        if !becomes_blob {
+            drop_assembled(ctx, &data_key).await;
         }
-        if exists {
-            drop_data(Response::new(201)).await;
-            return Ok(false);
+        match actual? {
+            actual if &actual != digest => return Err(mismatch(&actual)),
+            _ if exists => return Ok(false),
+            _ => {}
         }
     }
     // R2 cannot rename: the blob key points at the assembled object.
-    let mut custom = BTreeMap::new();
-    custom.insert("location".to_string(), data_key.clone());
-    custom.insert("size".to_string(), stored.size.to_string());
-    let opts = PutOptions { content_type: Some("application/octet-stream".into()), custom, ..Default::default() };
-    if let Err(e) = ctx.storage.put(&keys::blob(digest), Body::Empty, opts, meta).await {
-        return Err(drop_data(storage_error(e)).await);
+    let custom = BTreeMap::from([("location".to_string(), data_key.path.clone()), ("size".to_string(), stored.size.to_string())]);
+    if let Err(e) = ctx.storage.put(blob_key.as_str(), Body::Empty, blob_key.put_options(custom), meta).await {
+        drop_assembled(ctx, &data_key).await;
+        return Err(e.into());
     }
     Ok(true)
 }
 
 /// The digest in `alg` of a stored object, read back in pieces.
-async fn rehash(ctx: &Ctx<'_>, key: &str, alg: Algorithm) -> Result<Digest, Response> {
-    let Some(object) = ctx.app.platform.store.get(key, None).await.map_err(internal)? else {
-        return Err(internal(format!("assembled upload {key} vanished")));
+async fn rehash(ctx: &Ctx<'_>, key: &Key, alg: Algorithm) -> Result<Digest> {
+    let Some(object) = ctx.app.platform.store.get(key.as_str(), None).await.map_err(Error::internal)? else {
+        return Err(Error::internal(format!("assembled upload {key} vanished")));
     };
     let mut hasher = Hasher::new(alg);
     let mut chunks = object.body.into_chunks();
     while let Some(chunk) = chunks.next().await {
-        hasher.update(&chunk.map_err(internal)?);
+        hasher.update(&chunk.map_err(Error::internal)?);
     }
     Ok(hasher.finish())
 }
 
-pub async fn status(ctx: &Ctx<'_>, repo: &str, id: &str) -> Response {
-    if let Err(r) = authorize_write(ctx, repo, Action::Write).await {
-        return r;
-    }
-    match load(ctx, repo, id).await {
-        Ok((s, _)) => accepted(ctx, repo, id, s.offset, 204),
-        Err(r) => r,
-    }
+pub async fn status(ctx: &Ctx<'_>, repo: &Repository, id: &str) -> Result<Response> {
+    authorize_write(ctx, repo, Action::Write).await?;
+    let (session, _) = load(ctx, repo, id).await?;
+    Ok(accepted(ctx, repo, id, session.offset, 204))
 }
 
-pub async fn cancel(ctx: &Ctx<'_>, repo: &str, id: &str) -> Response {
-    if let Err(r) = authorize_write(ctx, repo, Action::Write).await {
-        return r;
-    }
-    match load(ctx, repo, id).await {
-        Ok((s, _)) => {
-            discard(ctx, id, &s, false).await;
-            Response::new(204)
-        }
-        Err(r) => r,
-    }
+pub async fn cancel(ctx: &Ctx<'_>, repo: &Repository, id: &str) -> Result<Response> {
+    authorize_write(ctx, repo, Action::Write).await?;
+    let (session, _) = load(ctx, repo, id).await?;
+    discard(ctx, id, &session, false).await;
+    Ok(Response::new(204))
 }
