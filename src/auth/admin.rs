@@ -204,7 +204,10 @@ async fn owners(app: &App, req: Request, protocol: &str, name: &str) -> Response
         _ => None,
     };
     let found = match protocol {
-        "npm" => crate::npm::admin_owners(app, name, new).await,
+        "npm" => match crate::npm::admin_owners(app, name, new).await {
+            Ok(list) => Ok(list),
+            Err(e) => return crate::error::respond(&crate::error::PlainJson, "admin", &e),
+        },
         "oci" => crate::oci::access::admin_owners(app, name, new).await,
         _ => return error(404, format!("no owners for {protocol:?}")),
     };

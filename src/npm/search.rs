@@ -81,6 +81,11 @@ pub fn search(candidates: Vec<Summary>, text: &str, size: usize, from: usize, no
     json!({"objects": objects, "total": total, "time": now_iso})
 }
 
+/// Whether a search response lists nothing (on this page).
+pub fn is_empty(result: &Value) -> bool {
+    result.get("objects").and_then(Value::as_array).is_none_or(Vec::is_empty)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
