@@ -589,7 +589,7 @@ async fn store_tarball(ctx: &Ctx<'_>, name: &PackageName, key: &Key, att: Attach
         if !stale {
             return Err(Error::conflict(format!("another publish of {name}@{} is in progress", att.version)));
         }
-        ctx.storage.delete(&[key.path.clone()], meta.clone()).await?;
+        ctx.storage.delete(std::slice::from_ref(&key.path), meta.clone()).await?;
     }
     Err(Error::conflict(format!("could not store the tarball of {name}@{}", att.version)))
 }
