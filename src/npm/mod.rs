@@ -773,7 +773,7 @@ async fn unpublish_versions(ctx: &Ctx<'_>, name: &PackageName, kept: Vec<String>
         .map(|all| all.keys().filter(|v| !kept.contains(v)).cloned().collect())
         .unwrap_or_default();
     if removed.is_empty() {
-        return Ok(Response::json(200, &json!({"ok": true, "id": name.as_str(), "rev": stored.get("_rev")})));
+        return Ok(unchanged(name, &stored));
     }
     // The packument change is asked of the hooks before anything goes (see `Ctx::run`).
     let result = ctx.run(name, NpmJob::RemoveVersions { name: name.to_string(), versions: removed.clone(), writer }).await?;
