@@ -205,12 +205,12 @@ async fn owners(app: &App, req: Request, protocol: &str, name: &str) -> Response
     };
     let found = match protocol {
         "npm" => crate::npm::admin_owners(app, name, new).await,
-        "oci" => crate::oci::access::admin_owners(app, name, new).await.map_err(|e| (e.status(), e.public_detail().to_string())),
+        "oci" => crate::oci::access::admin_owners(app, name, new).await,
         _ => return error(404, format!("no owners for {protocol:?}")),
     };
     match found {
         Ok(list) => Response::json(200, &json!({"owners": list})),
-        Err((status, message)) => error(status, message),
+        Err(e) => crate::error::respond(&crate::error::PlainJson, "admin", &e),
     }
 }
 

@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::names::PackageName;
+use super::names::{keys, PackageName};
 use super::packument::{highest, PACKAGE_FIELDS};
 use crate::jobs::{JobEnv, JobError, JobResult};
-use crate::platform::{PutOptions, PutOutcome};
+use crate::error::Error;
+use crate::platform::PutOutcome;
 use crate::util::{iso8601, random_hex};
 
 /// Who asks for a change. Every job checks, under the package's lock, that the writer is a
@@ -61,7 +62,7 @@ pub fn check_owner(doc: &Value, name: &PackageName, writer: &Writer) -> Result<(
     if writer.may_override || crate::auth::owners::owns(&writer.user, &maintainer_names(doc)) {
         return Ok(());
     }
-    Err(JobError::new(403, format!("user {} is not a maintainer of {name}", writer.user)))
+    Err(refuse(Error::denied(format!("user {} is not a maintainer of {name}", writer.user))))
 }
 
 /// Loads the packument for a change by `writer`: 404 when absent, 403 when not theirs.
@@ -72,11 +73,11 @@ async fn load_owned(env: &JobEnv, name: &PackageName, writer: &Writer) -> Result
 }
 
 fn package(name: &str) -> Result<PackageName, JobError> {
-    PackageName::parse(name, true).ok_or_else(|| JobError::new(400, format!("invalid package name {name:?}")))
+    PackageName::parse(name, true).ok_or_else(|| refuse(Error::invalid(format!("invalid package name {name:?}"))))
 }
 
 async fn load(env: &JobEnv, name: &PackageName) -> Result<Option<Value>, JobError> {
-    let Some(obj) = env.store.get(&name.packument_key(), None).await.map_err(JobError::internal)? else {
+    let Some(obj) = env.store.get(keys::packument(name).as_str(), None).await.map_err(JobError::internal)? else {
         return Ok(None);
     };
     let bytes = obj.body.read_capped(u64::MAX).await.map_err(JobError::internal)?;
@@ -86,7 +87,13 @@ async fn load(env: &JobEnv, name: &PackageName) -> Result<Option<Value>, JobErro
 }
 
 fn not_found() -> JobError {
-    JobError::new(404, "Not found")
+    refuse(super::errors::not_found())
+}
+
+/// A refusal of the error model as it crosses the Durable Object boundary (status and
+/// message; the handler turns it back into an [`Error`]).
+fn refuse(e: Error) -> JobError {
+    JobError::new(e.status(), e.detail)
 }
 
 /// Writes the packument (new `_rev`, `time.modified`) and refreshes its search marker.
@@ -113,11 +120,8 @@ async fn save(env: &JobEnv, name: &PackageName, doc: &mut Value) -> JobResult {
         time["created"] = json!(now);
     }
     let bytes = serde_json::to_vec(&doc).map_err(JobError::internal)?;
-    let opts = PutOptions {
-        content_type: Some("application/json".into()),
-        ..Default::default()
-    };
-    match env.store.put(&name.packument_key(), bytes.into(), opts).await.map_err(JobError::internal)? {
+    let key = keys::packument(name);
+    match env.store.put(key.as_str(), bytes.into(), key.put_options(BTreeMap::new())).await.map_err(JobError::internal)? {
         PutOutcome::Stored(_) => {}
         other => return Err(JobError::internal(format!("packument write refused: {other:?}"))),
     }
@@ -160,12 +164,9 @@ async fn write_search_marker(env: &JobEnv, name: &PackageName, doc: &Value) -> R
     custom.insert("keywords".to_string(), truncate(&keywords, 400));
     custom.insert("date".to_string(), text(doc.pointer("/time/modified")));
     custom.insert("publisher".to_string(), truncate(&publisher, 100));
-    let opts = PutOptions {
-        custom,
-        ..Default::default()
-    };
+    let key = keys::search_marker(name);
     env.store
-        .put(&name.search_key(), Vec::new().into(), opts)
+        .put(key.as_str(), Vec::new().into(), key.put_options(custom))
         .await
         .map_err(JobError::internal)?;
     Ok(())
@@ -188,7 +189,7 @@ pub async fn execute(env: &JobEnv, job: NpmJob) -> JobResult {
                     .get_mut("versions")
                     .and_then(|all| all.get_mut(&version))
                     .and_then(Value::as_object_mut)
-                    .ok_or_else(|| JobError::new(404, format!("version {version} not found")))?;
+                    .ok_or_else(|| refuse(Error::not_found(format!("version {version} not found"))))?;
                 match message.filter(|m| !m.is_empty()) {
                     Some(m) => v.insert("deprecated".into(), json!(m)),
                     None => v.remove("deprecated"),
@@ -223,7 +224,7 @@ pub async fn execute(env: &JobEnv, job: NpmJob) -> JobResult {
             let name = package(&name)?;
             let doc = load_owned(env, &name, &writer).await?;
             env.store
-                .delete(&[name.packument_key(), name.search_key()])
+                .delete(&[keys::packument(&name).path, keys::search_marker(&name).path])
                 .await
                 .map_err(JobError::internal)?;
             let versions: Vec<String> = doc.get("versions").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
@@ -233,7 +234,7 @@ pub async fn execute(env: &JobEnv, job: NpmJob) -> JobResult {
             let name = package(&name)?;
             let mut doc = load_owned(env, &name, &writer).await?;
             if doc.get("versions").and_then(|v| v.get(&version)).is_none() {
-                return Err(JobError::new(404, format!("version {version} of {name} not found")));
+                return Err(refuse(Error::not_found(format!("version {version} of {name} not found"))));
             }
             object_at(&mut doc, "dist-tags")?.insert(tag, json!(version));
             save(env, &name, &mut doc).await
@@ -241,19 +242,19 @@ pub async fn execute(env: &JobEnv, job: NpmJob) -> JobResult {
         NpmJob::RemoveDistTag { name, tag, writer } => {
             let name = package(&name)?;
             if tag == "latest" {
-                return Err(JobError::new(400, "the latest tag cannot be removed"));
+                return Err(refuse(Error::invalid("the latest tag cannot be removed")));
             }
             let mut doc = load_owned(env, &name, &writer).await?;
             let removed = doc.get_mut("dist-tags").and_then(Value::as_object_mut).and_then(|t| t.remove(&tag));
             if removed.is_none() {
-                return Err(JobError::new(404, format!("dist-tag {tag} not found")));
+                return Err(refuse(Error::not_found(format!("dist-tag {tag} not found"))));
             }
             save(env, &name, &mut doc).await
         }
         NpmJob::SetMaintainers { name, maintainers, writer } => {
             let name = package(&name)?;
             if maintainers.is_empty() {
-                return Err(JobError::new(400, "a package needs at least one maintainer"));
+                return Err(refuse(Error::invalid("a package needs at least one maintainer")));
             }
             let mut doc = load_owned(env, &name, &writer).await?;
             fields_of(&mut doc)?.insert("maintainers".into(), Value::Array(maintainers));
@@ -296,17 +297,14 @@ async fn publish(
     for (version, manifest) in &versions {
         // npm never lets a version number be reused, even after an unpublish.
         if object_at(&mut doc, "versions")?.contains_key(version) || object_at(&mut doc, "time")?.contains_key(version) {
-            return Err(JobError::new(
-                403,
-                format!("cannot publish over the previously published version {version}"),
-            ));
+            return Err(refuse(Error::denied(format!("cannot publish over the previously published version {version}"))));
         }
         // The tarball must be the one this publish stored, not a concurrent publisher's.
-        let key = name.tarball_key(&name.tarball_filename(version));
-        let stored = env.store.head(&key).await.map_err(JobError::internal)?;
+        let key = keys::tarball(name, &name.tarball_filename(version));
+        let stored = env.store.head(key.as_str()).await.map_err(JobError::internal)?;
         let want = manifest.pointer("/dist/integrity").and_then(Value::as_str);
         if stored.as_ref().and_then(|m| m.custom.get("integrity")).map(String::as_str) != want {
-            return Err(JobError::new(409, format!("the tarball of {name}@{version} changed during publish; retry")));
+            return Err(refuse(Error::conflict(format!("the tarball of {name}@{version} changed during publish; retry"))));
         }
     }
     let new_versions: Vec<String> = versions.keys().cloned().collect();

@@ -52,21 +52,14 @@ impl PackageName {
         format!("{}-{}.tgz", self.basename(), version)
     }
 
-    pub fn packument_key(&self) -> String {
-        format!("npm/packages/{}/index.json", self.0)
+    /// Where everything hosted for this package lives (the packument and its tarballs).
+    pub fn key_prefix(&self) -> String {
+        format!("{}{}/", keys::PACKAGES, self.0)
     }
 
-    pub fn tarball_key(&self, filename: &str) -> String {
-        format!("npm/packages/{}/{}", self.0, filename)
-    }
-
-    pub fn prefix(&self) -> String {
-        format!("npm/packages/{}/", self.0)
-    }
-
-    /// Small marker with the search summary in its metadata (listing it is the search index).
-    pub fn search_key(&self) -> String {
-        format!("{SEARCH_PREFIX}{}", self.0)
+    /// The token scope granting `action` on this package: `npm:package:{name}:{action}`.
+    pub fn scope(&self, action: crate::auth::Action) -> String {
+        format!("npm:package:{}:{}", self.0, action.as_str())
     }
 
     /// The lock (Durable Object name) serialising changes to this package.
@@ -84,7 +77,35 @@ impl PackageName {
     }
 }
 
-pub const SEARCH_PREFIX: &str = "npm/search/";
+/// Where hosted npm objects live and what kind of object each key holds, so handlers and
+/// jobs never spell a key or its content type and `Cache-Control` themselves.
+pub mod keys {
+    use super::PackageName;
+    use crate::storage::key::{Key, ObjectKind, ARTIFACT, JSON_DOCUMENT, MARKER};
+
+    pub const PACKAGES: &str = "npm/packages/";
+    /// Listing this prefix is the search index (one marker per hosted package).
+    pub const SEARCH_PREFIX: &str = "npm/search/";
+
+    /// The packument: mutable JSON that clients revalidate on every use.
+    pub const PACKUMENT: ObjectKind = JSON_DOCUMENT;
+    /// A version's tarball: its version number is never reused, so it never changes.
+    pub const TARBALL: ObjectKind = ARTIFACT;
+    /// A zero-byte object whose custom metadata is the package's search summary.
+    pub const SEARCH_MARKER: ObjectKind = MARKER;
+
+    pub fn packument(name: &PackageName) -> Key {
+        Key::new(format!("{}index.json", name.key_prefix()), PACKUMENT)
+    }
+
+    pub fn tarball(name: &PackageName, filename: &str) -> Key {
+        Key::new(format!("{}{filename}", name.key_prefix()), TARBALL)
+    }
+
+    pub fn search_marker(name: &PackageName) -> Key {
+        Key::new(format!("{SEARCH_PREFIX}{name}"), SEARCH_MARKER)
+    }
+}
 
 impl std::fmt::Display for PackageName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,12 +149,24 @@ mod tests {
     #[test]
     fn keys_and_filenames() {
         let n = PackageName::parse("@scope/pkg", false).unwrap();
-        assert_eq!(n.packument_key(), "npm/packages/@scope/pkg/index.json");
+        assert_eq!(keys::packument(&n).path, "npm/packages/@scope/pkg/index.json");
         assert_eq!(n.tarball_filename("1.0.0"), "pkg-1.0.0.tgz");
         assert_eq!(n.escaped(), "@scope%2fpkg");
         assert_eq!(n.version_of_tarball("pkg-1.0.0-beta.1.tgz"), Some("1.0.0-beta.1"));
         assert_eq!(n.version_of_tarball("pkg-../../x.tgz"), None);
         assert_eq!(n.version_of_tarball("other-1.0.0.tgz"), None);
+    }
+
+    #[test]
+    fn keys_carry_their_kind_and_stay_under_the_package() {
+        let n = PackageName::parse("@scope/pkg", false).unwrap();
+        let tarball = keys::tarball(&n, &n.tarball_filename("1.0.0"));
+        assert_eq!(tarball.path, "npm/packages/@scope/pkg/pkg-1.0.0.tgz");
+        assert_eq!(tarball.kind.cache_control, crate::storage::key::cache_control::IMMUTABLE);
+        assert_eq!(keys::packument(&n).kind.cache_control, crate::storage::key::cache_control::REVALIDATE);
+        assert!(keys::packument(&n).path.starts_with(&n.key_prefix()) && tarball.path.starts_with(&n.key_prefix()));
+        assert_eq!(keys::search_marker(&n).path, "npm/search/@scope/pkg");
+        assert_eq!(n.scope(crate::auth::Action::Write), "npm:package:@scope/pkg:write");
     }
 
     #[test]

@@ -479,16 +479,18 @@ impl NpmProxy {
     // ---- search ----
 
     /// Appends the first upstream's search results for names not hosted here (and that the
-    /// upstream may serve) to `result`, up to `size` objects. The upstream failing leaves the
-    /// hosted results as they are.
-    pub async fn merge_search(&self, result: &mut serde_json::Value, text: &str, size: usize, from: usize, hosted: &std::collections::BTreeSet<String>) {
-        let Some(mut upstream) = self.upstreams.upstreams.iter().find(|u| u.enabled).cloned() else { return };
+    /// upstream may serve) to `result`, up to `size` objects. The upstream failing (no
+    /// answer, an error status, a body that is not a search result) is an
+    /// [`Kind::Upstream`](crate::error::Kind::Upstream) error and leaves `result` as it is;
+    /// the caller decides whether the hosted results alone answer.
+    pub async fn merge_search(&self, result: &mut serde_json::Value, text: &str, size: usize, from: usize, hosted: &std::collections::BTreeSet<String>) -> crate::error::Result<()> {
+        let Some(mut upstream) = self.upstreams.upstreams.iter().find(|u| u.enabled).cloned() else { return Ok(()) };
         // Search is a nicety: one quick try, no retries, rather than a slow answer.
         upstream.resilience.max_retries = 0;
         upstream.resilience.timeout_ms = upstream.resilience.timeout_ms.min(5000);
         let have = result["objects"].as_array().map(Vec::len).unwrap_or(0);
         if have >= size {
-            return;
+            return Ok(());
         }
         let hosted_total = result["total"].as_u64().unwrap_or(0) as usize;
         // Past the hosted results, the upstream's pages continue where they left off.
@@ -498,9 +500,14 @@ impl NpmProxy {
         let mut headers = Headers::new();
         headers.set("Accept", "application/json");
         let request = UpstreamRequest { method: Method::Get, url, headers, body: None };
-        let Outcome::Answer(resp) = fetch_one(&self.platform, &upstream, "-search", request).await else { return };
-        let Ok(bytes) = resp.body.read_capped(8 * 1024 * 1024).await else { return };
-        let Ok(found) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return };
+        let failed = |why: String| crate::error::Error::upstream(format!("the search of upstream {} failed: {why}", upstream.id));
+        let resp = match fetch_one(&self.platform, &upstream, "-search", request).await {
+            Outcome::Answer(resp) => resp,
+            Outcome::NotFound => return Err(failed("it has no search".into())),
+            Outcome::Failed(e) => return Err(failed(e)),
+        };
+        let bytes = resp.body.read_capped(8 * 1024 * 1024).await.map_err(|e| failed(e.to_string()))?;
+        let found = serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| failed(format!("unreadable answer: {e}")))?;
         let extra: Vec<serde_json::Value> = found
             .get("objects")
             .and_then(serde_json::Value::as_array)
@@ -520,6 +527,7 @@ impl NpmProxy {
         if let Some(fields) = result.as_object_mut() {
             fields.insert("total".into(), serde_json::json!(hosted_total.saturating_add(upstream_total)));
         }
+        Ok(())
     }
 
     // ---- npm audit ----
