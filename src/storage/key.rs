@@ -8,8 +8,10 @@ use crate::platform::PutOptions;
 
 /// `Cache-Control` values shared by every protocol.
 pub mod cache_control {
-    /// Content addressed by its digest or by an immutable version: never changes.
-    pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+    /// Content addressed by its digest or by an immutable version: never changes. Not
+    /// `public`: that would let shared caches answer requests carrying `Authorization` with it
+    /// (RFC 9111 §3.5), and a private package's tarball must not reach another client.
+    pub const IMMUTABLE: &str = "max-age=31536000, immutable";
     /// Mutable metadata (packuments, tags, index files): revalidate on every use.
     pub const REVALIDATE: &str = "no-cache";
     /// Internal records that are never served.
