@@ -355,7 +355,7 @@ impl<'a> Auth<'a> {
             let now = (self.platform.now_ms() / 1000.0) as i64;
             return Ok(jwt::decode(secret.as_bytes(), token, now)
                 .ok()
-                .and_then(|claims| crate::oci::token::principal_from_claims(&claims)));
+                .and_then(|claims| jwt::principal_from_claims(&claims)));
         }
         let Some(record) = self.token_record(&sha256_hex(token.as_bytes())).await? else {
             return Ok(None);

@@ -7,11 +7,14 @@
 
 pub mod errors;
 pub mod jobs;
+mod module;
 pub mod names;
 pub mod packument;
 pub mod proxy;
 pub mod rewrite;
 pub mod search;
+
+pub use module::MODULE;
 
 use std::collections::BTreeMap;
 
@@ -21,7 +24,7 @@ use sha2::Digest;
 use crate::auth::{Action, Auth, AuthError, NewToken, Principal};
 use crate::config::Protocol;
 use crate::http::{decode_path, Method, Request, Response};
-use crate::jobs::{Job, JobError};
+use crate::jobs::JobError;
 use crate::json::JsonError;
 use crate::platform::{Checksum, PutOptions, PutOutcome};
 use crate::router::App;
@@ -157,7 +160,7 @@ impl Ctx<'_> {
         let meta = HookMetadata { package: Some(name.to_string()), content_type: Some("application/json".into()), ..Default::default() };
         let key = name.packument_key();
         self.storage.check(operation, &key, meta.clone()).await.map_err(storage_error)?;
-        let result = self.app.platform.coordinator.run(&name.lock(), Job::Npm(job)).await.map_err(job_error)?;
+        let result = crate::jobs::run(&*self.app.platform.coordinator, &name.lock(), Protocol::Npm, &job).await.map_err(job_error)?;
         self.storage.notify(operation, &key, meta).await;
         Ok(result)
     }
@@ -794,7 +797,7 @@ pub async fn admin_owners(app: &App, name: &str, new: Option<Vec<String>>) -> Re
         storage.check(Operation::Put, &name.packument_key(), meta).await.map_err(|e| (403, e.to_string()))?;
         let writer = Writer { user: "admin".into(), may_override: true };
         let job = NpmJob::SetMaintainers { name: name.to_string(), maintainers, writer };
-        app.platform.coordinator.run(&name.lock(), Job::Npm(job)).await.map_err(|e| (e.status, if e.status >= 500 { "internal error".into() } else { e.message }))?;
+        crate::jobs::run(&*app.platform.coordinator, &name.lock(), Protocol::Npm, &job).await.map_err(|e| (e.status, if e.status >= 500 { "internal error".into() } else { e.message }))?;
     }
     let meta = HookMetadata { package: Some(name.to_string()), ..Default::default() };
     let obj = storage.get(&name.packument_key(), None, meta).await.map_err(|e| (500, e.to_string()))?.ok_or((404, format!("no hosted package {name}")))?;

@@ -197,10 +197,12 @@ pub trait KvStore {
 }
 
 /// Serialised read-modify-write of shared documents: every job for one `lock` runs alone, in
-/// order, inside one Durable Object (in memory: behind one async mutex).
+/// order, inside one Durable Object (in memory: behind one async mutex). Jobs are data
+/// addressed to a protocol ([`JobRequest`](crate::jobs::JobRequest)); `crate::jobs::execute`
+/// finds who runs them.
 #[async_trait(?Send)]
 pub trait Coordinator {
-    async fn run(&self, lock: &str, job: crate::jobs::Job) -> crate::jobs::JobResult;
+    async fn run(&self, lock: &str, job: crate::jobs::JobRequest) -> crate::jobs::JobResult;
 }
 
 /// What to remove when a session expires or is cancelled: an open multipart upload and
