@@ -389,22 +389,10 @@ impl<'a> Auth<'a> {
 
     pub async fn list_tokens(&self, user: &str) -> Result<Vec<TokenRecord>, AuthError> {
         let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let (keys, next) = self
-                .platform
-                .kv
-                .list(&format!("user-token/{user}/"), cursor)
-                .await?;
-            for k in keys {
-                let key = k.rsplit('/').next().unwrap_or_default();
-                if let Some(r) = self.token_record(key).await? {
-                    out.push(r);
-                }
-            }
-            match next {
-                Some(c) => cursor = Some(c),
-                None => break,
+        for k in crate::platform::kv_list_all(&*self.platform.kv, &format!("user-token/{user}/")).await? {
+            let key = k.rsplit('/').next().unwrap_or_default();
+            if let Some(r) = self.token_record(key).await? {
+                out.push(r);
             }
         }
         out.sort_by(|a, b| a.created_ms.total_cmp(&b.created_ms));
