@@ -43,10 +43,13 @@ impl JobRequest {
         }
     }
 
-    /// The job as it travels: its fields and `protocol`.
+    /// The job as it travels: `protocol` first (where the enum's tag was), then its fields.
     pub fn to_wire(&self) -> Value {
-        let mut fields = self.body.as_object().cloned().unwrap_or_default();
+        let mut fields = Map::new();
         fields.insert(PROTOCOL_FIELD.into(), Value::String(self.protocol.as_str().into()));
+        if let Some(own) = self.body.as_object() {
+            fields.extend(own.clone());
+        }
         Value::Object(fields)
     }
 
@@ -133,9 +136,9 @@ mod tests {
     #[test]
     fn wire_shape_is_the_job_with_its_protocol() {
         let job = JobRequest::new(Protocol::Npm, &json!({"op": "delete_package", "name": "a"})).unwrap();
-        let wire = serde_json::to_value(&job).unwrap();
-        assert_eq!(wire, json!({"protocol": "npm", "op": "delete_package", "name": "a"}));
-        let back: JobRequest = serde_json::from_value(wire).unwrap();
+        let wire = serde_json::to_string(&job).unwrap();
+        assert_eq!(wire, r#"{"protocol":"npm","op":"delete_package","name":"a"}"#);
+        let back: JobRequest = serde_json::from_str(&wire).unwrap();
         assert_eq!(back, job);
     }
 
