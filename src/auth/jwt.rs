@@ -137,6 +137,21 @@ mod tests {
     }
 
     #[test]
+    fn claims_become_a_principal() {
+        let claims = json!({"sub": "alice", "ro": true, "grants": ["oci:repository:x:push"], "access": [
+            {"type": "repository", "name": "a/b", "actions": ["pull", "push"]},
+            {"type": "registry", "name": "catalog", "actions": ["*"]},
+            {"type": "other", "name": "n", "actions": ["pull"]}]});
+        let p = principal_from_claims(&claims).unwrap();
+        assert_eq!((p.user.as_str(), p.kind, p.readonly, p.admin), ("alice", CredentialKind::Jwt, true, false));
+        let scopes: Vec<String> = p.scopes.iter().map(|s| s.to_string()).collect();
+        assert_eq!(scopes, ["oci:repository:a/b:pull", "oci:repository:a/b:push", "oci:repository:*:pull"]);
+        assert_eq!(p.grants.iter().map(|s| s.to_string()).collect::<Vec<_>>(), ["oci:repository:x:push"]);
+        assert!(principal_from_claims(&json!({"access": []})).is_none(), "no subject");
+        assert!(principal_from_claims(&json!({"sub": "alice"})).is_none(), "no access list");
+    }
+
+    #[test]
     fn matches_a_known_hs256_vector() {
         // Header and payload of the jwt.io example, secret "your-256-bit-secret".
         let input = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ";
