@@ -36,6 +36,22 @@ fn health_lists_the_enabled_protocols_of_the_list() {
 }
 
 #[test]
+fn each_module_renders_errors_its_own_way() {
+    let e = edgeregistry::error::Error::not_found("no such thing");
+    for module in protocols::all() {
+        let r = module.errors().render(&e);
+        assert_eq!(r.status, 404, "{:?}", module.protocol());
+        let body: Value = serde_json::from_slice(&block_on(r.body.read_capped(1 << 20)).unwrap()).unwrap();
+        let shape = match module.protocol() {
+            Protocol::Npm => json!({"error": "no such thing", "reason": "no such thing"}),
+            Protocol::Oci => json!({"errors": [{"code": "NAME_UNKNOWN", "message": "no such thing", "detail": null}]}),
+            other => panic!("no error shape for {other:?}: add one for the new protocol"),
+        };
+        assert_eq!(body, shape);
+    }
+}
+
+#[test]
 fn enabled_protocols_must_have_a_module() {
     let implemented = Protocol::implemented();
     assert_eq!(implemented, protocols::all().iter().map(|m| m.protocol()).collect::<Vec<_>>());
