@@ -42,8 +42,15 @@ impl Protocol {
         Protocol::Rubygems,
     ];
 
-    /// Protocols this build serves; the others are refused in `ENABLED_PROTOCOLS`.
-    pub const IMPLEMENTED: [Protocol; 2] = [Protocol::Oci, Protocol::Npm];
+    /// Protocols this build serves (those with a module in `crate::protocols`); the others
+    /// are refused in `ENABLED_PROTOCOLS`.
+    pub fn implemented() -> Vec<Protocol> {
+        crate::protocols::all().iter().map(|m| m.protocol()).collect()
+    }
+
+    pub fn is_implemented(&self) -> bool {
+        crate::protocols::find(*self).is_some()
+    }
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -173,11 +180,11 @@ impl Config {
     pub fn from_vars(vars: &dyn VarSource) -> Result<Config, ConfigError> {
         let get = |n: &str| vars.var(n).filter(|v| !v.trim().is_empty());
         let enabled = match get("ENABLED_PROTOCOLS") {
-            None => Protocol::IMPLEMENTED.to_vec(),
-            Some(v) if v.trim() == "all" => Protocol::IMPLEMENTED.to_vec(),
+            None => Protocol::implemented(),
+            Some(v) if v.trim() == "all" => Protocol::implemented(),
             Some(v) => {
                 let list = parse_protocol_list("ENABLED_PROTOCOLS", &v)?;
-                if let Some(p) = list.iter().find(|p| !Protocol::IMPLEMENTED.contains(p)) {
+                if let Some(p) = list.iter().find(|p| !p.is_implemented()) {
                     return Err(ConfigError(format!(
                         "ENABLED_PROTOCOLS: {} is not implemented in this build",
                         p.as_str()

@@ -3,7 +3,9 @@
 //!
 //! Protocol code (`npm/`, …) talks only to the platform seam (`platform/`), so it runs
 //! natively against in-memory backends in tests and in workerd against R2, KV and Durable
-//! Objects. The Worker entry points live in `platform/cloudflare`.
+//! Objects. The Worker entry points live in `platform/cloudflare`. Each protocol enters the
+//! registry through one line of the protocol list (`protocols`); the router, the admin API,
+//! the settings and the job runner know protocols only through that list.
 
 // A panic kills every request in flight in the isolate: no unwrap, expect, panic or
 // unchecked indexing or string slicing outside tests (request and upstream data reach almost
@@ -20,6 +22,7 @@ pub mod logging;
 pub mod npm;
 pub mod oci;
 pub mod platform;
+pub mod protocols;
 pub mod router;
 pub mod storage;
 pub mod upstream;

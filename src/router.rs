@@ -1,5 +1,6 @@
 //! The application: configuration, platform and hooks, and the dispatch of a request to the
-//! protocol whose base path it falls under (longest base path first).
+//! protocol (from the list in `crate::protocols`) whose root mount or base path it falls
+//! under (longest base path first).
 
 use std::rc::Rc;
 
@@ -8,6 +9,7 @@ use serde_json::json;
 use crate::config::{Config, Protocol};
 use crate::http::{Actor, Method, Request, Response};
 use crate::platform::Platform;
+use crate::protocols::ProtocolModule;
 use crate::storage::hooks::ReadOnlyHook;
 use crate::storage::{Storage, StorageHooks};
 use crate::upstream::{StaticProvider, UpstreamProvider};
@@ -71,41 +73,41 @@ impl App {
     async fn dispatch(&self, req: Request) -> Response {
         let path = req.path.clone();
         if path == "/-/health" {
-            let enabled: Vec<&str> = Protocol::ALL
-                .iter()
-                .filter(|p| self.config.protocol(**p).enabled)
-                .map(|p| p.as_str())
-                .collect();
+            let enabled: Vec<&str> = self.enabled().map(|m| m.protocol().as_str()).collect();
             return Response::json(200, &json!({"status": "ok", "protocols": enabled}));
         }
         if path.starts_with("/-/admin/") {
             return crate::auth::admin::handle(self, req).await;
         }
-        // Container clients always call `/v2/...` at the host root.
-        if self.config.protocol(Protocol::Oci).enabled && (path == "/v2" || path.starts_with("/v2/")) {
-            return crate::oci::handle(self, req, &path, "/v2".into()).await;
+        // Root mounts (OCI's `/v2`) come before base paths: clients call them at the host root.
+        let root_mounted = self.enabled().find(|m| m.root_mounts().iter().any(|mount| below(&path, mount).is_some()));
+        if let Some(module) = root_mounted {
+            return module.handle(self, req, "", &path).await;
         }
         match self.route(&path) {
-            Some((Protocol::Npm, rest)) => crate::npm::handle(self, req, &rest).await,
-            Some((Protocol::Oci, rest)) => {
-                let prefix = format!("{}/v2", self.config.protocol(Protocol::Oci).base_path);
-                crate::oci::handle(self, req, &rest, prefix).await
-            }
-            _ => Response::json(404, &json!({"error": "Not Found"})),
+            Some((module, base, rest)) => module.handle(self, req, base, rest).await,
+            None => Response::json(404, &json!({"error": "Not Found"})),
         }
     }
 
-    /// The enabled protocol whose base path is the longest prefix of `path`, and the rest.
-    fn route(&self, path: &str) -> Option<(Protocol, String)> {
-        Protocol::ALL
-            .into_iter()
-            .filter(|p| self.config.protocol(*p).enabled)
-            .filter_map(|p| {
-                let base = &self.config.protocol(p).base_path;
-                let rest = path.strip_prefix(base.as_str())?;
-                (rest.is_empty() || rest.starts_with('/')).then(|| (base.len(), p, rest.to_string()))
-            })
-            .max_by_key(|(len, _, _)| *len)
-            .map(|(_, p, rest)| (p, rest))
+    /// The protocols of this build that the settings enable.
+    pub fn enabled(&self) -> impl Iterator<Item = &'static dyn ProtocolModule> + '_ {
+        crate::protocols::all().iter().copied().filter(|m| self.config.protocol(m.protocol()).enabled)
     }
+
+    /// The enabled protocol whose base path is the longest prefix of `path`, its base path
+    /// and the rest.
+    fn route<'p>(&'p self, path: &'p str) -> Option<(&'static dyn ProtocolModule, &'p str, &'p str)> {
+        self.enabled()
+            .filter_map(|m| {
+                let base = self.config.protocol(m.protocol()).base_path.as_str();
+                below(path, base).map(|rest| (m, base, rest))
+            })
+            .max_by_key(|(_, base, _)| base.len())
+    }
+}
+
+/// The rest of `path` when it is `mount` or below it (`/v2`, `/v2/…`; never `/v2x`).
+fn below<'p>(path: &'p str, mount: &str) -> Option<&'p str> {
+    path.strip_prefix(mount).filter(|rest| rest.is_empty() || rest.starts_with('/'))
 }

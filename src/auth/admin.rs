@@ -9,14 +9,19 @@
 //!   package lets the token write it without owning it (see `auth::owners`).
 //! * `GET /-/admin/users/{name}/tokens` → the user's tokens (never the secrets)
 //! * `DELETE /-/admin/tokens/{key}` → 204
-//! * `GET|PUT /-/admin/owners/{npm|oci}/{name}` `{owners: [user, …]}` → the owners
+//! * `GET|PUT /-/admin/owners/{protocol}/{name}` `{owners: [user, …]}` → the owners
+//! * `DELETE /-/admin/cache/{protocol}/{name}` → `{purged: n}`
+//!
+//! Owners and cache purges are the protocol's own (`crate::protocols`).
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{Auth, AuthError, NewToken, TokenRecord, UserRecord};
 use crate::config::Protocol;
+use crate::error::PlainJson;
 use crate::http::{Method, Request, Response};
+use crate::protocols::ProtocolModule;
 use crate::router::App;
 
 fn error(status: u16, message: impl Into<String>) -> Response {
@@ -193,9 +198,24 @@ struct OwnersBody {
     owners: Vec<String>,
 }
 
-/// `GET /-/admin/owners/{npm|oci}/{name}` → `{"owners": [...]}`; `PUT` with the same body
+/// The protocol a URL's `{protocol}` segment names, from the protocol list; a protocol this
+/// build does not serve is a 404 that says so.
+fn protocol_module(protocol: &str) -> Result<&'static dyn ProtocolModule, Response> {
+    crate::protocols::by_name(protocol).ok_or_else(|| error(404, format!("this registry does not serve a protocol {protocol:?}")))
+}
+
+/// An admin answer from a protocol's result, errors in the admin API's JSON.
+fn answer(result: crate::error::Result<Response>) -> Response {
+    crate::error::finish(&PlainJson, "admin", result)
+}
+
+/// `GET /-/admin/owners/{protocol}/{name}` → `{"owners": [...]}`; `PUT` with the same body
 /// replaces them (every owner must be a user).
 async fn owners(app: &App, req: Request, protocol: &str, name: &str) -> Response {
+    let module = match protocol_module(protocol) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
     let new = match req.method {
         Method::Put => match json_body::<OwnersBody>(req).await {
             Ok(b) => Some(b.owners),
@@ -203,40 +223,20 @@ async fn owners(app: &App, req: Request, protocol: &str, name: &str) -> Response
         },
         _ => None,
     };
-    let found = match protocol {
-        "npm" => crate::npm::admin_owners(app, name, new).await,
-        "oci" => crate::oci::access::admin_owners(app, name, new).await,
-        _ => return error(404, format!("no owners for {protocol:?}")),
-    };
-    match found {
-        Ok(list) => Response::json(200, &json!({"owners": list})),
-        Err(e) => crate::error::respond(&crate::error::PlainJson, "admin", &e),
-    }
+    answer(module.admin_owners(app, name, new).await.map(|list| Response::json(200, &json!({"owners": list}))))
 }
 
-/// `DELETE /-/admin/cache/{npm|oci}/{name}`: forgets what the pull-through cache kept for one
+/// `DELETE /-/admin/cache/{protocol}/{name}`: forgets what the pull-through cache kept for one
 /// package or repository, so the next request fetches it again. Hosted content is untouched.
 async fn purge_cache(app: &App, protocol: &str, name: &str) -> Response {
-    let store = &*app.platform.store;
-    let purged = match protocol {
-        "npm" => match crate::npm::names::PackageName::parse(name, true) {
-            Some(n) => crate::upstream::cache::purge(store, &crate::npm::proxy::cache_prefix(&n)).await,
-            None => return error(400, format!("invalid package name {name:?}")),
-        },
-        "oci" if crate::oci::names::valid_repository(name) => crate::oci::proxy::purge_repository(store, name).await,
-        "oci" => return error(400, format!("invalid repository name {name:?}")),
-        _ => return error(404, format!("no pull-through cache for {protocol:?}")),
+    let module = match protocol_module(protocol) {
+        Ok(m) => m,
+        Err(r) => return r,
     };
-    match purged {
-        Ok(n) => {
-            crate::logging::event("info", "cache_purged", json!({"protocol": protocol, "name": name, "objects": n}));
-            Response::json(200, &json!({"purged": n}))
-        }
-        Err(e) => {
-            crate::logging::error(&format!("admin: cache purge failed: {e}"));
-            error(500, "internal error")
-        }
-    }
+    answer(module.purge_cache(app, name).await.map(|n| {
+        crate::logging::event("info", "cache_purged", json!({"protocol": protocol, "name": name, "objects": n}));
+        Response::json(200, &json!({"purged": n}))
+    }))
 }
 
 /// Size of this isolate's wasm linear memory. Linear memory only ever grows, so this is the

@@ -1,9 +1,12 @@
-//! HS256 JSON Web Tokens (unpadded base64url), as the OCI token endpoint issues them.
+//! HS256 JSON Web Tokens (unpadded base64url), as the OCI token endpoint issues them, and
+//! the principal their claims stand for.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{KeyInit, Mac};
 use serde_json::{json, Value};
+
+use super::{CredentialKind, Principal, Scope};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -74,6 +77,44 @@ pub fn decode(secret: &[u8], token: &str, now_secs: i64) -> Result<Value, JwtErr
     Ok(claims)
 }
 
+/// A principal from the claims of a token the OCI token endpoint issued: `access` as in the
+/// Docker registry token specification (`[{"type": "repository", "name", "actions"}]`, and
+/// `registry:catalog:*`), plus this registry's `grants`, `ro` (read-only) and `adm` (admin).
+pub fn principal_from_claims(claims: &Value) -> Option<Principal> {
+    let scopes = claims
+        .get("access")?
+        .as_array()?
+        .iter()
+        .flat_map(|a| {
+            // The catalog grant stands for pulling every repository (it was only given so).
+            if a.get("type").and_then(Value::as_str) == Some("registry") {
+                return Scope::parse("oci:repository:*:pull").into_iter().collect::<Vec<_>>();
+            }
+            if a.get("type").and_then(Value::as_str) != Some("repository") {
+                return Vec::new();
+            }
+            let name = a.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+            let actions: Vec<String> = a.get("actions").and_then(Value::as_array).map(|v| v.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default();
+            actions.into_iter().filter_map(|act| Scope::parse(&format!("oci:repository:{name}:{act}"))).collect()
+        })
+        .collect();
+    let grants = claims
+        .get("grants")
+        .and_then(Value::as_array)
+        .map(|g| g.iter().filter_map(|s| Scope::parse(s.as_str()?)).collect())
+        .unwrap_or_default();
+    Some(Principal {
+        user: claims.get("sub")?.as_str()?.to_string(),
+        token_key: None,
+        kind: CredentialKind::Jwt,
+        scopes,
+        grants,
+        readonly: claims.get("ro").and_then(Value::as_bool).unwrap_or(false),
+        // An admin credential's token keeps admin rights for OCI (never for the admin API).
+        admin: claims.get("adm").and_then(Value::as_bool).unwrap_or(false),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +134,21 @@ mod tests {
         let mut tampered = t.clone();
         tampered.insert(t.find('.').unwrap() + 2, 'A');
         assert!(decode(b"k", &tampered, 150).is_err());
+    }
+
+    #[test]
+    fn claims_become_a_principal() {
+        let claims = json!({"sub": "alice", "ro": true, "grants": ["oci:repository:x:push"], "access": [
+            {"type": "repository", "name": "a/b", "actions": ["pull", "push"]},
+            {"type": "registry", "name": "catalog", "actions": ["*"]},
+            {"type": "other", "name": "n", "actions": ["pull"]}]});
+        let p = principal_from_claims(&claims).unwrap();
+        assert_eq!((p.user.as_str(), p.kind, p.readonly, p.admin), ("alice", CredentialKind::Jwt, true, false));
+        let scopes: Vec<String> = p.scopes.iter().map(|s| s.to_string()).collect();
+        assert_eq!(scopes, ["oci:repository:a/b:pull", "oci:repository:a/b:push", "oci:repository:*:pull"]);
+        assert_eq!(p.grants.iter().map(|s| s.to_string()).collect::<Vec<_>>(), ["oci:repository:x:push"]);
+        assert!(principal_from_claims(&json!({"access": []})).is_none(), "no subject");
+        assert!(principal_from_claims(&json!({"sub": "alice"})).is_none(), "no access list");
     }
 
     #[test]

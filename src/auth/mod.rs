@@ -355,7 +355,7 @@ impl<'a> Auth<'a> {
             let now = (self.platform.now_ms() / 1000.0) as i64;
             return Ok(jwt::decode(secret.as_bytes(), token, now)
                 .ok()
-                .and_then(|claims| crate::oci::token::principal_from_claims(&claims)));
+                .and_then(|claims| jwt::principal_from_claims(&claims)));
         }
         let Some(record) = self.token_record(&sha256_hex(token.as_bytes())).await? else {
             return Ok(None);
@@ -389,22 +389,10 @@ impl<'a> Auth<'a> {
 
     pub async fn list_tokens(&self, user: &str) -> Result<Vec<TokenRecord>, AuthError> {
         let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let (keys, next) = self
-                .platform
-                .kv
-                .list(&format!("user-token/{user}/"), cursor)
-                .await?;
-            for k in keys {
-                let key = k.rsplit('/').next().unwrap_or_default();
-                if let Some(r) = self.token_record(key).await? {
-                    out.push(r);
-                }
-            }
-            match next {
-                Some(c) => cursor = Some(c),
-                None => break,
+        for k in crate::platform::kv_list_all(&*self.platform.kv, &format!("user-token/{user}/")).await? {
+            let key = k.rsplit('/').next().unwrap_or_default();
+            if let Some(r) = self.token_record(key).await? {
+                out.push(r);
             }
         }
         out.sort_by(|a, b| a.created_ms.total_cmp(&b.created_ms));

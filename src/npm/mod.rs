@@ -8,11 +8,14 @@
 
 pub mod errors;
 pub mod jobs;
+mod module;
 pub mod names;
 pub mod packument;
 pub mod proxy;
 pub mod rewrite;
 pub mod search;
+
+pub use module::MODULE;
 
 use std::collections::BTreeMap;
 
@@ -23,7 +26,6 @@ use crate::auth::{Action, Auth, NewToken, Principal};
 use crate::config::Protocol;
 use crate::error::{Error, Result};
 use crate::http::{decode_path, Method, Request, Response};
-use crate::jobs::Job;
 use crate::platform::{Checksum, PutOutcome};
 use crate::router::App;
 use crate::storage::key::Key;
@@ -126,7 +128,7 @@ impl Ctx<'_> {
         let key = keys::packument(name);
         let meta = HookMetadata { package: Some(name.to_string()), content_type: Some(key.kind.content_type.into()), ..Default::default() };
         self.storage.check(operation, key.as_str(), meta.clone()).await?;
-        let result = self.app.platform.coordinator.run(&name.lock(), Job::Npm(job)).await?;
+        let result = crate::jobs::run(&*self.app.platform.coordinator, &name.lock(), Protocol::Npm, &job).await?;
         self.storage.notify(operation, key.as_str(), meta).await;
         Ok(result)
     }
@@ -698,7 +700,7 @@ pub async fn admin_owners(app: &App, name: &str, new: Option<Vec<String>>) -> Re
         storage.check(Operation::Put, key.as_str(), meta).await?;
         let writer = Writer { user: "admin".into(), may_override: true };
         let job = NpmJob::SetMaintainers { name: name.to_string(), maintainers, writer };
-        app.platform.coordinator.run(&name.lock(), Job::Npm(job)).await?;
+        crate::jobs::run(&*app.platform.coordinator, &name.lock(), Protocol::Npm, &job).await?;
     }
     let meta = HookMetadata { package: Some(name.to_string()), ..Default::default() };
     let obj = storage.get(key.as_str(), None, meta).await?.ok_or_else(|| Error::not_found(format!("no hosted package {name}")))?;

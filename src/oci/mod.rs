@@ -11,10 +11,13 @@
 pub mod access;
 pub mod errors;
 pub mod manifest;
+mod module;
 pub mod names;
 pub mod proxy;
 pub mod token;
 pub mod upload;
+
+pub use module::MODULE;
 
 use std::collections::BTreeMap;
 

@@ -2,11 +2,11 @@
 //! token as password) or nothing → an HS256 JWT whose `access` claim grants what the caller
 //! may do of what it asked for. `docker login`, `podman login` and `skopeo --creds` use it.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::errors::UNAUTHORIZED;
 use super::names::Repository;
-use crate::auth::{jwt, Action, Auth, AuthError, CredentialKind, Principal};
+use crate::auth::{jwt, Action, Auth, AuthError, Principal};
 use crate::config::Protocol;
 use crate::error::{Error, Result};
 use crate::http::{Request, Response};
@@ -101,38 +101,5 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response> {
     })))
 }
 
-/// A principal from a token this endpoint issued.
-pub fn principal_from_claims(claims: &Value) -> Option<Principal> {
-    let scopes = claims
-        .get("access")?
-        .as_array()?
-        .iter()
-        .flat_map(|a| {
-            // The catalog grant stands for pulling every repository (it was only given so).
-            if a.get("type").and_then(Value::as_str) == Some("registry") {
-                return crate::auth::Scope::parse("oci:repository:*:pull").into_iter().collect::<Vec<_>>();
-            }
-            if a.get("type").and_then(Value::as_str) != Some("repository") {
-                return Vec::new();
-            }
-            let name = a.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-            let actions: Vec<String> = a.get("actions").and_then(Value::as_array).map(|v| v.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default();
-            actions.into_iter().filter_map(|act| crate::auth::Scope::parse(&format!("oci:repository:{name}:{act}"))).collect()
-        })
-        .collect();
-    let grants = claims
-        .get("grants")
-        .and_then(Value::as_array)
-        .map(|g| g.iter().filter_map(|s| crate::auth::Scope::parse(s.as_str()?)).collect())
-        .unwrap_or_default();
-    Some(Principal {
-        user: claims.get("sub")?.as_str()?.to_string(),
-        token_key: None,
-        kind: CredentialKind::Jwt,
-        scopes,
-        grants,
-        readonly: claims.get("ro").and_then(Value::as_bool).unwrap_or(false),
-        // An admin credential's token keeps admin rights for OCI (never for the admin API).
-        admin: claims.get("adm").and_then(Value::as_bool).unwrap_or(false),
-    })
-}
+/// JWT claims become a principal in `auth`, which checks every credential.
+pub use crate::auth::jwt::principal_from_claims;

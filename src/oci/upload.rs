@@ -25,7 +25,7 @@ use crate::platform::{Cleanup, PutOptions, PutOutcome, UploadedPart};
 use crate::storage::key::Key;
 use crate::storage::{HookMetadata, Operation};
 /// Size of every multipart part but the last (R2: at least 5 MiB, all equal).
-pub const PART_SIZE: usize = 10 * 1024 * 1024;
+pub use crate::storage::UPLOAD_PART_SIZE as PART_SIZE;
 /// Largest chunk we invite: under the platform's 100 MB request body limit.
 pub const MAX_CHUNK: u64 = 95 * 1000 * 1000;
 /// An idle session is cleaned up after this long.

@@ -11,7 +11,7 @@ use sha1::Digest;
 
 use super::*;
 use crate::http::{Body, Request, Response};
-use crate::jobs::{Job, JobEnv, JobResult};
+use crate::jobs::{JobEnv, JobRequest, JobResult};
 
 /// The smallest non-final multipart part R2 accepts.
 pub const R2_MIN_PART: u64 = 5 * 1024 * 1024;
@@ -322,7 +322,7 @@ pub struct MemoryCoordinator {
 
 #[async_trait(?Send)]
 impl Coordinator for MemoryCoordinator {
-    async fn run(&self, lock: &str, job: Job) -> JobResult {
+    async fn run(&self, lock: &str, job: JobRequest) -> JobResult {
         let mutex = self
             .locks
             .borrow_mut()
@@ -331,7 +331,7 @@ impl Coordinator for MemoryCoordinator {
             .clone();
         let _guard = mutex.lock().await;
         // Round-trip through JSON, as the Durable Object call does.
-        let job: Job = serde_json::to_value(&job)
+        let job: JobRequest = serde_json::to_value(&job)
             .and_then(serde_json::from_value)
             .map_err(|e| crate::jobs::JobError::internal(format!("job does not round-trip through JSON: {e}")))?;
         crate::jobs::execute(&self.env, job).await

@@ -197,10 +197,12 @@ pub trait KvStore {
 }
 
 /// Serialised read-modify-write of shared documents: every job for one `lock` runs alone, in
-/// order, inside one Durable Object (in memory: behind one async mutex).
+/// order, inside one Durable Object (in memory: behind one async mutex). Jobs are data
+/// addressed to a protocol ([`JobRequest`](crate::jobs::JobRequest)); `crate::jobs::execute`
+/// finds who runs them.
 #[async_trait(?Send)]
 pub trait Coordinator {
-    async fn run(&self, lock: &str, job: crate::jobs::Job) -> crate::jobs::JobResult;
+    async fn run(&self, lock: &str, job: crate::jobs::JobRequest) -> crate::jobs::JobResult;
 }
 
 /// What to remove when a session expires or is cancelled: an open multipart upload and
@@ -231,18 +233,37 @@ pub fn error_line(text: &str) -> String {
     line.chars().take(200).collect()
 }
 
-/// Every object under `prefix`, following the listing's pages.
-pub async fn list_all(store: &dyn ObjectStore, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+/// Every item of a paged listing: `page(cursor)` gives one page and the cursor of the next
+/// (`None` after the last). The one loop over listing cursors, for R2 and KV alike.
+pub async fn follow_pages<T, F, Fut>(mut page: F) -> StoreResult<Vec<T>>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = StoreResult<(Vec<T>, Option<String>)>>,
+{
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
-        let page = store.list(prefix, ListOptions { cursor, ..Default::default() }).await?;
-        out.extend(page.objects);
-        match page.cursor {
+        let (items, next) = page(cursor).await?;
+        out.extend(items);
+        match next {
             Some(c) => cursor = Some(c),
             None => return Ok(out),
         }
     }
+}
+
+/// Every object under `prefix`, following the listing's pages.
+pub async fn list_all(store: &dyn ObjectStore, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+    follow_pages(|cursor| async move {
+        let page = store.list(prefix, ListOptions { cursor, ..Default::default() }).await?;
+        Ok((page.objects, page.cursor))
+    })
+    .await
+}
+
+/// Every KV key under `prefix`, following the listing's pages.
+pub async fn kv_list_all(kv: &dyn KvStore, prefix: &str) -> StoreResult<Vec<String>> {
+    follow_pages(|cursor| kv.list(prefix, cursor)).await
 }
 
 /// Aborts the multipart upload and deletes the temporary objects of a session.

@@ -13,6 +13,17 @@ use crate::http::{Actor, Body};
 use crate::platform::{ByteRange, ListOptions, ListPage, Object, ObjectMeta, ObjectStore, PutOptions, PutOutcome, StoreError, UploadedPart};
 pub use hooks::{HookContext, HookDecision, HookMetadata, Operation, StorageHooks};
 
+// Multipart part sizes, the only two. R2 (like S3) wants every part of a multipart upload but
+// the last to be one size of at least 5 MiB, and takes at most 10,000 parts.
+
+/// Documents of unknown length streamed to R2 (`writer::ObjectWriter`: rewritten packuments
+/// on a cache fill) hold one part in memory each, and many may fill at once: R2's smallest part.
+pub const STREAM_PART_SIZE: usize = 5 * 1024 * 1024;
+/// OCI chunked uploads are re-cut into parts of this size (advertised as
+/// `OCI-Chunk-Min-Length`): twice the minimum, so a blob may reach ~100 GiB within R2's
+/// 10,000 parts; an upload session holds one part only while a request is being handled.
+pub const UPLOAD_PART_SIZE: usize = 10 * 1024 * 1024;
+
 #[derive(Debug)]
 pub enum StorageError {
     /// A `before*` hook refused the operation; the reason goes to the client (403).

@@ -7,9 +7,6 @@ use std::rc::Rc;
 use crate::http::Body;
 use crate::platform::{ObjectMeta, ObjectStore, PutOptions, PutOutcome, StoreError, StoreResult, UploadedPart};
 
-/// R2's smallest part size.
-pub const PART_SIZE: usize = 5 * 1024 * 1024;
-
 pub struct ObjectWriter {
     store: Rc<dyn ObjectStore>,
     key: String,
@@ -22,7 +19,7 @@ pub struct ObjectWriter {
 
 impl ObjectWriter {
     pub fn new(store: Rc<dyn ObjectStore>, key: &str, opts: PutOptions) -> ObjectWriter {
-        ObjectWriter::with_part_size(store, key, opts, PART_SIZE)
+        ObjectWriter::with_part_size(store, key, opts, super::STREAM_PART_SIZE)
     }
 
     pub fn with_part_size(store: Rc<dyn ObjectStore>, key: &str, opts: PutOptions, part_size: usize) -> ObjectWriter {
@@ -91,6 +88,7 @@ impl ObjectWriter {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
+    use crate::storage::STREAM_PART_SIZE;
     use crate::platform::memory::{ManualClock, MemoryObjectStore};
 
     fn store() -> Rc<MemoryObjectStore> {
@@ -104,7 +102,7 @@ mod tests {
     #[test]
     fn small_and_multipart_writes_round_trip() {
         futures::executor::block_on(async {
-            const P: usize = PART_SIZE;
+            const P: usize = STREAM_PART_SIZE;
             for (total, piece) in [(0usize, 1usize), (10, 3), (P, 1 << 20), (P + 1, 999_999), (2 * P, P), (2 * P + 5, 3_333_333)] {
                 let s = store();
                 let data: Vec<u8> = (0..total).map(|i| (i * 7 % 251) as u8).collect();
@@ -124,9 +122,9 @@ mod tests {
         futures::executor::block_on(async {
             let s = store();
             let mut w = ObjectWriter::new(s.clone(), "k", PutOptions::default());
-            for _ in 0..(PART_SIZE / 4096 + 10) {
+            for _ in 0..(STREAM_PART_SIZE / 4096 + 10) {
                 w.write(&[3u8; 4096]).await.unwrap();
-                assert!(w.buf.capacity() <= PART_SIZE, "capacity {}", w.buf.capacity());
+                assert!(w.buf.capacity() <= STREAM_PART_SIZE, "capacity {}", w.buf.capacity());
             }
             w.finish().await.unwrap();
         });
@@ -137,7 +135,7 @@ mod tests {
         futures::executor::block_on(async {
             let s = store();
             let mut w = ObjectWriter::new(s.clone(), "k", PutOptions::default());
-            w.write(&vec![1; PART_SIZE + 10]).await.unwrap();
+            w.write(&vec![1; STREAM_PART_SIZE + 10]).await.unwrap();
             w.abort().await;
             assert!(s.get("k", None).await.unwrap().is_none());
             assert_eq!(s.open_uploads(), 0);

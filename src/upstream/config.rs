@@ -236,15 +236,10 @@ struct RawAuth {
     header_name: Option<String>,
 }
 
-/// (url, library prefix) of the presets.
-fn preset(name: &str) -> Option<(&'static str, bool)> {
-    Some(match name {
-        "npmjs" | "npm" => ("https://registry.npmjs.org", false),
-        "dockerhub" | "docker.io" => ("https://registry-1.docker.io", true),
-        "ghcr" | "ghcr.io" => ("https://ghcr.io", false),
-        "quay" | "quay.io" => ("https://quay.io", false),
-        _ => return None,
-    })
+/// (url, library prefix) of a protocol's preset; each protocol lists its own
+/// (`ProtocolModule::presets`).
+fn preset(protocol: Protocol, name: &str) -> Option<(&'static str, bool)> {
+    crate::protocols::preset(protocol, name).map(|p| (p.url, p.library_prefix))
 }
 
 /// Overlays the keys set in `over` onto `base` (both JSON objects of one settings struct).
@@ -318,7 +313,7 @@ pub fn from_vars(protocol: Protocol, vars: &dyn VarSource) -> Result<Option<Prot
     for (i, u) in raw.upstreams.into_iter().enumerate() {
         let what = format!("{var} upstream {}", i + 1);
         let preset = match &u.preset {
-            Some(p) => Some(preset(p).ok_or_else(|| ConfigError(format!("{what}: unknown preset {p:?}")))?),
+            Some(p) => Some(preset(protocol, p).ok_or_else(|| ConfigError(format!("{what}: unknown preset {p:?}")))?),
             None => None,
         };
         let url = u

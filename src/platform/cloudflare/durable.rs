@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use worker::{durable_object, DurableObject, Env, ObjectNamespace, State};
 
 use super::{r2::R2Store, JsClock, BUCKET};
-use crate::jobs::{Job, JobEnv, JobError, JobResult};
+use crate::jobs::{JobEnv, JobError, JobRequest, JobResult};
 use crate::platform::Coordinator;
 
 pub struct DurableCoordinator {
@@ -20,7 +20,7 @@ impl DurableCoordinator {
         DurableCoordinator { ns }
     }
 
-    async fn call(&self, lock: &str, job: &Job) -> worker::Result<JobResult> {
+    async fn call(&self, lock: &str, job: &JobRequest) -> worker::Result<JobResult> {
         let stub = self.ns.id_from_name(lock)?.get_stub()?;
         let mut init = worker::RequestInit::new();
         init.with_method(worker::Method::Post)
@@ -33,7 +33,7 @@ impl DurableCoordinator {
 
 #[async_trait(?Send)]
 impl Coordinator for DurableCoordinator {
-    async fn run(&self, lock: &str, job: Job) -> JobResult {
+    async fn run(&self, lock: &str, job: JobRequest) -> JobResult {
         self.call(lock, &job)
             .await
             .unwrap_or_else(|e| Err(JobError::internal(format!("job runner unreachable: {e}"))))
@@ -52,7 +52,12 @@ impl DurableObject for JobRunner {
     }
 
     async fn fetch(&self, mut req: worker::Request) -> worker::Result<worker::Response> {
-        let job: Job = req.json().await?;
+        // A job this build cannot read (a protocol it does not know) fails as a job, so the
+        // Worker gets an answer it reads rather than a runtime error.
+        let job = match req.json::<serde_json::Value>().await.map_err(JobError::internal).and_then(JobRequest::from_wire) {
+            Ok(job) => job,
+            Err(e) => return worker::Response::from_json(&JobResult::Err(e)),
+        };
         let _guard = self.lock.lock().await;
         let env = JobEnv {
             store: Rc::new(R2Store::new(self.env.bucket(BUCKET)?)),
