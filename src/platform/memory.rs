@@ -506,6 +506,31 @@ impl MemoryBackground {
     pub fn pending(&self) -> usize {
         self.queue.borrow().len()
     }
+
+    /// Runs `main` while the queued work makes progress whenever `main` waits, as the Worker's
+    /// event loop runs `wait_until` work alongside the response: a reader of a gated body gets
+    /// its verdict from the cache fill. Work unfinished when `main` ends stays queued.
+    pub async fn run_until<T>(&self, main: impl std::future::Future<Output = T>) -> T {
+        use std::task::Poll;
+        let mut main = std::pin::pin!(main);
+        let mut running: Vec<futures::future::LocalBoxFuture<'static, ()>> = Vec::new();
+        futures::future::poll_fn(|cx| {
+            if let Poll::Ready(out) = main.as_mut().poll(cx) {
+                self.queue.borrow_mut().splice(0..0, running.drain(..));
+                return Poll::Ready(out);
+            }
+            let queued: Vec<_> = self.queue.borrow_mut().drain(..).collect();
+            running.extend(queued);
+            let before = running.len();
+            running.retain_mut(|work| work.as_mut().poll(cx).is_pending());
+            if running.len() < before || self.pending() > 0 {
+                // Finished or newly queued work may be what `main` waits for: look again.
+                cx.waker().wake_by_ref();
+            }
+            Poll::Pending
+        })
+        .await
+    }
 }
 
 impl Background for MemoryBackground {
