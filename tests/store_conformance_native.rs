@@ -18,3 +18,26 @@ fn the_memory_store_passes_every_conformance_case() {
     assert!(store.keys().is_empty(), "left behind: {:?}", store.keys());
     assert_eq!(store.open_uploads(), 0, "multipart uploads left open");
 }
+
+mod common;
+
+use common::*;
+use edgeregistry::http::{Method, Request};
+
+#[test]
+fn the_admin_api_runs_the_suite_only_when_enabled_and_only_for_an_admin() {
+    let reg = Reg::with_vars(&[("STORE_SELFTEST", "true")]);
+    let r = reg.send(admin(Method::Post, "/-/admin/selftest/store"));
+    assert_eq!(r.status, 200, "{r:?}");
+    let report = r.json();
+    assert_eq!(report["passed"], true, "{report:#}");
+    assert!(report["cases"].as_array().unwrap().iter().all(|c| c["passed"] == true && c["detail"] == ""), "{report:#}");
+    assert!(reg.keys_with("selftest/").is_empty(), "the run cleans up");
+    let anonymous = reg.send(Request::new(Method::Post, "/-/admin/selftest/store"));
+    assert_eq!(anonymous.status, 401, "{anonymous:?}");
+
+    let disabled = Reg::new();
+    let r = disabled.send(admin(Method::Post, "/-/admin/selftest/store"));
+    assert_eq!(r.status, 404, "{r:?}");
+    assert!(disabled.mem.store.keys().is_empty(), "nothing written when disabled");
+}

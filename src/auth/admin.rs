@@ -10,6 +10,8 @@
 //! * `GET /-/admin/users/{name}/tokens` → the user's tokens (never the secrets)
 //! * `DELETE /-/admin/tokens/{key}` → 204
 //! * `GET|PUT /-/admin/owners/{npm|oci}/{name}` `{owners: [user, …]}` → the owners
+//! * `POST /-/admin/selftest/store` → the object-store conformance report (only with
+//!   `STORE_SELFTEST=true`, else 404)
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -184,6 +186,9 @@ pub async fn handle(app: &App, req: Request) -> Response {
             200,
             &json!({ "wasm_memory_bytes": wasm_memory_bytes() }),
         ),
+        (Method::Post, ["selftest", "store"]) if app.config.store_selftest => {
+            Response::json(200, &crate::platform::conformance::run(&*app.platform.store).await)
+        }
         _ => error(404, "Not Found"),
     }
 }
