@@ -515,6 +515,25 @@ mod native_tests {
     }
 
     #[test]
+    fn a_pull_through_body_that_fails_its_checksum_fails_for_the_reader_and_is_not_cached() {
+        use sha2::Digest;
+        let mem = crate::platform::memory::MemoryPlatform::new();
+        let data = body(200_000);
+        for (key, sum) in [("good", sha2::Sha256::digest(&data)), ("bad", sha2::Sha256::digest(b"other"))] {
+            let opts = crate::platform::PutOptions { checksum: Some(crate::platform::Checksum::Sha256(sum.to_vec())), ..Default::default() };
+            let stream = PlatformStream::from_bytes(data.clone());
+            let gated = crate::upstream::cache_while_streaming(&mem.platform, key.into(), stream, opts, None, key.into());
+            // The cache fill runs in the background while the reader waits for its verdict.
+            let read = block_on(mem.background.run_until(gated.read_capped(u64::MAX)));
+            match key {
+                "good" => assert_eq!(read.unwrap(), data),
+                _ => assert_eq!(read, Err(BodyError::Io(FAILED_VERIFICATION.into()))),
+            }
+        }
+        assert_eq!(mem.store.keys(), ["good"]);
+    }
+
+    #[test]
     fn a_tee_of_a_gated_stream_gives_both_sides_every_piece() {
         let data = body(300_000);
         let (a, b) = PlatformStream::from_bytes(data.clone()).gate(async { true }.boxed_local()).tee();
