@@ -131,6 +131,9 @@ pub struct Config {
     pub password_iterations: u32,
     pub admin_token: Option<String>,
     pub jwt_secret: Option<String>,
+    /// `STORE_SELFTEST`: the admin API may run the object-store conformance suite against the
+    /// bucket (`POST /-/admin/selftest/store`); it writes and deletes under `selftest/`.
+    pub store_selftest: bool,
     /// Pull-through upstreams by protocol, from `<PROTO>_UPSTREAMS` (see `upstream::config`).
     pub upstreams: BTreeMap<Protocol, std::rc::Rc<crate::upstream::ProtocolUpstreams>>,
 }
@@ -266,6 +269,7 @@ impl Config {
             password_iterations,
             admin_token: get("ADMIN_TOKEN"),
             jwt_secret: get("JWT_SECRET"),
+            store_selftest: get("STORE_SELFTEST").map(|v| parse_bool("STORE_SELFTEST", &v)).transpose()?.unwrap_or(false),
         })
     }
 

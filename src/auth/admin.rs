@@ -11,6 +11,8 @@
 //! * `DELETE /-/admin/tokens/{key}` → 204
 //! * `GET|PUT /-/admin/owners/{protocol}/{name}` `{owners: [user, …]}` → the owners
 //! * `DELETE /-/admin/cache/{protocol}/{name}` → `{purged: n}`
+//! * `POST /-/admin/selftest/store` → the object-store conformance report (only with
+//!   `STORE_SELFTEST=true`, else 404)
 //!
 //! Owners and cache purges are the protocol's own (`crate::protocols`).
 
@@ -189,6 +191,9 @@ pub async fn handle(app: &App, req: Request) -> Response {
             200,
             &json!({ "wasm_memory_bytes": wasm_memory_bytes() }),
         ),
+        (Method::Post, ["selftest", "store"]) if app.config.store_selftest => {
+            Response::json(200, &crate::platform::conformance::run(&*app.platform.store).await)
+        }
         _ => error(404, "Not Found"),
     }
 }

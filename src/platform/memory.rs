@@ -22,10 +22,23 @@ struct StoredObject {
     meta: ObjectMeta,
 }
 
+/// An open multipart upload: its key, the options it was created with, and each part's etag
+/// and bytes by part number.
+struct Upload {
+    key: String,
+    opts: PutOptions,
+    parts: BTreeMap<u16, (String, Vec<u8>)>,
+}
+
+/// The most entries a listing page holds. R2 allows up to 1000, but with `include` (which the
+/// Worker's store always asks for, for metadata) fewer may come back; the local R2 simulator
+/// gives 100. Native pages are as small, so callers are seen to follow cursors.
+pub const LIST_PAGE_MAX: usize = 100;
+
 #[derive(Default)]
 pub struct MemoryObjectStore {
     objects: RefCell<BTreeMap<String, StoredObject>>,
-    uploads: RefCell<HashMap<String, (String, PutOptions, BTreeMap<u16, Vec<u8>>)>>,
+    uploads: RefCell<HashMap<String, Upload>>,
     counter: Cell<u64>,
     reads: Cell<u64>,
     clock: Option<Rc<dyn Clock>>,
@@ -165,11 +178,12 @@ impl ObjectStore for MemoryObjectStore {
     }
 
     async fn list(&self, prefix: &str, opts: ListOptions) -> StoreResult<ListPage> {
-        let limit = opts.limit.unwrap_or(1000).clamp(1, 1000) as usize;
-        let after = opts.cursor.clone().or(opts.start_after.clone());
+        let limit = (opts.limit.unwrap_or(1000) as usize).clamp(1, LIST_PAGE_MAX);
+        // A cursor carries on after the last key it covered; with `start_after` too, the later wins.
+        let after = opts.cursor.clone().max(opts.start_after.clone());
         let objects = self.objects.borrow();
         let mut page = ListPage::default();
-        let mut last_key = None;
+        let mut last_key: Option<String> = None;
         for (key, obj) in objects.range(prefix.to_string()..) {
             if !key.starts_with(prefix) {
                 break;
@@ -177,21 +191,24 @@ impl ObjectStore for MemoryObjectStore {
             if after.as_ref().is_some_and(|a| key <= a) {
                 continue;
             }
+            let common = opts.delimiter.as_deref().filter(|d| !d.is_empty()).and_then(|d| {
+                let rest = key.get(prefix.len()..)?;
+                rest.find(d).and_then(|i| key.get(..prefix.len() + i + d.len()))
+            });
+            // Keys under the prefix just listed fold into it, so the cursor passes them all
+            // and the prefix never comes back on the next page.
+            if common.is_some() && page.prefixes.last().map(String::as_str) == common {
+                last_key = Some(key.clone());
+                continue;
+            }
             if page.objects.len() + page.prefixes.len() >= limit {
                 page.cursor = last_key;
                 return Ok(page);
             }
-            if let Some(d) = &opts.delimiter {
-                if let Some(i) = key.get(prefix.len()..).and_then(|rest| rest.find(d.as_str())) {
-                    let common = key.get(..prefix.len() + i + d.len()).unwrap_or_default().to_string();
-                    if page.prefixes.last() != Some(&common) {
-                        page.prefixes.push(common);
-                    }
-                    last_key = Some(key.clone());
-                    continue;
-                }
+            match common {
+                Some(c) => page.prefixes.push(c.to_string()),
+                None => page.objects.push(obj.meta.clone()),
             }
-            page.objects.push(obj.meta.clone());
             last_key = Some(key.clone());
         }
         Ok(page)
@@ -201,7 +218,7 @@ impl ObjectStore for MemoryObjectStore {
         let id = uuid::Uuid::new_v4().simple().to_string();
         self.uploads
             .borrow_mut()
-            .insert(id.clone(), (key.to_string(), opts, BTreeMap::new()));
+            .insert(id.clone(), Upload { key: key.to_string(), opts, parts: BTreeMap::new() });
         Ok(id)
     }
 
@@ -214,17 +231,16 @@ impl ObjectStore for MemoryObjectStore {
     ) -> StoreResult<UploadedPart> {
         let data = body_bytes(body).await?;
         let mut uploads = self.uploads.borrow_mut();
-        let (k, _, parts) = uploads
+        let upload = uploads
             .get_mut(upload_id)
             .ok_or_else(|| StoreError::Backend("unknown multipart upload".into()))?;
-        if k != key || part_number == 0 || part_number > 10_000 {
+        if upload.key != key || part_number == 0 || part_number > 10_000 {
             return Err(StoreError::Backend("bad multipart part".into()));
         }
-        parts.insert(part_number, data);
-        Ok(UploadedPart {
-            part_number,
-            etag: format!("part-{part_number}"),
-        })
+        // A part's etag is the MD5 of its bytes, as R2 gives it.
+        let etag = hex::encode(md5::Md5::digest(&data));
+        upload.parts.insert(part_number, (etag.clone(), data));
+        Ok(UploadedPart { part_number, etag })
     }
 
     async fn complete_multipart(
@@ -233,39 +249,39 @@ impl ObjectStore for MemoryObjectStore {
         upload_id: &str,
         parts: Vec<UploadedPart>,
     ) -> StoreResult<ObjectMeta> {
-        let (k, opts, stored) = self
+        let data = {
+            let uploads = self.uploads.borrow();
+            let upload = uploads
+                .get(upload_id)
+                .ok_or_else(|| StoreError::Backend("unknown multipart upload".into()))?;
+            if upload.key != key {
+                return Err(StoreError::Backend("multipart key mismatch".into()));
+            }
+            let chosen: Vec<&[u8]> = parts
+                .iter()
+                .map(|p| upload.parts.get(&p.part_number).filter(|(etag, _)| *etag == p.etag).map(|(_, d)| d.as_slice()))
+                .collect::<Option<_>>()
+                .ok_or_else(|| StoreError::Backend("completing with a part never uploaded (or another etag)".into()))?;
+            // R2's rules: every part but the last the same size, at least 5 MiB, last not larger.
+            let sizes: Vec<u64> = chosen.iter().map(|d| d.len() as u64).collect();
+            if let Some((last, rest)) = sizes.split_last() {
+                if let Some(first) = rest.first() {
+                    if *first < R2_MIN_PART || rest.iter().any(|s| s != first) || last > first {
+                        return Err(StoreError::Backend(format!(
+                            "multipart parts must be equal and >= 5 MiB: {sizes:?}"
+                        )));
+                    }
+                }
+            }
+            chosen.concat()
+        };
+        // Only a completed upload is gone; a refused completion can be retried, as on R2.
+        let upload = self
             .uploads
             .borrow_mut()
             .remove(upload_id)
             .ok_or_else(|| StoreError::Backend("unknown multipart upload".into()))?;
-        if k != key {
-            return Err(StoreError::Backend("multipart key mismatch".into()));
-        }
-        // R2's rules: every part but the last the same size, at least 5 MiB, last not larger.
-        let sizes: Vec<u64> = parts
-            .iter()
-            .map(|p| stored.get(&p.part_number).map(|d| d.len() as u64))
-            .collect::<Option<_>>()
-            .ok_or_else(|| StoreError::Backend("completing with a part never uploaded".into()))?;
-        if let Some((last, rest)) = sizes.split_last() {
-            if let Some(first) = rest.first() {
-                if *first < R2_MIN_PART || rest.iter().any(|s| s != first) || last > first {
-                    return Err(StoreError::Backend(format!(
-                        "multipart parts must be equal and >= 5 MiB: {sizes:?}"
-                    )));
-                }
-            }
-        }
-        let mut data = Vec::new();
-        for p in &parts {
-            let part = stored.get(&p.part_number).ok_or_else(|| StoreError::Backend(format!("no part {}", p.part_number)))?;
-            data.extend_from_slice(part);
-        }
-        let opts = PutOptions {
-            checksum: None,
-            condition: None,
-            ..opts
-        };
+        let opts = PutOptions { checksum: None, condition: None, ..upload.opts };
         Ok(self.store(key, data, opts))
     }
 
@@ -505,6 +521,31 @@ impl MemoryBackground {
 
     pub fn pending(&self) -> usize {
         self.queue.borrow().len()
+    }
+
+    /// Runs `main` while the queued work makes progress whenever `main` waits, as the Worker's
+    /// event loop runs `wait_until` work alongside the response: a reader of a gated body gets
+    /// its verdict from the cache fill. Work unfinished when `main` ends stays queued.
+    pub async fn run_until<T>(&self, main: impl std::future::Future<Output = T>) -> T {
+        use std::task::Poll;
+        let mut main = std::pin::pin!(main);
+        let mut running: Vec<futures::future::LocalBoxFuture<'static, ()>> = Vec::new();
+        futures::future::poll_fn(|cx| {
+            if let Poll::Ready(out) = main.as_mut().poll(cx) {
+                self.queue.borrow_mut().splice(0..0, running.drain(..));
+                return Poll::Ready(out);
+            }
+            let queued: Vec<_> = self.queue.borrow_mut().drain(..).collect();
+            running.extend(queued);
+            let before = running.len();
+            running.retain_mut(|work| work.as_mut().poll(cx).is_pending());
+            if running.len() < before || self.pending() > 0 {
+                // Finished or newly queued work may be what `main` waits for: look again.
+                cx.waker().wake_by_ref();
+            }
+            Poll::Pending
+        })
+        .await
     }
 }
 

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use crate::http::{Body, Request, Response};
 
+pub mod conformance;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod memory;
 pub mod stream;

@@ -1,57 +1,174 @@
 //! The platform's byte stream, carried opaquely by `Body::Stream`.
 //!
 //! In the Worker it is a JS `ReadableStream` that goes from R2, a request or an upstream
-//! response to its destination without entering wasm. Natively it is a byte buffer standing
-//! in for one, so the same handler paths run under `cargo test`.
+//! response to its destination without entering wasm. Natively it stands in for one with a
+//! byte buffer, or a stream of pieces once gated, so the same handler paths run under
+//! `cargo test` and a reader sees a body that failed verification fail as a client does.
 
 use crate::http::BodyError;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub struct PlatformStream {
-    data: Vec<u8>,
+    source: Source,
+    length: Option<u64>,
 }
+
+/// Bytes already in memory, or pieces still to come (a gated stream, or a tee of one).
+#[cfg(not(target_arch = "wasm32"))]
+enum Source {
+    Bytes(Vec<u8>),
+    Chunks(crate::http::Chunks),
+}
+
+/// What a reader gets instead of the last piece of a body that failed verification.
+pub const FAILED_VERIFICATION: &str = "upstream content failed verification";
 
 #[cfg(not(target_arch = "wasm32"))]
 impl PlatformStream {
     pub fn from_bytes(data: Vec<u8>) -> Self {
-        PlatformStream { data }
+        let length = Some(data.len() as u64);
+        PlatformStream { source: Source::Bytes(data), length }
     }
 
     pub fn length(&self) -> Option<u64> {
-        Some(self.data.len() as u64)
+        self.length
     }
 
     /// Natively the bytes come in 64 KiB pieces, so chunk boundaries get exercised.
     pub fn into_chunks(self) -> crate::http::Chunks {
         use futures::StreamExt;
-        let pieces: Vec<Result<Vec<u8>, BodyError>> = self.data.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
-        futures::stream::iter(pieces).boxed_local()
+        match self.source {
+            Source::Bytes(data) => {
+                let pieces: Vec<Result<Vec<u8>, BodyError>> = data.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+                futures::stream::iter(pieces).boxed_local()
+            }
+            Source::Chunks(chunks) => chunks,
+        }
     }
 
     pub async fn read_capped(self, limit: u64) -> Result<Vec<u8>, BodyError> {
-        if self.data.len() as u64 > limit {
-            return Err(BodyError::TooLarge { limit });
+        use futures::StreamExt;
+        let mut chunks = match self.source {
+            Source::Bytes(data) if data.len() as u64 > limit => return Err(BodyError::TooLarge { limit }),
+            Source::Bytes(data) => return Ok(data),
+            Source::Chunks(chunks) => chunks,
+        };
+        let mut out = Assembler::new(self.length, limit);
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            out.push_with(chunk.len(), |dest| dest.copy_from_slice(&chunk))?;
         }
-        Ok(self.data)
+        Ok(out.finish())
     }
 
+    /// Two streams with the same pieces, read independently (what one side has not read yet
+    /// waits in its queue).
     pub fn tee(self) -> (PlatformStream, PlatformStream) {
-        (PlatformStream { data: self.data.clone() }, self)
+        let length = self.length;
+        match self.source {
+            Source::Bytes(data) => (PlatformStream::from_bytes(data.clone()), PlatformStream::from_bytes(data)),
+            Source::Chunks(chunks) => {
+                let (a, b) = tee::split(chunks);
+                (PlatformStream { source: Source::Chunks(a), length }, PlatformStream { source: Source::Chunks(b), length })
+            }
+        }
     }
 
-    /// Natively the bytes are all there already; the verdict is checked by the tests through
-    /// what got stored.
-    pub fn gate(self, _verdict: futures::future::LocalBoxFuture<'static, bool>) -> PlatformStream {
-        self
+    /// Passes the pieces through but holds the last one back until `verdict` resolves: on
+    /// `false` the stream fails instead, so a reader never receives a complete body that
+    /// failed verification on the way into the cache (as the Worker's gate does).
+    pub fn gate(self, verdict: futures::future::LocalBoxFuture<'static, bool>) -> PlatformStream {
+        use futures::StreamExt;
+        let length = self.length;
+        let state = Some((self.into_chunks(), None::<Vec<u8>>, verdict));
+        let gated = futures::stream::unfold(state, |state| async move {
+            let (mut chunks, mut held, verdict) = state?;
+            loop {
+                match chunks.next().await {
+                    Some(Ok(piece)) if piece.is_empty() => {}
+                    Some(Ok(piece)) => {
+                        if let Some(previous) = held.replace(piece) {
+                            return Some((Ok(previous), Some((chunks, held, verdict))));
+                        }
+                    }
+                    Some(Err(e)) => return Some((Err(e), None)),
+                    None if verdict.await => return held.map(|last| (Ok(last), None)),
+                    None => return Some((Err(BodyError::Io(FAILED_VERIFICATION.into())), None)),
+                }
+            }
+        });
+        PlatformStream { source: Source::Chunks(gated.boxed_local()), length }
     }
 
+    /// Gathers the pieces at once (natively a made stream knows its length).
     pub async fn from_chunks(mut chunks: crate::http::Chunks) -> Result<PlatformStream, BodyError> {
         use futures::StreamExt;
         let mut data = Vec::new();
         while let Some(c) = chunks.next().await {
             data.extend_from_slice(&c?);
         }
-        Ok(PlatformStream { data })
+        Ok(PlatformStream::from_bytes(data))
+    }
+}
+
+/// A native tee of a piece stream: whichever side reads first pulls the next piece from the
+/// source and queues a copy for the other.
+#[cfg(not(target_arch = "wasm32"))]
+mod tee {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::rc::Rc;
+    use std::task::{Poll, Waker};
+
+    use futures::StreamExt;
+
+    use crate::http::{BodyError, Chunks};
+
+    struct Shared {
+        source: Chunks,
+        queues: [VecDeque<Result<Vec<u8>, BodyError>>; 2],
+        /// The side waiting on the source, woken when the other side pulls a piece for it.
+        waiting: [Option<Waker>; 2],
+        ended: bool,
+    }
+
+    pub(super) fn split(source: Chunks) -> (Chunks, Chunks) {
+        let shared = Rc::new(RefCell::new(Shared { source, queues: Default::default(), waiting: Default::default(), ended: false }));
+        (side(shared.clone(), 0), side(shared, 1))
+    }
+
+    fn side(shared: Rc<RefCell<Shared>>, me: usize) -> Chunks {
+        let other = 1 - me;
+        futures::stream::poll_fn(move |cx| {
+            let mut s = shared.borrow_mut();
+            let Shared { source, queues, waiting, ended } = &mut *s;
+            let (mine, theirs) = match queues {
+                [a, b] if me == 0 => (a, b),
+                [a, b] => (b, a),
+            };
+            if let Some(item) = mine.pop_front() {
+                return Poll::Ready(Some(item));
+            }
+            if *ended {
+                return Poll::Ready(None);
+            }
+            let polled = source.poll_next_unpin(cx);
+            match &polled {
+                Poll::Pending => {
+                    if let Some(slot) = waiting.get_mut(me) {
+                        *slot = Some(cx.waker().clone());
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Some(item)) => theirs.push_back(item.clone()),
+                Poll::Ready(None) => *ended = true,
+            }
+            if let Some(w) = waiting.get_mut(other).and_then(Option::take) {
+                w.wake();
+            }
+            polled
+        })
+        .boxed_local()
     }
 }
 
@@ -348,5 +465,84 @@ mod assembler_tests {
             assert_eq!(got.capacity(), want.len(), "one exact buffer");
         }
         assert!(Assembler::new(None, 10).finish().is_empty());
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod native_tests {
+    use futures::executor::block_on;
+    use futures::{FutureExt, StreamExt};
+
+    use super::*;
+
+    fn body(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn a_gate_holds_the_last_piece_until_the_verdict_and_fails_on_false() {
+        let data = body(200_000);
+        let (tx, rx) = futures::channel::oneshot::channel::<bool>();
+        let gated = PlatformStream::from_bytes(data.clone()).gate(async move { rx.await.unwrap_or(false) }.boxed_local());
+        assert_eq!(gated.length(), Some(200_000));
+        let mut chunks = gated.into_chunks();
+        let mut got = Vec::new();
+        // Every piece but the last arrives before the verdict; then the stream waits.
+        loop {
+            match chunks.next().now_or_never() {
+                Some(Some(piece)) => got.extend_from_slice(&piece.unwrap()),
+                Some(None) => panic!("the stream ended before its verdict"),
+                None => break,
+            }
+        }
+        assert_eq!(got.len(), 3 * 64 * 1024, "all but the last 64 KiB piece");
+        tx.send(false).unwrap();
+        assert_eq!(block_on(chunks.next()), Some(Err(BodyError::Io(FAILED_VERIFICATION.into()))));
+        assert_eq!(block_on(chunks.next()), None);
+    }
+
+    #[test]
+    fn a_gated_body_reads_whole_on_true_and_fails_whole_reads_on_false() {
+        let data = body(150_000);
+        let pass = PlatformStream::from_bytes(data.clone()).gate(async { true }.boxed_local());
+        assert_eq!(block_on(pass.read_capped(u64::MAX)).unwrap(), data);
+        let fail = PlatformStream::from_bytes(data.clone()).gate(async { false }.boxed_local());
+        assert_eq!(block_on(fail.read_capped(u64::MAX)), Err(BodyError::Io(FAILED_VERIFICATION.into())));
+        let empty = PlatformStream::from_bytes(Vec::new()).gate(async { false }.boxed_local());
+        assert!(block_on(empty.read_capped(u64::MAX)).is_err(), "even an empty body fails");
+        let capped = PlatformStream::from_bytes(data).gate(async { true }.boxed_local());
+        assert_eq!(block_on(capped.read_capped(1000)), Err(BodyError::TooLarge { limit: 1000 }));
+    }
+
+    #[test]
+    fn a_pull_through_body_that_fails_its_checksum_fails_for_the_reader_and_is_not_cached() {
+        use sha2::Digest;
+        let mem = crate::platform::memory::MemoryPlatform::new();
+        let data = body(200_000);
+        for (key, sum) in [("good", sha2::Sha256::digest(&data)), ("bad", sha2::Sha256::digest(b"other"))] {
+            let opts = crate::platform::PutOptions { checksum: Some(crate::platform::Checksum::Sha256(sum.to_vec())), ..Default::default() };
+            let stream = PlatformStream::from_bytes(data.clone());
+            let gated = crate::upstream::cache_while_streaming(&mem.platform, key.into(), stream, opts, None, key.into());
+            // The cache fill runs in the background while the reader waits for its verdict.
+            let read = block_on(mem.background.run_until(gated.read_capped(u64::MAX)));
+            match key {
+                "good" => assert_eq!(read.unwrap(), data),
+                _ => assert_eq!(read, Err(BodyError::Io(FAILED_VERIFICATION.into()))),
+            }
+        }
+        assert_eq!(mem.store.keys(), ["good"]);
+    }
+
+    #[test]
+    fn a_tee_of_a_gated_stream_gives_both_sides_every_piece() {
+        let data = body(300_000);
+        let (a, b) = PlatformStream::from_bytes(data.clone()).gate(async { true }.boxed_local()).tee();
+        assert_eq!((a.length(), b.length()), (Some(300_000), Some(300_000)));
+        let (a, b) = block_on(futures::future::join(a.read_capped(u64::MAX), b.read_capped(u64::MAX)));
+        assert_eq!(a.unwrap(), data);
+        assert_eq!(b.unwrap(), data);
+        let (a, b) = PlatformStream::from_bytes(data).gate(async { false }.boxed_local()).tee();
+        assert!(block_on(a.read_capped(u64::MAX)).is_err());
+        assert!(block_on(b.read_capped(u64::MAX)).is_err(), "the side read second sees the failure too");
     }
 }

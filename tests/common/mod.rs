@@ -61,9 +61,10 @@ impl Reg {
         Reg { mem: self.mem, app: self.app.with_hook(hook) }
     }
 
-    /// Sends a request, then runs the background work it left (as `wait_until` would).
+    /// Sends a request, then runs the background work it left (as `wait_until` would); work
+    /// the response waits for (a gated body's cache fill) runs while it is read.
     pub fn send(&self, req: Request) -> Resp {
-        let resp = block_on(send_async(&self.app, req));
+        let resp = block_on(self.mem.background.run_until(send_async(&self.app, req)));
         self.mem.background.run_all();
         resp
     }
