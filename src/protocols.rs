@@ -32,8 +32,9 @@ pub trait ProtocolModule: Sync {
     fn protocol(&self) -> Protocol;
 
     /// Answers a request under one of the protocol's mounts: `base` is where it is mounted
-    /// (its base path, or `""` for a root mount), `rest` the path after it.
-    async fn handle(&self, app: &App, req: Request, base: &str, rest: &str) -> Response;
+    /// (its base path, or `""` for a root mount), `rest` the path after it. An error is
+    /// written by [`ProtocolModule::errors`].
+    async fn handle(&self, app: &App, req: Request, base: &str, rest: &str) -> crate::error::Result<Response>;
 
     /// Paths at the host root the protocol also answers, whatever its base path: container
     /// clients always call `/v2/` there (OCI distribution spec, "API").

@@ -81,13 +81,15 @@ impl App {
         }
         // Root mounts (OCI's `/v2`) come before base paths: clients call them at the host root.
         let root_mounted = self.enabled().find(|m| m.root_mounts().iter().any(|mount| below(&path, mount).is_some()));
-        if let Some(module) = root_mounted {
-            return module.handle(self, req, "", &path).await;
-        }
-        match self.route(&path) {
-            Some((module, base, rest)) => module.handle(self, req, base, rest).await,
-            None => Response::json(404, &json!({"error": "Not Found"})),
-        }
+        let (module, base, rest) = match root_mounted {
+            Some(module) => (module, "", path.as_str()),
+            None => match self.route(&path) {
+                Some(found) => found,
+                None => return Response::json(404, &json!({"error": "Not Found"})),
+            },
+        };
+        let protocol = module.protocol().as_str();
+        crate::error::finish(module.errors(), protocol, module.handle(self, req, base, rest).await)
     }
 
     /// The protocols of this build that the settings enable.

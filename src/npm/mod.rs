@@ -199,11 +199,8 @@ fn parse_package_path(path: &str, legacy: bool) -> Result<(PackageName, Vec<Stri
 }
 
 /// The npm API under the registry's npm base path; every error is written the npm way.
-pub async fn handle(app: &App, req: Request, path: &str) -> Response {
-    crate::error::finish(&errors::NpmErrors, "npm", route(app, req, path).await)
-}
-
-async fn route(app: &App, req: Request, path: &str) -> Result<Response> {
+/// An npm request; its errors are written by `errors::NpmErrors` (see `module.rs`).
+pub async fn handle(app: &App, req: Request, path: &str) -> Result<Response> {
     let auth = Auth::new(&app.platform, &app.config);
     let principal = auth.principal(&req.headers, Protocol::Npm).await.map_err(errors::auth)?;
     let actor = req.actor.identified(principal.as_ref());

@@ -22,7 +22,7 @@ impl ProtocolModule for Npm {
         Protocol::Npm
     }
 
-    async fn handle(&self, app: &App, req: Request, _base: &str, rest: &str) -> Response {
+    async fn handle(&self, app: &App, req: Request, _base: &str, rest: &str) -> crate::error::Result<Response> {
         super::handle(app, req, rest).await
     }
 

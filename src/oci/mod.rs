@@ -216,11 +216,8 @@ pub fn parse_route(path: &str) -> Option<Route> {
 }
 
 /// The entry the router calls: every error is written here, in the shape of [`errors`].
-pub async fn handle(app: &App, req: Request, path: &str, prefix: String) -> Response {
-    crate::error::finish(&OciErrors, "oci", handle_request(app, req, path, prefix).await)
-}
-
-async fn handle_request(app: &App, req: Request, path: &str, prefix: String) -> Result<Response> {
+/// An OCI request; its errors are written by `errors::OciErrors` (see `module.rs`).
+pub async fn handle(app: &App, req: Request, path: &str, prefix: String) -> Result<Response> {
     let route = parse_route(path).ok_or_else(|| NAME_UNKNOWN.err("unknown path"))?;
     if route == Route::Token {
         return token::handle(app, &req).await;

@@ -26,7 +26,7 @@ impl ProtocolModule for Oci {
 
     /// The API lives under `{mount}/v2` (OCI distribution spec, "API"); links the handler
     /// writes (upload locations, `Link` pages) carry that prefix.
-    async fn handle(&self, app: &App, req: Request, base: &str, rest: &str) -> Response {
+    async fn handle(&self, app: &App, req: Request, base: &str, rest: &str) -> crate::error::Result<Response> {
         super::handle(app, req, rest, format!("{base}/v2")).await
     }
 
