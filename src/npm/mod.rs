@@ -24,8 +24,11 @@ use crate::http::{decode_path, Method, Request, Response};
 use crate::jobs::{Job, JobError};
 use crate::json::JsonError;
 use crate::platform::{Checksum, PutOptions, PutOutcome};
+use crate::error::{finish, respond};
 use crate::router::App;
+use crate::upstream::engine::{resolve, Resolved};
 use crate::storage::{HookMetadata, Operation, Storage, StorageError};
+use errors::NpmErrors;
 use jobs::{NpmJob, Writer};
 use names::{valid_tag, valid_version, PackageName};
 use packument::ABBREVIATED_MEDIA_TYPE;
@@ -144,9 +147,19 @@ impl Ctx<'_> {
         (matches!(resource_type, "audit" | "search") || p.serves_name(resource)).then_some(p)
     }
 
-    /// Hosted packages are never shadowed by an upstream one.
-    async fn is_hosted(&self, name: &PackageName) -> Result<bool, Response> {
-        self.storage.head(&name.packument_key()).await.map(|m| m.is_some()).map_err(storage_error)
+    /// Hosted first (the packument key exists): where a request for `name` goes. `absent`:
+    /// the caller has just found no packument.
+    async fn resolve(&self, name: &PackageName, resource_type: &str, absent: bool) -> Result<Resolved<proxy::NpmProxy>, Response> {
+        let ctx = crate::upstream::ResolveContext { protocol: Protocol::Npm, resource: name.as_str(), resource_type, actor: &self.actor };
+        let upstreams = self.app.upstreams.resolve(&ctx).await;
+        let is_hosted = async {
+            match absent {
+                true => Ok(false),
+                false => Ok(self.storage.head(&name.packument_key()).await?.is_some()),
+            }
+        };
+        let proxy = |engine| proxy::NpmProxy::with_engine(engine, self.registry_url.clone());
+        resolve(&self.app.platform, upstreams, name.as_str(), is_hosted, proxy).await.map_err(|e| respond(&NpmErrors, "npm", &e))
     }
 
     /// Runs a change of the packument under its lock. The storage hooks are asked first, as
@@ -256,7 +269,7 @@ pub async fn handle(app: &App, req: Request, path: &str) -> Response {
                 return r;
             }
             match ctx.proxy("", "audit").await {
-                Some(p) => p.audit(req, path).await,
+                Some(p) => finish(&NpmErrors, "npm", p.audit(req, path).await),
                 None => error(404, "npm audit needs an upstream registry"),
             }
         }
@@ -292,9 +305,10 @@ async fn get_packument(ctx: &Ctx<'_>, req: &Request, name: &PackageName) -> Resp
     let (mut doc, etag) = match ctx.load_packument(name).await {
         Ok(Some(found)) => found,
         Ok(None) => {
-            return match ctx.proxy(name.as_str(), "packument").await {
-                Some(p) => p.packument(req, name).await,
-                None => error(404, "Not found"),
+            return match ctx.resolve(name, "packument", true).await {
+                Ok(Resolved::Proxied(p)) => finish(&NpmErrors, "npm", p.packument(req, name).await),
+                Ok(_) => error(404, "Not found"),
+                Err(r) => r,
             }
         }
         Err(r) => return r,
@@ -324,9 +338,10 @@ async fn get_version(ctx: &Ctx<'_>, name: &PackageName, version_or_tag: &str) ->
     let doc = match ctx.load_packument(name).await {
         Ok(Some((doc, _))) => doc,
         Ok(None) => {
-            return match ctx.proxy(name.as_str(), "packument").await {
-                Some(p) => p.version(name, version_or_tag, ctx.app.config.max_body_bytes).await,
-                None => error(404, "Not found"),
+            return match ctx.resolve(name, "packument", true).await {
+                Ok(Resolved::Proxied(p)) => finish(&NpmErrors, "npm", p.version(name, version_or_tag, ctx.app.config.max_body_bytes).await),
+                Ok(_) => error(404, "Not found"),
+                Err(r) => r,
             }
         }
         Err(r) => return r,
@@ -379,12 +394,14 @@ async fn tarball_from_upstream(ctx: &Ctx<'_>, req: &Request, name: &PackageName,
     };
     // A hosted package has nothing in the cache (its first publish purges it: see
     // `jobs::publish`), so a cached copy is served without asking whether the name is hosted.
-    if let Some(r) = proxy.cached_tarball(req, name, file).await {
-        return r;
+    match proxy.cached_tarball(req, name, file).await {
+        Ok(Some(r)) => return r,
+        Ok(None) => {}
+        Err(e) => return respond(&NpmErrors, "npm", &e),
     }
-    match ctx.is_hosted(name).await {
-        Ok(true) => error(404, "Not found"),
-        Ok(false) => proxy.fetch_tarball(req, name, file).await,
+    match ctx.resolve(name, "tarball", false).await {
+        Ok(Resolved::Proxied(p)) => finish(&NpmErrors, "npm", p.fetch_tarball(req, name, file).await),
+        Ok(_) => error(404, "Not found"),
         Err(r) => r,
     }
 }

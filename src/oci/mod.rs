@@ -120,13 +120,11 @@ impl Ctx<'_> {
     /// content is never shadowed) or no upstream may serve it.
     async fn proxy(&self, repo: &str, resource_type: &str) -> Option<proxy::OciProxy> {
         let resolve = crate::upstream::ResolveContext { protocol: Protocol::Oci, resource: repo, resource_type, actor: &self.actor };
-        let upstreams = self.app.upstreams.resolve(&resolve).await?;
-        let p = proxy::OciProxy::new(self.app.platform.clone(), upstreams);
-        if !p.serves(repo) {
-            return None;
-        }
-        match self.storage.head(&keys::repository(repo)).await {
-            Ok(None) => Some(p),
+        let upstreams = self.app.upstreams.resolve(&resolve).await;
+        // Hosted: the repository record exists.
+        let is_hosted = async { Ok(self.storage.head(&keys::repository(repo)).await?.is_some()) };
+        match crate::upstream::engine::resolve(&self.app.platform, upstreams, repo, is_hosted, proxy::OciProxy::with_engine).await {
+            Ok(crate::upstream::engine::Resolved::Proxied(p)) => Some(p),
             _ => None,
         }
     }
@@ -247,7 +245,7 @@ async fn route_request(ctx: &Ctx<'_>, req: Request, route: Route) -> Response {
             let hosted = get_manifest(ctx, &req, &name, &reference).await;
             match hosted.status {
                 404 => match ctx.proxy(&name, "manifest").await {
-                    Some(p) => p.manifest(&req, &name, &reference).await,
+                    Some(p) => crate::error::finish(&errors::OciErrors, "oci", p.manifest(&req, &name, &reference).await),
                     None => hosted,
                 },
                 _ => hosted,
@@ -259,7 +257,7 @@ async fn route_request(ctx: &Ctx<'_>, req: Request, route: Route) -> Response {
             let hosted = get_blob(ctx, &req, &name, &digest).await;
             match (hosted.status, Digest::parse(&digest)) {
                 (404, Some(d)) => match ctx.proxy(&name, "blob").await {
-                    Some(p) => p.blob(ctx, &req, &name, &d).await,
+                    Some(p) => crate::error::finish(&errors::OciErrors, "oci", p.blob(ctx, &req, &name, &d).await),
                     None => hosted,
                 },
                 _ => hosted,
@@ -275,7 +273,7 @@ async fn route_request(ctx: &Ctx<'_>, req: Request, route: Route) -> Response {
             let hosted = tags_list(ctx, &req, &name).await;
             match hosted.status {
                 404 => match ctx.proxy(&name, "tags").await {
-                    Some(p) => p.tags(&req, &name).await,
+                    Some(p) => crate::error::finish(&errors::OciErrors, "oci", p.tags(&req, &name).await),
                     None => hosted,
                 },
                 _ => hosted,
