@@ -47,15 +47,6 @@ pub fn allow(key: &str, now_ms: f64) -> bool {
     })
 }
 
-/// Whether `allow` would let a request through now, without taking the half-open trial.
-pub fn would_allow(key: &str, now_ms: f64) -> bool {
-    with(key, |s| match *s {
-        State::Closed { .. } => true,
-        State::Open { until_ms, .. } => now_ms >= until_ms,
-        State::HalfOpen { .. } => false,
-    })
-}
-
 pub fn success(key: &str) {
     with(key, |s| *s = State::Closed { failures: 0 });
 }

@@ -190,12 +190,6 @@ pub fn record_fault(platform: &Platform, u: &Upstream, failure: &Failure) {
     crate::logging::log("warn", &format!("upstream {} failed: {failure} (breaker {})", u.id, breaker::describe(&key)));
 }
 
-/// Whether the upstream's circuit breaker would let a request through now (without taking
-/// the half-open trial).
-pub fn breaker_allows(platform: &Platform, u: &Upstream) -> bool {
-    breaker::would_allow(&breaker_key(u), platform.now_ms())
-}
-
 fn breaker_key(u: &Upstream) -> String {
     format!("{}|{}", u.id, u.url)
 }
