@@ -147,6 +147,9 @@ impl Fetcher for ScriptedUpstream {
     }
 }
 
+/// A response and how long (virtual milliseconds) it took.
+type Timed = (Resp, f64);
+
 /// A registry mirroring the scripted upstream, on the virtual clock.
 struct World {
     app: Rc<App>,
@@ -202,9 +205,9 @@ impl World {
 
     /// Sends the requests at once; answers each with the virtual time it took. Background work
     /// runs alongside, and whatever is left of it when the last answer came stays queued.
-    fn send_all(&self, reqs: Vec<Request>) -> Vec<(Resp, f64)> {
+    fn send_all(&self, reqs: Vec<Request>) -> Vec<Timed> {
         let start = self.now();
-        let answers: Rc<RefCell<Vec<Option<(Resp, f64)>>>> = Rc::new(RefCell::new(reqs.iter().map(|_| None).collect()));
+        let answers: Rc<RefCell<Vec<Option<Timed>>>> = Rc::new(RefCell::new(reqs.iter().map(|_| None).collect()));
         let spawner = self.pool.borrow().spawner();
         for (i, req) in reqs.into_iter().enumerate() {
             let (app, clock, answers) = (self.app.clone(), self.clock.clone(), answers.clone());
