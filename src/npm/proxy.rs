@@ -23,8 +23,8 @@ use crate::error::{Error, Result};
 use crate::http::{Body, Headers, Method, PlatformStream, Request, Response};
 use crate::platform::{Checksum, Platform, PutOptions};
 use crate::upstream::cache::{self, Entry};
-use crate::upstream::client::{fetch_first, fetch_one, Failure, Failures, Fetched, Outcome, UpstreamRequest};
-use crate::upstream::engine::{Adapter, Blob, DocumentError, Kept, Refresh};
+use crate::upstream::client::{fetch_one, Failure, Failures, Outcome, UpstreamRequest};
+use crate::upstream::engine::{Adapter, Blob, DocumentError, Fetched, Kept, Refresh};
 use crate::upstream::{mark, CacheStatus, Engine, ProtocolUpstreams, Upstream};
 
 /// The two packument views npm asks for.
@@ -173,72 +173,32 @@ impl NpmProxy {
         self.engine().refresh(&entry_key(name, variant), ("npm", name.to_string(), variant.as_str().to_string()), work)
     }
 
-    /// Asks the upstreams (conditionally, when the cached copy came from the same one) and
-    /// records the result.
+    /// Asks the upstreams for the view (conditionally, when the cached copy came from the same
+    /// one); a new copy is rewritten on its way into the store, and the tarball records it
+    /// yields are kept for the tarball route.
     async fn refresh(&self, name: &PackageName, variant: Variant) -> Refresh {
         let engine = self.engine();
         let key = entry_key(name, variant);
-        let old = cache::load(&*self.platform.store, &key).await.ok().flatten().filter(|e| e.status == 200);
-        let selected = engine.select(name.as_str());
-        let fetched = fetch_first(&self.platform, &selected, name.as_str(), |u| {
+        let request = |u: &Upstream| {
             let mut headers = Headers::new();
             headers.set("Accept", variant.accept());
-            if let Some(old) = old.as_ref().filter(|o| o.upstream == u.id) {
-                if let Some(etag) = &old.etag {
-                    headers.set("If-None-Match", etag.clone());
-                }
-                if let Some(lm) = &old.last_modified {
-                    headers.set("If-Modified-Since", lm.clone());
-                }
-            }
-            Some(UpstreamRequest { method: Method::Get, url: format!("{}/{}", u.url, name.escaped()), headers, body: None })
-        })
-        .await;
-        match fetched {
-            Fetched::Found { upstream, response } if response.status == 304 => {
-                let Some(old) = old else { return Err(Failures::one(&upstream.id, Failure::Invalid("304 without a cached copy".into()))) };
-                let renewed = engine.entry(&upstream, String::new());
-                let entry = Entry { fetched_ms: renewed.fetched_ms, expires_ms: renewed.expires_ms, ..old };
-                engine.save(&key, &entry).await?;
-                Ok(CacheStatus::Revalidated)
-            }
-            Fetched::Found { upstream, response } => {
-                self.store_packument(name, variant, &upstream, response, old).await?;
-                Ok(CacheStatus::Miss)
-            }
-            Fetched::NotFound => engine.save_absent(&key, name.as_str()).await,
-            Fetched::Unavailable(why) => Err(why),
-        }
-    }
-
-    /// Streams the upstream document through the rewriter into a new object, then points the
-    /// entry (and the tarball index) at it.
-    async fn store_packument(&self, name: &PackageName, variant: Variant, upstream: &Upstream, response: Response, old: Option<Entry>) -> std::result::Result<(), Failures> {
-        let engine = self.engine();
-        let store = &self.platform.store;
-        let store_failed = |e: String| Failures::one(&upstream.id, Failure::Store(e));
-        let data_key = format!("npm/cache/{name}/{}-{}.json", variant.as_str(), uuid::Uuid::new_v4().simple());
-        let opts = PutOptions { content_type: Some(variant.content_type().into()), ..Default::default() };
-        let etag = response.headers.get("etag").map(str::to_string);
-        let last_modified = response.headers.get("last-modified").map(str::to_string);
-        let rewriter = Rewriter::new(name, &self.registry_url);
-        let (meta, records) = engine.store_document(upstream, response.body, &data_key, opts, MAX_PACKUMENT, rewriter).await?;
-        let index = DistIndex { upstream: upstream.id.clone(), files: records };
-        let index_body = serde_json::to_vec(&index).map_err(|e| store_failed(e.to_string()))?;
-        store.put(&dist_key(name), Body::Bytes(index_body), PutOptions::default()).await.map_err(|e| store_failed(e.to_string()))?;
-        let entry = Entry {
-            etag,
-            last_modified,
-            content_type: Some(variant.content_type().into()),
-            size: meta.size,
-            extra: BTreeMap::from([("base".to_string(), self.registry_url.clone())]),
-            ..engine.entry(upstream, data_key)
+            UpstreamRequest { method: Method::Get, url: format!("{}/{}", u.url, name.escaped()), headers, body: None }
         };
-        engine.save(&entry_key(name, variant), &entry).await?;
-        if let Some(old_key) = old.and_then(|o| o.data_key) {
-            let _ = store.delete(&[old_key]).await;
-        }
-        Ok(())
+        let data_prefix = format!("npm/cache/{name}/{}", variant.as_str());
+        let storing = (data_prefix.as_str(), variant.content_type(), MAX_PACKUMENT);
+        let rewriter = || Rewriter::new(name, &self.registry_url);
+        let (upstream, entry, old, records) = match engine.fetch_document(&key, name.as_str(), request, storing, rewriter).await? {
+            Fetched::Revalidated => return Ok(CacheStatus::Revalidated),
+            Fetched::Absent => return Ok(CacheStatus::Miss),
+            Fetched::Stored { upstream, entry, old, output } => (upstream, entry, old, output),
+        };
+        let index = DistIndex { upstream: upstream.id.clone(), files: records };
+        let store_failed = |e: String| Failures::one(&upstream.id, Failure::Store(e));
+        let index_body = serde_json::to_vec(&index).map_err(|e| store_failed(e.to_string()))?;
+        self.platform.store.put(&dist_key(name), Body::Bytes(index_body), PutOptions::default()).await.map_err(|e| store_failed(e.to_string()))?;
+        let entry = Entry { extra: BTreeMap::from([("base".to_string(), self.registry_url.clone())]), ..entry };
+        engine.replace(&key, &entry, old).await?;
+        Ok(CacheStatus::Miss)
     }
 
     async fn serve_packument(&self, req: &Request, name: &PackageName, variant: Variant, entry: &Entry, status: CacheStatus) -> Result<Response> {

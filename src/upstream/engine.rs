@@ -24,7 +24,7 @@ use futures::future::{select, Either, FutureExt, LocalBoxFuture};
 use futures::StreamExt;
 
 use super::cache::{self, Entry};
-use super::client::{record_fault, Failure, Failures};
+use super::client::{self, fetch_first, record_fault, Failure, Failures, UpstreamRequest};
 use super::{CachePolicy, CacheStatus, ProtocolUpstreams, Upstream};
 use crate::error::{Error, Result};
 use crate::http::{Body, PlatformStream, Response};
@@ -110,6 +110,17 @@ pub enum DocumentError {
 }
 
 pub use super::cache::Refresh;
+
+/// What [`Engine::fetch_document`] found.
+pub enum Fetched<O> {
+    /// Unchanged (304): the entry was renewed.
+    Revalidated,
+    /// No upstream has it: remembered as absent.
+    Absent,
+    /// A new copy, stored at `entry.data_key`; `entry` is not saved yet, `old` is the entry
+    /// it replaces, `output` what the rewrite learned.
+    Stored { upstream: Upstream, entry: Entry, old: Option<Entry>, output: O },
+}
 
 /// A document as [`Engine::document`] serves it.
 pub struct Served {
@@ -294,6 +305,64 @@ impl Engine {
             size: 0,
             extra: Default::default(),
         }
+    }
+
+    /// Refreshes the document at `key` (of `name`) the usual HTTP way (RFC 9111 §4.3): asks
+    /// the upstreams in turn with `request`, conditionally (`If-None-Match` /
+    /// `If-Modified-Since`) when the cached copy came from the same upstream. A 304 renews the
+    /// entry; a 404 everywhere is remembered as absent; a new copy is streamed through the
+    /// rewrite made by `rewrite` into a new object next to `data_prefix` and handed back, for
+    /// the adapter to add what it needs and [`Engine::replace`] the entry with it.
+    pub async fn fetch_document<R: Rewrite>(
+        &self,
+        key: &str,
+        name: &str,
+        request: impl Fn(&Upstream) -> UpstreamRequest,
+        (data_prefix, content_type, max_bytes): (&str, &str, u64),
+        rewrite: impl FnOnce() -> R,
+    ) -> std::result::Result<Fetched<R::Output>, Failures> {
+        let old = cache::load(&*self.platform.store, key).await.ok().flatten().filter(|e| e.status == 200);
+        let selected = self.upstreams.select(name);
+        let fetched = fetch_first(&self.platform, &selected, name, |u| {
+            let mut req = request(u);
+            if let Some(old) = old.as_ref().filter(|o| o.upstream == u.id) {
+                if let Some(etag) = &old.etag {
+                    req.headers.set("If-None-Match", etag.clone());
+                }
+                if let Some(lm) = &old.last_modified {
+                    req.headers.set("If-Modified-Since", lm.clone());
+                }
+            }
+            Some(req)
+        })
+        .await;
+        let (upstream, response) = match fetched {
+            client::Fetched::Found { upstream, response } => (upstream, response),
+            client::Fetched::NotFound => return self.save_absent(key, name).await.map(|_| Fetched::Absent),
+            client::Fetched::Unavailable(why) => return Err(why),
+        };
+        if response.status == 304 {
+            let Some(old) = old else { return Err(Failures::one(&upstream.id, Failure::Invalid("304 without a cached copy".into()))) };
+            let renewed = self.entry(&upstream, String::new());
+            self.save(key, &Entry { fetched_ms: renewed.fetched_ms, expires_ms: renewed.expires_ms, ..old }).await?;
+            return Ok(Fetched::Revalidated);
+        }
+        let data_key = format!("{data_prefix}-{}", uuid::Uuid::new_v4().simple());
+        let opts = PutOptions { content_type: Some(content_type.into()), ..Default::default() };
+        let header = |h: &str| response.headers.get(h).map(str::to_string);
+        let (etag, last_modified) = (header("etag"), header("last-modified"));
+        let (meta, output) = self.store_document(&upstream, response.body, &data_key, opts, max_bytes, rewrite()).await?;
+        let entry = Entry { etag, last_modified, content_type: Some(content_type.into()), size: meta.size, ..self.entry(&upstream, data_key) };
+        Ok(Fetched::Stored { upstream, entry, old, output })
+    }
+
+    /// Points the document at `key` to its new copy, and drops the copy it replaces.
+    pub async fn replace(&self, key: &str, entry: &Entry, old: Option<Entry>) -> std::result::Result<(), Failures> {
+        self.save(key, entry).await?;
+        if let Some(old_key) = old.and_then(|o| o.data_key).filter(|k| Some(k) != entry.data_key.as_ref()) {
+            let _ = self.platform.store.delete(&[old_key]).await;
+        }
+        Ok(())
     }
 
     /// Streams an upstream document through `rewrite` into a new object at `data_key`, each
