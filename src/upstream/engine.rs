@@ -9,8 +9,10 @@
 //!   stale while one background revalidation runs (RFC 5861 §3), served stale when the
 //!   upstream fails (RFC 5861 §4) or does not answer within `resilience.deadlineMs` (the
 //!   refresh goes on in the background and updates the cache), remembered as absent after a
-//!   404, one refresh per document per isolate at a time, streamed through the adapter's
-//!   rewrite into the store in constant memory ([`Engine::store_document`]).
+//!   404, one refresh per document per isolate at a time. The usual refresh is a conditional
+//!   GET ([`Engine::fetch_document`]) streamed through the adapter's rewrite into the store in
+//!   constant memory ([`Engine::store_document`]); an adapter may check otherwise (OCI: a HEAD
+//!   whose digest says whether a tag moved).
 //! * **Blobs** (immutable content, [`Engine::keep_blob`]): streamed to the client and into the
 //!   store at once, the store verifying the checksum the adapter names; the client's copy
 //!   holds back its last piece until the store accepted the bytes.
