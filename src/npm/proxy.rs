@@ -24,7 +24,7 @@ use crate::http::{Body, Headers, Method, PlatformStream, Request, Response};
 use crate::platform::{Checksum, Platform, PutOptions};
 use crate::upstream::cache::{self, Entry};
 use crate::upstream::client::{fetch_one, Failure, Failures, Outcome, UpstreamRequest};
-use crate::upstream::engine::{Adapter, Blob, DocumentError, Fetched, Kept, Refresh};
+use crate::upstream::engine::{Adapter, Blob, DocumentError, Fetched, Kept, NewCopy, Refresh};
 use crate::upstream::{mark, CacheStatus, Engine, ProtocolUpstreams, Upstream};
 
 /// The two packument views npm asks for.
@@ -187,10 +187,10 @@ impl NpmProxy {
         let data_prefix = format!("npm/cache/{name}/{}", variant.as_str());
         let storing = (data_prefix.as_str(), variant.content_type(), MAX_PACKUMENT);
         let rewriter = || Rewriter::new(name, &self.registry_url);
-        let (upstream, entry, old, records) = match engine.fetch_document(&key, name.as_str(), request, storing, rewriter).await? {
+        let NewCopy { upstream, entry, old, output: records } = match engine.fetch_document(&key, name.as_str(), request, storing, rewriter).await? {
             Fetched::Revalidated => return Ok(CacheStatus::Revalidated),
             Fetched::Absent => return Ok(CacheStatus::Miss),
-            Fetched::Stored { upstream, entry, old, output } => (upstream, entry, old, output),
+            Fetched::Stored(copy) => *copy,
         };
         let index = DistIndex { upstream: upstream.id.clone(), files: records };
         let store_failed = |e: String| Failures::one(&upstream.id, Failure::Store(e));

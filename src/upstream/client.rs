@@ -26,7 +26,7 @@ use crate::platform::Platform;
 /// What asking the upstreams came to.
 pub enum Fetched {
     /// A 2xx or 304 answer, from this upstream.
-    Found { upstream: Upstream, response: Response },
+    Found { upstream: Box<Upstream>, response: Response },
     /// Every upstream asked answered 404 or 410.
     NotFound,
     /// No upstream had it and at least one failed or refused the request: the thing may
@@ -154,7 +154,7 @@ pub async fn fetch_first(
     for u in upstreams {
         let Some(req) = build(u) else { continue };
         match fetch_one(platform, u, resource, req).await {
-            Outcome::Answer(response) => return Fetched::Found { upstream: (*u).clone(), response },
+            Outcome::Answer(response) => return Fetched::Found { upstream: Box::new((*u).clone()), response },
             Outcome::NotFound => {}
             Outcome::Rejected(response) => failures.push((u.id.clone(), Failure::Rejected(response.status))),
             Outcome::Failed(e) => failures.push((u.id.clone(), e)),

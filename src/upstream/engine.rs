@@ -119,9 +119,18 @@ pub enum Fetched<O> {
     Revalidated,
     /// No upstream has it: remembered as absent.
     Absent,
-    /// A new copy, stored at `entry.data_key`; `entry` is not saved yet, `old` is the entry
-    /// it replaces, `output` what the rewrite learned.
-    Stored { upstream: Upstream, entry: Entry, old: Option<Entry>, output: O },
+    /// A new copy, stored.
+    Stored(Box<NewCopy<O>>),
+}
+
+/// A document's new copy, stored at `entry.data_key`; `entry` is not saved yet.
+pub struct NewCopy<O> {
+    pub upstream: Upstream,
+    pub entry: Entry,
+    /// The entry it replaces.
+    pub old: Option<Entry>,
+    /// What the rewrite learned.
+    pub output: O,
 }
 
 /// A document as [`Engine::document`] serves it.
@@ -355,7 +364,7 @@ impl Engine {
         let (etag, last_modified) = (header("etag"), header("last-modified"));
         let (meta, output) = self.store_document(&upstream, response.body, &data_key, opts, max_bytes, rewrite()).await?;
         let entry = Entry { etag, last_modified, content_type: Some(content_type.into()), size: meta.size, ..self.entry(&upstream, data_key) };
-        Ok(Fetched::Stored { upstream, entry, old, output })
+        Ok(Fetched::Stored(Box::new(NewCopy { upstream: *upstream, entry, old, output })))
     }
 
     /// Points the document at `key` to its new copy, and drops the copy it replaces.
