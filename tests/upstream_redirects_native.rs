@@ -421,7 +421,8 @@ fn direct(kind: Kind, method: Method, url: &str, body: Option<&[u8]>, handler: i
     let result = match outcome {
         Outcome::Answer(r) => Ok(r.status),
         Outcome::NotFound => Ok(404),
-        Outcome::Failed(e) => Err(e),
+        Outcome::Rejected(r) => Err(format!("status {}", r.status)),
+        Outcome::Failed(e) => Err(e.to_string()),
     };
     let seen = log.borrow().clone();
     (result, seen)

@@ -341,10 +341,7 @@ async fn publish(
         // The name is hosted from now on: what the pull-through cache kept of an upstream
         // package of that name goes, so none of it is ever served in its place (the tarball
         // route serves cached copies without asking whether the name is hosted).
-        let purged = crate::upstream::cache::purge(&*env.store, &super::proxy::cache_prefix(name)).await.map_err(JobError::internal)?;
-        if purged > 0 {
-            crate::logging::event("info", "cache_purged", json!({"protocol": "npm", "package": name.as_str(), "objects": purged}));
-        }
+        super::proxy::purge_for_hosted(&*env.store, name).await.map_err(JobError::internal)?;
     }
     save(env, name, &mut doc).await
 }

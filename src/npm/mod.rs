@@ -30,16 +30,11 @@ use crate::platform::{Checksum, PutOutcome};
 use crate::router::App;
 use crate::storage::key::Key;
 use crate::storage::{HookMetadata, Operation, Storage};
+use crate::upstream::engine::{resolve, Resolved};
 use errors::{not_found, unauthorized};
 use jobs::{NpmJob, Writer};
 use names::{keys, valid_tag, valid_version, PackageName};
 use packument::ABBREVIATED_MEDIA_TYPE;
-
-/// npm's error body as a response, for the pull-through code (until proxy.rs returns Error).
-pub(crate) fn error(status: u16, message: impl Into<String>) -> Response {
-    let message = message.into();
-    Response::json(status, &json!({"error": message, "reason": message}))
-}
 
 use crate::logging as log;
 
@@ -115,9 +110,19 @@ impl Ctx<'_> {
         (matches!(resource_type, "audit" | "search") || p.serves_name(resource)).then_some(p)
     }
 
-    /// Hosted packages are never shadowed by an upstream one.
-    async fn is_hosted(&self, name: &PackageName) -> Result<bool> {
-        Ok(self.storage.head(keys::packument(name).as_str()).await?.is_some())
+    /// Hosted first (the packument key exists): where a request for `name` goes. `absent`:
+    /// the caller has just found no packument.
+    async fn resolve(&self, name: &PackageName, resource_type: &str, absent: bool) -> Result<Resolved<proxy::NpmProxy>> {
+        let ctx = crate::upstream::ResolveContext { protocol: Protocol::Npm, resource: name.as_str(), resource_type, actor: &self.actor };
+        let upstreams = self.app.upstreams.resolve(&ctx).await;
+        let is_hosted = async {
+            match absent {
+                true => Ok(false),
+                false => Ok(self.storage.head(keys::packument(name).as_str()).await?.is_some()),
+            }
+        };
+        let proxy = |engine| proxy::NpmProxy::with_engine(engine, self.registry_url.clone());
+        resolve(&self.app.platform, upstreams, name.as_str(), is_hosted, proxy).await
     }
 
     /// Runs a change of the packument under its lock. The storage hooks are asked first, as
@@ -228,7 +233,7 @@ pub async fn handle(app: &App, req: Request, path: &str) -> Result<Response> {
             // upstream credentials: the same read right as package data, before any body.
             ctx.check_read_any()?;
             match ctx.proxy("", "audit").await {
-                Some(p) => Ok(p.audit(req, path).await),
+                Some(p) => p.audit(req, path).await,
                 None => Err(Error::not_found("npm audit needs an upstream registry")),
             }
         }
@@ -255,9 +260,9 @@ async fn package_routes(ctx: &Ctx<'_>, req: Request, path: &str) -> Result<Respo
 async fn get_packument(ctx: &Ctx<'_>, req: &Request, name: &PackageName) -> Result<Response> {
     ctx.check_read(name)?;
     let Some((mut doc, etag)) = ctx.load_packument(name).await? else {
-        return match ctx.proxy(name.as_str(), "packument").await {
-            Some(p) => Ok(p.packument(req, name).await),
-            None => Err(not_found()),
+        return match ctx.resolve(name, "packument", true).await? {
+            Resolved::Proxied(p) => p.packument(req, name).await,
+            _ => Err(not_found()),
         };
     };
     let abbreviated = req.header("accept").is_some_and(|a| a.contains(ABBREVIATED_MEDIA_TYPE));
@@ -280,9 +285,9 @@ async fn get_packument(ctx: &Ctx<'_>, req: &Request, name: &PackageName) -> Resu
 async fn get_version(ctx: &Ctx<'_>, name: &PackageName, version_or_tag: &str) -> Result<Response> {
     ctx.check_read(name)?;
     let Some((doc, _)) = ctx.load_packument(name).await? else {
-        return match ctx.proxy(name.as_str(), "packument").await {
-            Some(p) => Ok(p.version(name, version_or_tag, ctx.app.config.max_body_bytes).await),
-            None => Err(not_found()),
+        return match ctx.resolve(name, "packument", true).await? {
+            Resolved::Proxied(p) => p.version(name, version_or_tag, ctx.app.config.max_body_bytes).await,
+            _ => Err(not_found()),
         };
     };
     let mut v = packument::version_doc(&doc, version_or_tag)
@@ -320,13 +325,13 @@ async fn tarball_from_upstream(ctx: &Ctx<'_>, req: &Request, name: &PackageName,
     let proxy = ctx.proxy(name.as_str(), "tarball").await.ok_or_else(not_found)?;
     // A hosted package has nothing in the cache (its first publish purges it: see
     // `jobs::publish`), so a cached copy is served without asking whether the name is hosted.
-    if let Some(r) = proxy.cached_tarball(req, name, file).await {
+    if let Some(r) = proxy.cached_tarball(req, name, file).await? {
         return Ok(r);
     }
-    if ctx.is_hosted(name).await? {
-        return Err(not_found());
+    match ctx.resolve(name, "tarball", false).await? {
+        Resolved::Proxied(p) => p.fetch_tarball(req, name, file).await,
+        _ => Err(not_found()),
     }
-    Ok(proxy.fetch_tarball(req, name, file).await)
 }
 
 /// A tarball's headers (hosted or cached copy): its kind's type and `Cache-Control`.
@@ -846,9 +851,12 @@ async fn dist_tags(ctx: &Ctx<'_>, req: Request, path: &str) -> Result<Response> 
 /// (the install view, the one installs keep cached). Only `dist-tags` is deserialised; the
 /// versions are skipped without building a tree.
 async fn proxied_dist_tags(ctx: &Ctx<'_>, name: &PackageName) -> Result<Response> {
-    let proxy = ctx.proxy(name.as_str(), "packument").await.ok_or_else(not_found)?;
+    let Resolved::Proxied(proxy) = ctx.resolve(name, "packument", true).await? else {
+        return Err(not_found());
+    };
     let req = Request::new(Method::Get, "/").with_header("Accept", ABBREVIATED_MEDIA_TYPE);
-    let resp = proxy.packument(&req, name).await;
+    let resp = proxy.packument(&req, name).await?;
+    // A negative entry answers 404 with its cache headers.
     if resp.status != 200 {
         return Ok(resp);
     }

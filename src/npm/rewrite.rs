@@ -278,6 +278,19 @@ impl Rewriter {
     }
 }
 
+/// The engine streams an upstream packument through the rewriter into the store.
+impl crate::upstream::engine::Rewrite for Rewriter {
+    type Output = BTreeMap<String, DistRecord>;
+
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        Rewriter::feed(self, chunk, out)
+    }
+
+    fn finish(self) -> Result<Self::Output, String> {
+        Rewriter::finish(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,7 +33,7 @@ use crate::router::App;
 use crate::storage::key::Key;
 use crate::storage::{HookMetadata, Storage};
 use errors::{
-    OciErrors, BLOB_UNKNOWN, DENIED, DIGEST_INVALID, MANIFEST_BLOB_UNKNOWN, MANIFEST_INVALID, MANIFEST_UNKNOWN, NAME_INVALID, NAME_UNKNOWN,
+    BLOB_UNKNOWN, DENIED, DIGEST_INVALID, MANIFEST_BLOB_UNKNOWN, MANIFEST_INVALID, MANIFEST_UNKNOWN, NAME_INVALID, NAME_UNKNOWN,
     SIZE_INVALID, TAG_INVALID, UNAUTHORIZED, UNSUPPORTED,
 };
 use names::{keys, valid_tag, Digest, Repository};
@@ -54,16 +54,6 @@ pub const MAX_CUSTOM_METADATA: usize = 2048;
 /// Whether custom metadata fits on an R2 object.
 pub fn metadata_fits(custom: &BTreeMap<String, String>) -> bool {
     custom.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() <= MAX_CUSTOM_METADATA
-}
-
-/// An OCI error response from a status and code paired by hand, until proxy.rs returns `Error`.
-pub fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
-    Response::json(status, &errors::body(code, &message.into()))
-}
-
-/// An internal fault as a response (detail logged, not sent), until proxy.rs returns `Error`.
-pub(crate) fn internal(e: impl std::fmt::Display) -> Response {
-    crate::error::respond(&OciErrors, "oci", &Error::internal(e))
 }
 
 /// One OCI request with what every route needs.
@@ -126,13 +116,11 @@ impl Ctx<'_> {
     /// content is never shadowed) or no upstream may serve it.
     async fn proxy(&self, repo: &Repository, resource_type: &str) -> Option<proxy::OciProxy> {
         let resolve = crate::upstream::ResolveContext { protocol: Protocol::Oci, resource: repo.as_str(), resource_type, actor: &self.actor };
-        let upstreams = self.app.upstreams.resolve(&resolve).await?;
-        let p = proxy::OciProxy::new(self.app.platform.clone(), upstreams);
-        if !p.serves(repo.as_str()) {
-            return None;
-        }
-        match self.storage.head(keys::repository(repo).as_str()).await {
-            Ok(None) => Some(p),
+        let upstreams = self.app.upstreams.resolve(&resolve).await;
+        // Hosted: the repository record exists.
+        let is_hosted = async { Ok(self.storage.head(keys::repository(repo).as_str()).await?.is_some()) };
+        match crate::upstream::engine::resolve(&self.app.platform, upstreams, repo.as_str(), is_hosted, proxy::OciProxy::with_engine).await {
+            Ok(crate::upstream::engine::Resolved::Proxied(p)) => Some(p),
             _ => None,
         }
     }
@@ -279,7 +267,7 @@ async fn route_request(ctx: &Ctx<'_>, req: Request, route: Route) -> Result<Resp
         (Method::Get | Method::Head, Route::Manifest(_, reference)) => {
             let hosted = get_manifest(ctx, &req, &repo, &reference).await;
             match ctx.proxy_after(hosted, &repo, "manifest").await {
-                Ok(p) => Ok(p.manifest(&req, repo.as_str(), &reference).await),
+                Ok(p) => p.manifest(&req, repo.as_str(), &reference).await,
                 Err(hosted) => hosted,
             }
         }
@@ -289,7 +277,7 @@ async fn route_request(ctx: &Ctx<'_>, req: Request, route: Route) -> Result<Resp
             let hosted = get_blob(ctx, &req, &repo, &digest).await;
             match Digest::parse(&digest) {
                 Some(d) => match ctx.proxy_after(hosted, &repo, "blob").await {
-                    Ok(p) => Ok(p.blob(ctx, &req, repo.as_str(), &d).await),
+                    Ok(p) => p.blob(ctx, &req, repo.as_str(), &d).await,
                     Err(hosted) => hosted,
                 },
                 None => hosted,
@@ -304,7 +292,7 @@ async fn route_request(ctx: &Ctx<'_>, req: Request, route: Route) -> Result<Resp
         (Method::Get, Route::Tags(_)) => {
             let hosted = tags_list(ctx, &req, &repo).await;
             match ctx.proxy_after(hosted, &repo, "tags").await {
-                Ok(p) => Ok(p.tags(&req, repo.as_str()).await),
+                Ok(p) => p.tags(&req, repo.as_str()).await,
                 Err(hosted) => hosted,
             }
         }
@@ -726,14 +714,8 @@ async fn get_blob(ctx: &Ctx<'_>, req: &Request, repo: &Repository, digest: &str)
     blob_response(ctx, req, repo.as_str(), &digest, &key, &meta).await
 }
 
-/// A stored blob with its headers, whole or the asked-for range; straight from the store.
-/// (Until proxy.rs returns `Error`: [`blob_response`] with its errors written.)
-pub(crate) async fn serve_blob(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &Digest, key: &str, meta: &ObjectMeta) -> Response {
-    crate::error::finish(&OciErrors, "oci", blob_response(ctx, req, name, digest, key, meta).await)
-}
-
 /// A stored blob with its headers ([`keys::BLOB`]), whole or the asked-for range.
-async fn blob_response(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &Digest, key: &str, meta: &ObjectMeta) -> Result<Response> {
+pub(crate) async fn blob_response(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &Digest, key: &str, meta: &ObjectMeta) -> Result<Response> {
     // (Range applies to GET only: a HEAD answers for the whole blob whatever it asks.)
     let range = match req.header("range").filter(|_| req.method == Method::Get).and_then(|r| parse_range(r, meta.size)) {
         Some(Err(())) => {

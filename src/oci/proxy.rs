@@ -1,12 +1,12 @@
 //! OCI pull-through cache: repositories that are not hosted here are pulled from the
-//! upstreams (`OCI_UPSTREAMS`) and kept in R2.
+//! upstreams (`OCI_UPSTREAMS`) and kept in R2, by the engine in `crate::upstream::engine`.
+//! This adapter declares the OCI distribution spec's part:
 //!
 //! * Blobs and manifests by digest are immutable: cached forever, verified against their
-//!   digest (R2 checks a blob's sha256 on the way in while the client already receives it;
-//!   the client's copy holds back its last chunk until R2 has accepted the bytes).
-//! * Tags are mutable: a cache entry points at the manifest digest, renewed after its TTL
-//!   with a HEAD (free of Docker Hub's pull rate limit), served stale while revalidating and
-//!   when the upstream fails.
+//!   digest (a blob's on the way into R2 while the client already receives it).
+//! * Tags are documents: an entry points at the manifest digest, revalidated after its TTL
+//!   with a HEAD (free of Docker Hub's pull rate limit) whose `Docker-Content-Digest` says
+//!   whether the tag moved.
 //! * Each repository has its own links to the cached blobs, so one repository's cached
 //!   layers are never served through another that the upstream would not serve them from.
 
@@ -15,13 +15,16 @@ use std::rc::Rc;
 
 use futures::future::{FutureExt, LocalBoxFuture};
 
+use super::errors::{BLOB_UNKNOWN, DIGEST_INVALID, MANIFEST_UNKNOWN, NAME_UNKNOWN, TAG_INVALID, UNAVAILABLE};
 use super::names::{valid_tag, Digest};
-use super::{error, manifest_response, serve_blob, Ctx, MANIFEST_MEDIA_TYPE, MAX_MANIFEST};
+use super::{blob_response, manifest_response, Ctx, MANIFEST_MEDIA_TYPE, MAX_MANIFEST};
+use crate::error::{Error, Result};
 use crate::http::{Body, Headers, Method, Request, Response};
 use crate::platform::{Platform, PutOptions, PutOutcome};
 use crate::upstream::cache::{self, Entry};
-use crate::upstream::client::{fetch_first, fetch_one, Fetched, Outcome, UpstreamRequest};
-use crate::upstream::{cache_while_streaming, cached_document, mark, refresh_document, CacheStatus, DocumentError, ProtocolUpstreams, Upstream};
+use crate::upstream::client::{fetch_first, fetch_one, Failure, Failures, Fetched, Outcome, UpstreamRequest};
+use crate::upstream::engine::{Adapter, Blob, DocumentError, Kept, Refresh};
+use crate::upstream::{mark, CacheStatus, Engine, ProtocolUpstreams, Upstream};
 
 /// Every manifest type a client may meet; indexes first, so multi-arch images stay whole.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -59,24 +62,42 @@ pub async fn purge_repository(store: &dyn crate::platform::ObjectStore, repo: &s
     Ok(gone)
 }
 
-fn unavailable(e: impl std::fmt::Display) -> Response {
-    error(502, "UNAVAILABLE", format!("upstream unavailable: {e}"))
+/// OCI's errors for the engine's failures, with the distribution spec's codes.
+struct OciAdapter;
+
+impl Adapter for OciAdapter {
+    fn not_found(&self, what: &str) -> Error {
+        NAME_UNKNOWN.err(format!("{what} not known"))
+    }
+
+    fn unavailable(&self, why: &Failures) -> Error {
+        UNAVAILABLE.err(format!("upstream unavailable: {why}"))
+    }
+
+    /// What failed its digest is the upstream's fault, so a 502 rather than the spec's 400.
+    fn corrupt(&self, why: &Failures) -> Error {
+        DIGEST_INVALID.err(why.to_string()).with_status(502)
+    }
 }
 
 /// The proxy for one request: owned, so background work can carry it past the response.
 #[derive(Clone)]
 pub struct OciProxy {
-    platform: Platform,
-    upstreams: Rc<ProtocolUpstreams>,
+    engine: Engine,
 }
 
 impl OciProxy {
     pub fn new(platform: Platform, upstreams: Rc<ProtocolUpstreams>) -> OciProxy {
-        OciProxy { platform, upstreams }
+        OciProxy { engine: Engine::new(platform, upstreams) }
     }
 
-    pub fn serves(&self, name: &str) -> bool {
-        !self.upstreams.select(name).is_empty()
+    /// The proxy over what `resolve` found.
+    pub fn with_engine(engine: Engine) -> OciProxy {
+        OciProxy { engine }
+    }
+
+    fn platform(&self) -> &Platform {
+        &self.engine.platform
     }
 
     /// The repository's name upstream: Docker Hub keeps official images under `library/`.
@@ -99,120 +120,104 @@ impl OciProxy {
         }
     }
 
-    fn by_id(&self, name: &str, id: &str) -> Option<Upstream> {
-        self.upstreams.select(name).into_iter().find(|u| u.id == id).cloned()
-    }
-
     // ---- manifests ----
 
-    pub async fn manifest(&self, req: &Request, name: &str, reference: &str) -> Response {
+    pub async fn manifest(&self, req: &Request, name: &str, reference: &str) -> Result<Response> {
         if let Some(digest) = Digest::parse(reference) {
             return match self.manifest_by_digest(name, &digest, None).await {
-                Ok((status, upstream)) => self.serve_manifest(req, name, &digest, status, &upstream).await,
-                Err(r) => r,
+                Ok(Some((status, upstream))) => self.serve_manifest(req, name, &digest, status, &upstream).await,
+                Ok(None) => Err(MANIFEST_UNKNOWN.err(format!("manifest {name}@{digest} not found"))),
+                Err(why) => Err(OciAdapter.failed(&why)),
             };
         }
         if !valid_tag(reference) {
-            return error(400, "TAG_INVALID", format!("invalid tag {reference:?}"));
+            return Err(TAG_INVALID.err(format!("invalid tag {reference:?}")));
         }
-        let policy = |entry: &Entry| self.by_id(name, &entry.upstream).map(|u| u.cache).unwrap_or_default();
         let refresh = || self.refresh_collapsed(name, reference);
-        match cached_document(&self.platform, &keys::tag_entry(name, reference), policy, refresh).await {
-            Ok((entry, status)) => self.serve_tag(req, name, reference, &entry, status).await,
-            Err(DocumentError::Store(e)) => unavailable(e),
-            Err(DocumentError::Upstream { error: e, stale: Some(entry) }) => {
-                crate::logging::log("warn", &format!("serving stale {name}:{reference}: {e}"));
-                self.serve_tag(req, name, reference, &entry, CacheStatus::Stale).await
-            }
-            Err(DocumentError::Upstream { error: e, stale: None }) => unavailable(e),
+        match self.engine.document(&keys::tag_entry(name, reference), name, || async { None }, refresh).await {
+            Ok(doc) => self.serve_tag(req, name, reference, &doc.entry, doc.status).await,
+            Err(DocumentError::Store(e)) => Err(OciAdapter.unavailable(&Failures::one("cache", Failure::Store(e)))),
+            Err(DocumentError::Upstream(why)) => Err(OciAdapter.failed(&why)),
         }
     }
 
     /// Refreshes `name:tag`, collapsed with concurrent refreshes of it.
-    fn refresh_collapsed(&self, name: &str, tag: &str) -> LocalBoxFuture<'static, cache::Refresh> {
+    fn refresh_collapsed(&self, name: &str, tag: &str) -> LocalBoxFuture<'static, Refresh> {
         let (this, n, t) = (self.clone(), name.to_string(), tag.to_string());
         let work = async move { this.refresh_tag(&n, &t).await }.boxed_local();
-        refresh_document(&self.platform, keys::tag_entry(name, tag), ("oci", name.to_string(), tag.to_string()), work)
+        self.engine.refresh(&keys::tag_entry(name, tag), ("oci", name.to_string(), tag.to_string()), work)
     }
 
     /// HEAD the tag upstream; fetch the manifest by digest only when it moved.
-    async fn refresh_tag(&self, name: &str, tag: &str) -> cache::Refresh {
-        let store = self.platform.store.clone();
+    async fn refresh_tag(&self, name: &str, tag: &str) -> Refresh {
         let key = keys::tag_entry(name, tag);
-        let old = cache::load(&*store, &key).await.ok().flatten().filter(|e| e.status == 200);
-        let selected = self.upstreams.select(name);
+        let old = cache::load(&*self.platform().store, &key).await.ok().flatten().filter(|e| e.status == 200);
+        let selected = self.engine.select(name);
         let tail = format!("manifests/{tag}");
-        let fetched = fetch_first(&self.platform, &selected, name, |u| Some(Self::request(u, Method::Head, name, &tail, MANIFEST_ACCEPT))).await;
-        let now = self.platform.now_ms();
+        let fetched = fetch_first(self.platform(), &selected, name, |u| Some(Self::request(u, Method::Head, name, &tail, MANIFEST_ACCEPT))).await;
         let (upstream, head) = match fetched {
             Fetched::Found { upstream, response } => (upstream, response),
-            Fetched::NotFound => {
-                let entry = Entry::absent(selected.first().copied(), now);
-                cache::save(&*store, &key, &entry).await.map_err(|e| e.to_string())?;
-                return Ok(CacheStatus::Miss);
-            }
-            Fetched::Unavailable(e) => return Err(e),
+            Fetched::NotFound => return self.engine.save_absent(&key, name).await,
+            Fetched::Unavailable(why) => return Err(why),
         };
+        let vanished = || Failures::one(&upstream.id, Failure::Invalid(format!("{name}:{tag} vanished between HEAD and GET")));
         let announced = head.headers.get("docker-content-digest").and_then(Digest::parse);
         let unchanged = announced.as_ref().is_some_and(|d| old.as_ref().and_then(|o| o.extra.get("digest")) == Some(&d.to_string()));
         let (digest, status) = match announced {
             Some(d) if unchanged => (d, CacheStatus::Revalidated),
             Some(d) => {
-                self.manifest_by_digest(name, &d, Some(&upstream)).await.map_err(|r| format!("manifest {d}: status {}", r.status))?;
+                self.manifest_by_digest(name, &d, Some(&upstream)).await?.ok_or_else(vanished)?;
                 (d, CacheStatus::Miss)
             }
             // No digest on the HEAD: GET the tag and hash what came.
-            None => (self.fetch_manifest(name, &upstream, tag, None).await?, CacheStatus::Miss),
+            None => {
+                let fetched = self.fetch_manifest(name, &upstream, tag, None).await.map_err(|f| Failures::one(&upstream.id, f))?;
+                (fetched.ok_or_else(vanished)?, CacheStatus::Miss)
+            }
         };
         let entry = Entry {
-            status: 200,
-            data_key: Some(keys::manifest(name, &digest)),
-            upstream: upstream.id.clone(),
-            fetched_ms: now,
-            expires_ms: now + upstream.cache.default_ttl_seconds as f64 * 1000.0,
-            etag: None,
-            last_modified: None,
-            content_type: None,
-            size: 0,
             extra: BTreeMap::from([("digest".to_string(), digest.to_string())]),
+            ..self.engine.entry(&upstream, keys::manifest(name, &digest))
         };
-        cache::save(&*store, &key, &entry).await.map_err(|e| e.to_string())?;
+        self.engine.save(&key, &entry).await?;
         Ok(status)
     }
 
-    /// Makes sure the manifest is cached (from `upstream`, or the first that has it).
-    async fn manifest_by_digest(&self, name: &str, digest: &Digest, upstream: Option<&Upstream>) -> Result<(CacheStatus, String), Response> {
+    /// Makes sure the manifest is cached (from `upstream`, or the first that has it): how it
+    /// was served and by which upstream, or `None` when no upstream has it.
+    async fn manifest_by_digest(&self, name: &str, digest: &Digest, upstream: Option<&Upstream>) -> std::result::Result<Option<(CacheStatus, String)>, Failures> {
         let key = keys::manifest(name, digest);
-        if let Ok(Some(meta)) = self.platform.store.head(&key).await {
-            return Ok((CacheStatus::Hit, meta.custom.get("upstream").cloned().unwrap_or_default()));
+        if let Ok(Some(meta)) = self.platform().store.head(&key).await {
+            return Ok(Some((CacheStatus::Hit, meta.custom.get("upstream").cloned().unwrap_or_default())));
         }
         let candidates: Vec<Upstream> = match upstream {
             Some(u) => vec![u.clone()],
-            None => self.upstreams.select(name).into_iter().cloned().collect(),
+            None => self.engine.select(name).into_iter().cloned().collect(),
         };
         let mut failures = Vec::new();
         for u in &candidates {
             match self.fetch_manifest(name, u, digest.as_str(), Some(digest)).await {
-                Ok(_) => return Ok((CacheStatus::Miss, u.id.clone())),
-                Err(e) if e == "not found" => {}
-                Err(e) => failures.push(format!("{}: {e}", u.id)),
+                Ok(Some(_)) => return Ok(Some((CacheStatus::Miss, u.id.clone()))),
+                Ok(None) => {}
+                Err(e) => failures.push((u.id.clone(), e)),
             }
         }
         if failures.is_empty() {
-            Err(error(404, "MANIFEST_UNKNOWN", format!("manifest {name}@{digest} not found")))
+            Ok(None)
         } else {
-            Err(unavailable(failures.join("; ")))
+            Err(Failures(failures))
         }
     }
 
     /// GETs a manifest by tag or digest from one upstream, checks it against `expect` (or the
-    /// digest the upstream announces), and stores it under its digest.
-    async fn fetch_manifest(&self, name: &str, u: &Upstream, reference: &str, expect: Option<&Digest>) -> Result<Digest, String> {
+    /// digest the upstream announces), and stores it under its digest; `None` when the
+    /// upstream does not have it.
+    async fn fetch_manifest(&self, name: &str, u: &Upstream, reference: &str, expect: Option<&Digest>) -> std::result::Result<Option<Digest>, Failure> {
         let req = Self::request(u, Method::Get, name, &format!("manifests/{reference}"), MANIFEST_ACCEPT);
-        let resp = match fetch_one(&self.platform, u, name, req).await {
+        let resp = match fetch_one(self.platform(), u, name, req).await {
             Outcome::Answer(r) if r.status == 200 => r,
-            Outcome::Answer(r) => return Err(format!("status {}", r.status)),
-            Outcome::NotFound => return Err("not found".into()),
+            Outcome::Answer(r) | Outcome::Rejected(r) => return Err(Failure::Rejected(r.status)),
+            Outcome::NotFound => return Ok(None),
             Outcome::Failed(e) => return Err(e),
         };
         let content_type = resp
@@ -221,13 +226,13 @@ impl OciProxy {
             .map(|c| c.split(';').next().unwrap_or(c).trim().to_string())
             .unwrap_or_else(|| MANIFEST_MEDIA_TYPE.into());
         let announced = resp.headers.get("docker-content-digest").and_then(Digest::parse);
-        let bytes = resp.body.read_capped(MAX_MANIFEST).await.map_err(|e| e.to_string())?;
+        let bytes = self.engine.read_body(u, resp.body, MAX_MANIFEST).await?;
         // Hashed in the algorithm of the digest it must match (sha256 when nothing says).
         let want = expect.or(announced.as_ref());
         let digest = want.map(|w| w.algorithm()).unwrap_or(super::names::Algorithm::Sha256).digest(&bytes);
         if let Some(want) = want {
             if *want != digest {
-                return Err(format!("manifest digest mismatch: expected {want}, got {digest}"));
+                return Err(Failure::ChecksumMismatch(format!("manifest digest mismatch: expected {want}, got {digest}")));
             }
         }
         let opts = PutOptions {
@@ -236,44 +241,40 @@ impl OciProxy {
             checksum: Some(digest.checksum()),
             condition: None,
         };
-        match self.platform.store.put(&keys::manifest(name, &digest), Body::Bytes(bytes), opts).await {
-            Ok(PutOutcome::Stored(_)) => Ok(digest),
-            Ok(other) => Err(format!("manifest refused by the cache: {other:?}")),
-            Err(e) => Err(e.to_string()),
+        match self.platform().store.put(&keys::manifest(name, &digest), Body::Bytes(bytes), opts).await {
+            Ok(PutOutcome::Stored(_)) => Ok(Some(digest)),
+            Ok(other) => Err(Failure::Store(format!("manifest refused by the cache: {other:?}"))),
+            Err(e) => Err(Failure::Store(e.to_string())),
         }
     }
 
-    async fn serve_tag(&self, req: &Request, name: &str, tag: &str, entry: &Entry, status: CacheStatus) -> Response {
+    async fn serve_tag(&self, req: &Request, name: &str, tag: &str, entry: &Entry, status: CacheStatus) -> Result<Response> {
         if entry.status != 200 {
-            return mark(error(404, "MANIFEST_UNKNOWN", format!("manifest {name}:{tag} not found")), status, &entry.upstream);
+            let e = MANIFEST_UNKNOWN.err(format!("manifest {name}:{tag} not found"));
+            return Err(e.header("X-Cache", status.as_str()).header("X-Cache-Upstream", entry.upstream.clone()));
         }
-        let Some(digest) = entry.extra.get("digest").and_then(|d| Digest::parse(d)) else {
-            return super::internal("tag entry without a digest");
-        };
+        let digest = entry.extra.get("digest").and_then(|d| Digest::parse(d)).ok_or_else(|| Error::internal("tag entry without a digest"))?;
         self.serve_manifest(req, name, &digest, status, &entry.upstream).await
     }
 
-    async fn serve_manifest(&self, req: &Request, name: &str, digest: &Digest, status: CacheStatus, upstream: &str) -> Response {
+    async fn serve_manifest(&self, req: &Request, name: &str, digest: &Digest, status: CacheStatus, upstream: &str) -> Result<Response> {
         let key = keys::manifest(name, digest);
+        let store = &self.platform().store;
         let found = if req.method == Method::Head {
-            self.platform.store.head(&key).await.map(|m| m.map(|m| (m, Body::Empty)))
+            store.head(&key).await?.map(|m| (m, Body::Empty))
         } else {
-            self.platform.store.get(&key, None).await.map(|o| o.map(|o| (o.meta, o.body)))
+            store.get(&key, None).await?.map(|o| (o.meta, o.body))
         };
-        let (meta, body) = match found {
-            Ok(Some(f)) => f,
-            Ok(None) => return error(404, "MANIFEST_UNKNOWN", format!("manifest {name}@{digest} not found")),
-            Err(e) => return super::internal(e),
-        };
+        let (meta, body) = found.ok_or_else(|| MANIFEST_UNKNOWN.err(format!("manifest {name}@{digest} not found")))?;
         let mut r = manifest_response(&meta, digest);
         r.body = body;
-        mark(r, status, upstream)
+        Ok(mark(r, status, upstream))
     }
 
     // ---- blobs ----
 
-    pub async fn blob(&self, ctx: &Ctx<'_>, req: &Request, name: &str, digest: &Digest) -> Response {
-        let store = self.platform.store.clone();
+    pub async fn blob(&self, ctx: &Ctx<'_>, req: &Request, name: &str, digest: &Digest) -> Result<Response> {
+        let store = self.platform().store.clone();
         let key = keys::blob(digest);
         let link = keys::link(name, digest);
         let (meta, linked) = futures::join!(store.head(&key), store.head(&link));
@@ -284,18 +285,18 @@ impl OciProxy {
                 if linked.is_none() {
                     let _ = store.put(&link, Body::Empty, PutOptions::default()).await;
                 }
-                return mark(serve_blob(ctx, req, name, digest, &key, &meta).await, CacheStatus::Hit, &upstream);
+                return Ok(mark(blob_response(ctx, req, name, digest, &key, &meta).await?, CacheStatus::Hit, &upstream));
             }
         }
-        let selected = self.upstreams.select(name);
+        let selected = self.engine.select(name);
         let tail = format!("blobs/{digest}");
         let method = if req.method == Method::Head { Method::Head } else { Method::Get };
-        let fetched = fetch_first(&self.platform, &selected, name, |u| Some(Self::request(u, method, name, &tail, "*/*"))).await;
+        let fetched = fetch_first(self.platform(), &selected, name, |u| Some(Self::request(u, method, name, &tail, "*/*"))).await;
         let (upstream, resp) = match fetched {
             Fetched::Found { upstream, response } if response.status == 200 => (upstream, response),
-            Fetched::Found { response, .. } => return unavailable(format!("status {}", response.status)),
-            Fetched::NotFound => return error(404, "BLOB_UNKNOWN", format!("blob {digest} not found")),
-            Fetched::Unavailable(e) => return unavailable(e),
+            Fetched::Found { upstream, response } => return Err(OciAdapter.unavailable(&Failures::one(&upstream.id, Failure::Rejected(response.status)))),
+            Fetched::NotFound => return Err(BLOB_UNKNOWN.err(format!("blob {digest} not found"))),
+            Fetched::Unavailable(why) => return Err(OciAdapter.failed(&why)),
         };
         let length = resp.body.known_length().filter(|_| req.method != Method::Head).or_else(|| {
             resp.headers.get("content-length").and_then(|l| l.parse().ok())
@@ -313,52 +314,20 @@ impl OciProxy {
             mark(r, CacheStatus::Miss, &upstream.id)
         };
         if req.method == Method::Head {
-            return respond(Body::Empty);
+            return Ok(respond(Body::Empty));
         }
-        let opts = PutOptions {
-            content_type: Some("application/octet-stream".into()),
-            custom: BTreeMap::from([
-                ("upstream".to_string(), upstream.id.clone()),
-                ("fetched".to_string(), crate::util::iso8601(self.platform.now_ms())),
-            ]),
-            checksum: Some(digest.checksum()),
-            condition: None,
-        };
-        match resp.body {
-            Body::Stream(s) if s.length().is_some() => {
-                let gated = cache_while_streaming(&self.platform, key, s, opts, Some(link), format!("{name}@{digest}"));
-                respond(Body::Stream(gated))
-            }
-            Body::Stream(s) => {
-                // No length: R2 cannot take it as it comes; pass it on uncached.
-                crate::logging::log("warn", &format!("{name}@{digest}: upstream sent no length; not cached"));
-                respond(Body::Stream(s))
-            }
-            // Bytes already in memory (the in-memory platform): store first, answer only with
-            // what was verified.
-            body => {
-                let bytes = match body.read_capped(u64::MAX).await {
-                    Ok(b) => b,
-                    Err(e) => return unavailable(e),
-                };
-                match store.put(&key, Body::Bytes(bytes), opts).await {
-                    Ok(PutOutcome::Stored(meta)) => {
-                        let _ = store.put(&link, Body::Empty, PutOptions::default()).await;
-                        mark(serve_blob(ctx, req, name, digest, &key, &meta).await, CacheStatus::Miss, &upstream.id)
-                    }
-                    Ok(PutOutcome::ChecksumMismatch) => error(502, "DIGEST_INVALID", format!("blob {digest} from {} failed verification", upstream.id)),
-                    Ok(PutOutcome::ConditionFailed) => super::internal("unexpected write condition"),
-                    Err(e) => super::internal(e),
-                }
-            }
+        let blob = Blob { key: key.clone(), checksum: Some(digest.checksum()), marker: Some(link), label: format!("{name}@{digest}") };
+        match self.engine.keep_blob(&upstream, blob, "application/octet-stream", resp.body).await.map_err(|why| OciAdapter.failed(&why))? {
+            Kept::Streaming { body, .. } => Ok(respond(body)),
+            Kept::Stored(meta) => Ok(mark(blob_response(ctx, req, name, digest, &key, &meta).await?, CacheStatus::Miss, &upstream.id)),
         }
     }
 
     async fn upstream_has_blob(&self, name: &str, digest: &Digest) -> bool {
-        let selected = self.upstreams.select(name);
+        let selected = self.engine.select(name);
         let tail = format!("blobs/{digest}");
         matches!(
-            fetch_first(&self.platform, &selected, name, |u| Some(Self::request(u, Method::Head, name, &tail, "*/*"))).await,
+            fetch_first(self.platform(), &selected, name, |u| Some(Self::request(u, Method::Head, name, &tail, "*/*"))).await,
             Fetched::Found { ref response, .. } if response.status == 200
         )
     }
@@ -366,8 +335,8 @@ impl OciProxy {
     // ---- tags list ----
 
     /// The upstream's tag list, passed through (not cached), named as the client named it.
-    pub async fn tags(&self, req: &Request, name: &str) -> Response {
-        let selected = self.upstreams.select(name);
+    pub async fn tags(&self, req: &Request, name: &str) -> Result<Response> {
+        let selected = self.engine.select(name);
         let mut query = Vec::new();
         for k in ["n", "last"] {
             if let Some(v) = req.query_param(k) {
@@ -375,23 +344,16 @@ impl OciProxy {
             }
         }
         let tail = if query.is_empty() { "tags/list".to_string() } else { format!("tags/list?{}", query.join("&")) };
-        match fetch_first(&self.platform, &selected, name, |u| Some(Self::request(u, Method::Get, name, &tail, "application/json"))).await {
-            Fetched::Found { upstream, response } => {
-                let bytes = match response.body.read_capped(MAX_TAG_LIST).await {
-                    Ok(b) => b,
-                    Err(e) => return unavailable(e),
-                };
-                match tag_list(&bytes, name) {
-                    Ok(body) => {
-                        drop(bytes);
-                        mark(Response::bytes(200, "application/json", body), CacheStatus::Miss, &upstream.id)
-                    }
-                    Err(e) => unavailable(format!("malformed tag list: {e}")),
-                }
-            }
-            Fetched::NotFound => error(404, "NAME_UNKNOWN", format!("repository {name} not known")),
-            Fetched::Unavailable(e) => unavailable(e),
-        }
+        let (upstream, response) = match fetch_first(self.platform(), &selected, name, |u| Some(Self::request(u, Method::Get, name, &tail, "application/json"))).await {
+            Fetched::Found { upstream, response } => (upstream, response),
+            Fetched::NotFound => return Err(NAME_UNKNOWN.err(format!("repository {name} not known"))),
+            Fetched::Unavailable(why) => return Err(OciAdapter.failed(&why)),
+        };
+        let failed = |f: Failure| OciAdapter.failed(&Failures::one(&upstream.id, f));
+        let bytes = self.engine.read_body(&upstream, response.body, MAX_TAG_LIST).await.map_err(failed)?;
+        let body = tag_list(&bytes, name).map_err(|e| failed(Failure::Invalid(format!("malformed tag list: {e}"))))?;
+        drop(bytes);
+        Ok(mark(Response::bytes(200, "application/json", body), CacheStatus::Miss, &upstream.id))
     }
 }
 

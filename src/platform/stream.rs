@@ -522,7 +522,9 @@ mod native_tests {
         for (key, sum) in [("good", sha2::Sha256::digest(&data)), ("bad", sha2::Sha256::digest(b"other"))] {
             let opts = crate::platform::PutOptions { checksum: Some(crate::platform::Checksum::Sha256(sum.to_vec())), ..Default::default() };
             let stream = PlatformStream::from_bytes(data.clone());
-            let gated = crate::upstream::cache_while_streaming(&mem.platform, key.into(), stream, opts, None, key.into());
+            let engine = crate::upstream::engine::Engine::new(mem.platform.clone(), Default::default());
+            let blob = crate::upstream::engine::Blob { key: key.into(), checksum: None, marker: None, label: key.into() };
+            let gated = engine.cache_while_streaming(blob, stream, opts);
             // The cache fill runs in the background while the reader waits for its verdict.
             let read = block_on(mem.background.run_until(gated.read_capped(u64::MAX)));
             match key {

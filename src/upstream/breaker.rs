@@ -1,5 +1,8 @@
-//! Per-upstream circuit breaker (SPEC §4.3.5). State lives in the isolate, so it survives
-//! between the requests one isolate serves; each isolate learns on its own.
+//! Per-upstream circuit breaker: after `circuitBreakerThreshold` faults in a row (refused
+//! connections, timeouts, stalled bodies, 5xx, 429) the upstream is not asked for
+//! `circuitBreakerResetMs`, then one trial request goes through; a failed trial doubles the
+//! wait, up to a minute. State lives in the isolate, so it survives between the requests one
+//! isolate serves; each isolate learns on its own.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -19,8 +22,9 @@ thread_local! {
     static BREAKERS: RefCell<HashMap<String, State>> = RefCell::new(HashMap::new());
 }
 
-/// Longest the open period grows to by doubling.
-const MAX_RESET_MS: u64 = 10 * 60 * 1000;
+/// Longest the open period grows to by doubling: an upstream that came back is tried again
+/// within a minute.
+pub const MAX_RESET_MS: u64 = 60 * 1000;
 
 fn with<R>(key: &str, f: impl FnOnce(&mut State) -> R) -> R {
     BREAKERS.with(|b| {

@@ -116,7 +116,7 @@ pub async fn purge_where(store: &dyn ObjectStore, prefix: &str, wanted: impl Fn(
 }
 
 /// A refresh's result: how the document now stands, or why the upstreams failed.
-pub type Refresh = Result<super::CacheStatus, String>;
+pub type Refresh = Result<super::CacheStatus, super::client::Failures>;
 
 type Flight = Shared<LocalBoxFuture<'static, Refresh>>;
 

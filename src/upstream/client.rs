@@ -14,24 +14,93 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
 use base64::Engine;
-use futures::future::{select, Either};
 
 use url::Url;
 
 use super::breaker;
 use super::config::{Upstream, UpstreamAuth};
+use super::engine::within;
 use crate::http::{Headers, Method, Request, Response};
 use crate::platform::Platform;
 
 /// What asking the upstreams came to.
 pub enum Fetched {
     /// A 2xx or 304 answer, from this upstream.
-    Found { upstream: Upstream, response: Response },
+    Found { upstream: Box<Upstream>, response: Response },
     /// Every upstream asked answered 404 or 410.
     NotFound,
-    /// No upstream had it and at least one failed (error, timeout, 5xx, 429, open breaker):
-    /// the thing may exist, so nothing negative may be cached.
-    Unavailable(String),
+    /// No upstream had it and at least one failed or refused the request: the thing may
+    /// exist, so nothing negative may be cached.
+    Unavailable(Failures),
+}
+
+/// Why one upstream gave no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The connection failed: refused, reset, DNS.
+    Network(String),
+    /// No answer (or no more of the body) within this many milliseconds.
+    Timeout(u64),
+    /// A server error, a 429, or a redirect without a `Location`, after the retries.
+    Status(u16),
+    /// A client error the upstream answered (400, 401, 403, 405, …): an answer, not a fault.
+    Rejected(u16),
+    /// The circuit breaker is open: the upstream was not asked.
+    BreakerOpen,
+    /// The upstream sent something unusable: a redirect loop or a bad `Location`, a malformed
+    /// token answer or document.
+    Invalid(String),
+    /// The content did not match the checksum it had to match.
+    ChecksumMismatch(String),
+    /// This registry's store failed while keeping what came.
+    Store(String),
+}
+
+impl Failure {
+    /// Whether this says the upstream is unwell, so that it counts toward the circuit
+    /// breaker. A client error is the upstream's answer to the request (any client can make
+    /// an upstream answer 405): it never opens the breaker.
+    pub fn is_fault(&self) -> bool {
+        matches!(self, Failure::Network(_) | Failure::Timeout(_) | Failure::Status(_) | Failure::Invalid(_))
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Network(e) => write!(f, "{e}"),
+            Failure::Timeout(ms) => write!(f, "timed out after {ms} ms"),
+            Failure::Status(s) | Failure::Rejected(s) => write!(f, "status {s}"),
+            Failure::BreakerOpen => f.write_str("circuit breaker open"),
+            Failure::Invalid(e) => write!(f, "{e}"),
+            Failure::ChecksumMismatch(e) => write!(f, "{e}"),
+            Failure::Store(e) => write!(f, "cache storage: {e}"),
+        }
+    }
+}
+
+/// The failures of each upstream asked, by upstream id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Failures(pub Vec<(String, Failure)>);
+
+impl Failures {
+    pub fn one(upstream: &str, failure: Failure) -> Failures {
+        Failures(vec![(upstream.to_string(), failure)])
+    }
+
+    /// Whether some upstream failed because of the content it sent.
+    pub fn checksum_mismatch(&self) -> bool {
+        self.0.iter().any(|(_, f)| matches!(f, Failure::ChecksumMismatch(_)))
+    }
+}
+
+impl std::fmt::Display for Failures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (id, failure)) in self.0.iter().enumerate() {
+            write!(f, "{}{id}: {failure}", if i == 0 { "" } else { "; " })?;
+        }
+        Ok(())
+    }
 }
 
 /// One request to send to an upstream.
@@ -43,10 +112,15 @@ pub struct UpstreamRequest {
     pub body: Option<Vec<u8>>,
 }
 
+/// What one upstream answered.
 pub enum Outcome {
+    /// 2xx or 304.
     Answer(Response),
+    /// 404 or 410.
     NotFound,
-    Failed(String),
+    /// A client error (4xx other than 404, 410 and 429): passed on by pass-through endpoints.
+    Rejected(Response),
+    Failed(Failure),
 }
 
 thread_local! {
@@ -80,36 +154,40 @@ pub async fn fetch_first(
     for u in upstreams {
         let Some(req) = build(u) else { continue };
         match fetch_one(platform, u, resource, req).await {
-            Outcome::Answer(response) => return Fetched::Found { upstream: (*u).clone(), response },
+            Outcome::Answer(response) => return Fetched::Found { upstream: Box::new((*u).clone()), response },
             Outcome::NotFound => {}
-            Outcome::Failed(e) => failures.push(format!("{}: {e}", u.id)),
+            Outcome::Rejected(response) => failures.push((u.id.clone(), Failure::Rejected(response.status))),
+            Outcome::Failed(e) => failures.push((u.id.clone(), e)),
         }
     }
     if failures.is_empty() {
         Fetched::NotFound
     } else {
-        Fetched::Unavailable(failures.join("; "))
+        Fetched::Unavailable(Failures(failures))
     }
 }
 
-/// One upstream, with retries; records the outcome in its circuit breaker.
+/// One upstream, with retries; records the outcome in its circuit breaker: every answer
+/// (client errors included) closes it, every fault counts toward opening it.
 pub async fn fetch_one(platform: &Platform, u: &Upstream, resource: &str, req: UpstreamRequest) -> Outcome {
     let key = breaker_key(u);
     if !breaker::allow(&key, platform.now_ms()) {
-        return Outcome::Failed("circuit breaker open".into());
+        return Outcome::Failed(Failure::BreakerOpen);
     }
     let outcome = attempts(platform, u, resource, req).await;
     match &outcome {
-        Outcome::Answer(_) | Outcome::NotFound => breaker::success(&key),
-        Outcome::Failed(e) => {
-            breaker::failure(&key, platform.now_ms(), &u.resilience);
-            crate::logging::log(
-                "warn",
-                &format!("upstream {} failed: {e} (breaker {})", u.id, breaker::describe(&key)),
-            );
-        }
+        Outcome::Failed(e) if e.is_fault() => record_fault(platform, u, e),
+        _ => breaker::success(&key),
     }
     outcome
+}
+
+/// Counts a fault found after the answer came (a body that stalled or broke off) toward the
+/// upstream's circuit breaker, as `fetch_one` counts the faults it sees.
+pub fn record_fault(platform: &Platform, u: &Upstream, failure: &Failure) {
+    let key = breaker_key(u);
+    breaker::failure(&key, platform.now_ms(), &u.resilience);
+    crate::logging::log("warn", &format!("upstream {} failed: {failure} (breaker {})", u.id, breaker::describe(&key)));
 }
 
 fn breaker_key(u: &Upstream) -> String {
@@ -141,7 +219,7 @@ async fn attempts(platform: &Platform, u: &Upstream, resource: &str, req: Upstre
                             TOKENS.with(|t| t.borrow_mut().insert((u.id.clone(), resource.to_string()), (token, expires)));
                             continue;
                         }
-                        Err(e) => return Outcome::Failed(format!("token realm: {e}")),
+                        Err(e) => return Outcome::Failed(e),
                     },
                     // A Basic-auth registry: from now on this isolate sends the password
                     // with the first request.
@@ -149,7 +227,7 @@ async fn attempts(platform: &Platform, u: &Upstream, resource: &str, req: Upstre
                         BASIC.with(|b| b.borrow_mut().insert(u.id.clone()));
                         continue;
                     }
-                    None => return Outcome::Failed("401 Unauthorized".into()),
+                    None => return Outcome::Rejected(resp),
                 }
             }
             Ok((_, resp)) if resp.status == 429 || resp.status >= 500 => {
@@ -158,17 +236,18 @@ async fn attempts(platform: &Platform, u: &Upstream, resource: &str, req: Upstre
                     .and_then(|s| s.trim().parse::<u64>().ok())
                     .map(|secs| secs * 1000);
                 if after.is_some_and(|ms| ms > r.retry_max_delay_ms) {
-                    return Outcome::Failed(format!("{} with Retry-After beyond {} ms", resp.status, r.retry_max_delay_ms));
+                    return Outcome::Failed(Failure::Status(resp.status));
                 }
-                (format!("status {}", resp.status), after)
+                (Failure::Status(resp.status), after)
             }
-            Ok((at, resp)) => {
-                let from = if home.as_ref() == Some(&at.origin()) { String::new() } else { format!(" from {}", at.origin().ascii_serialization()) };
-                return Outcome::Failed(format!("status {}{from}", resp.status));
-            }
+            // A client error is the upstream's answer, whoever sent it (a CDN or storage
+            // origin a redirect led to included).
+            Ok((_, resp)) if (400..500).contains(&resp.status) => return Outcome::Rejected(resp),
+            // A 3xx without a Location, a 1xx: not something any caller can use.
+            Ok((_, resp)) => return Outcome::Failed(Failure::Status(resp.status)),
         };
         if attempt >= r.max_retries {
-            return Outcome::Failed(format!("{why} after {} attempts", attempt + 1));
+            return Outcome::Failed(why);
         }
         let backoff = r.retry_delay_ms.saturating_mul(1u64 << attempt.min(20)).min(r.retry_max_delay_ms);
         platform.clock.sleep(after.unwrap_or(backoff)).await;
@@ -179,9 +258,9 @@ async fn attempts(platform: &Platform, u: &Upstream, resource: &str, req: Upstre
 /// Why a request chain produced no response.
 enum SendError {
     /// The network, or the deadline: worth a retry.
-    Transient(String),
+    Transient(Failure),
     /// Too many redirects, or a `Location` that cannot be followed: the same again next time.
-    Fatal(String),
+    Fatal(Failure),
 }
 
 /// Sends `method url` and follows redirects (RFC 9110 §15.4) up to [`MAX_REDIRECTS`], all
@@ -196,11 +275,11 @@ async fn send(
     body: Option<Vec<u8>>,
     timeout_ms: u64,
 ) -> Result<(Url, Response), SendError> {
-    let start = Url::parse(url).map_err(|e| SendError::Fatal(format!("bad upstream URL {url:?}: {e}")))?;
+    let start = Url::parse(url).map_err(|e| SendError::Fatal(Failure::Invalid(format!("bad upstream URL {url:?}: {e}"))))?;
     let chain = follow(platform, *method, start, headers_for, body);
-    match select(Box::pin(chain), platform.clock.sleep(timeout_ms)).await {
-        Either::Left((result, _)) => result,
-        Either::Right(_) => Err(SendError::Transient(format!("timed out after {timeout_ms} ms"))),
+    match within(&*platform.clock, timeout_ms, Box::pin(chain)).await {
+        Ok(result) => result,
+        Err(_) => Err(SendError::Transient(Failure::Timeout(timeout_ms))),
     }
 }
 
@@ -223,11 +302,11 @@ async fn follow(
                 req.headers.remove(h);
             }
         }
-        let resp = platform.fetcher.fetch(url.as_str(), req).await.map_err(|e| SendError::Transient(e.to_string()))?;
+        let resp = platform.fetcher.fetch(url.as_str(), req).await.map_err(|e| SendError::Transient(Failure::Network(e.to_string())))?;
         if resp.status == 0 {
             // What a fetch with `redirect: "manual"` gives in a browser (an opaque-redirect
             // response): it hides the Location, so nothing can be followed.
-            return Err(SendError::Fatal(format!("opaque redirect from {}", url.origin().ascii_serialization())));
+            return Err(SendError::Fatal(Failure::Invalid(format!("opaque redirect from {}", url.origin().ascii_serialization()))));
         }
         if !crate::platform::is_redirect(resp.status) {
             return Ok((url, resp));
@@ -237,10 +316,10 @@ async fn follow(
             return Ok((url, resp));
         };
         if redirects >= MAX_REDIRECTS {
-            return Err(SendError::Fatal(format!("more than {MAX_REDIRECTS} redirects (last from {})", url.origin().ascii_serialization())));
+            return Err(SendError::Fatal(Failure::Invalid(format!("more than {MAX_REDIRECTS} redirects (last from {})", url.origin().ascii_serialization()))));
         }
         redirects += 1;
-        let next = redirect_target(&url, &location).map_err(SendError::Fatal)?;
+        let next = redirect_target(&url, &location).map_err(|e| SendError::Fatal(Failure::Invalid(e)))?;
         // RFC 9110 §15.4.4: 303 means GET (HEAD stays HEAD); §15.4.2-3: after 301 and 302 a
         // POST may become GET, and every client does so (the Fetch standard too); 307 and 308
         // keep the method and body.
@@ -358,10 +437,11 @@ async fn realm_token(
     u: &Upstream,
     challenge: &BTreeMap<String, String>,
     timeout_ms: u64,
-) -> Result<(String, f64), String> {
-    let realm = &challenge["realm"];
+) -> Result<(String, f64), Failure> {
+    let invalid = |e: String| Failure::Invalid(format!("token realm: {e}"));
+    let realm = challenge.get("realm").map(String::as_str).unwrap_or_default();
     if !(realm.starts_with("https://") || realm.starts_with("http://")) {
-        return Err(format!("realm {realm:?} is not an http(s) URL"));
+        return Err(invalid(format!("realm {realm:?} is not an http(s) URL")));
     }
     let mut query = Vec::new();
     for k in ["service", "scope"] {
@@ -369,8 +449,8 @@ async fn realm_token(
             query.push(format!("{k}={}", percent_encoding::utf8_percent_encode(v, QUERY_VALUE)));
         }
     }
-    let url = if query.is_empty() { realm.clone() } else { format!("{realm}{}{}", if realm.contains('?') { '&' } else { '?' }, query.join("&")) };
-    let realm_origin = Url::parse(&url).map_err(|e| format!("realm {realm:?}: {e}"))?.origin();
+    let url = if query.is_empty() { realm.to_string() } else { format!("{realm}{}{}", if realm.contains('?') { '&' } else { '?' }, query.join("&")) };
+    let realm_origin = Url::parse(&url).map_err(|e| invalid(format!("realm {realm:?}: {e}")))?.origin();
     // The configured Basic or Bearer credentials go to the realm's own origin only, not on to
     // wherever the realm redirects (the header kind is for the registry alone).
     let headers_for = |hop: &Url| {
@@ -389,13 +469,15 @@ async fn realm_token(
     let (_, resp) = send(platform, &Method::Get, &url, &headers_for, None, timeout_ms).await.map_err(|e| match e {
         SendError::Transient(e) | SendError::Fatal(e) => e,
     })?;
-    if resp.status != 200 {
-        return Err(format!("status {}", resp.status));
+    match resp.status {
+        200 => {}
+        s if (400..500).contains(&s) && s != 429 => return Err(Failure::Rejected(s)),
+        s => return Err(Failure::Status(s)),
     }
-    let bytes = resp.body.read_capped(64 * 1024).await.map_err(|e| e.to_string())?;
-    let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("malformed token answer: {e}"))?;
+    let bytes = resp.body.read_capped(64 * 1024).await.map_err(|e| invalid(e.to_string()))?;
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| invalid(format!("malformed token answer: {e}")))?;
     let text = |field: &str| doc.get(field).and_then(serde_json::Value::as_str);
-    let token = text("token").or_else(|| text("access_token")).ok_or("token answer without a token")?.to_string();
+    let token = text("token").or_else(|| text("access_token")).ok_or_else(|| invalid("answer without a token".into()))?.to_string();
     // The spec's default lifetime is 60 s; renew a little early.
     let expires_in = doc.get("expires_in").and_then(serde_json::Value::as_f64).unwrap_or(60.0).clamp(10.0, 86_400.0);
     Ok((token, platform.now_ms() + (expires_in - 5.0) * 1000.0))

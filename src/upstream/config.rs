@@ -1,5 +1,5 @@
 //! Upstream settings: one JSON variable per protocol (`NPM_UPSTREAMS`, `OCI_UPSTREAMS`, …),
-//! in the shape of SPEC §4.1, with presets for the public registries and credentials taken
+//! in the shape below, with presets for the public registries and credentials taken
 //! from secrets by name.
 //!
 //! ```json
@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Protocol, VarSource};
 
-/// How content is cached (SPEC §6.2 defaults).
+/// How content is cached. Mutable metadata follows RFC 9111's freshness model: fresh for its
+/// TTL, then served stale while it is revalidated (`stale-while-revalidate`, RFC 5861 §3) or
+/// when the upstream fails (`stale-if-error`, RFC 5861 §4).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct CachePolicy {
@@ -49,6 +51,10 @@ impl Default for CachePolicy {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Resilience {
+    /// How long a client with a cached copy (an expired one included) waits for a refresh
+    /// before it is served that copy (`STALE`) while the refresh goes on in the background.
+    pub deadline_ms: u64,
+    /// How long one upstream request (and each read of its body) may take.
     pub timeout_ms: u64,
     pub max_retries: u32,
     pub retry_delay_ms: u64,
@@ -60,6 +66,7 @@ pub struct Resilience {
 impl Default for Resilience {
     fn default() -> Self {
         Resilience {
+            deadline_ms: 500,
             timeout_ms: 30_000,
             max_retries: 3,
             retry_delay_ms: 1000,
@@ -124,7 +131,7 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// SPEC §4.3: no rules admits everything; any matching exclude rejects; when include
+    /// No rules admits everything; any matching exclude rejects; when include
     /// rules exist, one must match.
     pub fn admits(&self, resource: &str) -> bool {
         if self.scope_rules.iter().any(|r| r.action == RuleAction::Exclude && glob_match(&r.pattern, resource)) {
@@ -382,6 +389,7 @@ mod tests {
         assert_eq!(p.upstreams[0].auth, UpstreamAuth::Bearer("s3cret".into()));
         assert_eq!(p.upstreams[0].resilience.max_retries, 0);
         assert_eq!(p.upstreams[0].resilience.timeout_ms, 30_000);
+        assert_eq!(p.upstreams[0].resilience.deadline_ms, 500);
         assert_eq!(p.upstreams[0].cache.default_ttl_seconds, 60);
         assert_eq!(p.upstreams[1].url, "https://registry.npmjs.org");
         let ids = |name| p.select(name).iter().map(|u| u.id.clone()).collect::<Vec<_>>();
