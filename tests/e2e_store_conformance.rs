@@ -2,9 +2,9 @@
 //! (`POST /-/admin/selftest/store`, enabled by `STORE_SELFTEST`): the same cases the in-memory
 //! twin passes in tests/store_conformance_native.rs.
 
-mod support;
+mod common;
 
-use support::*;
+use common::e2e::*;
 
 #[test]
 fn the_worker_store_passes_every_conformance_case() {
