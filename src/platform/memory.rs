@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use async_trait::async_trait;
+use futures::FutureExt;
+use std::future::Future;
 use sha1::Digest;
 
 use super::*;
@@ -431,7 +433,7 @@ impl SessionStore for MemorySessions {
     }
 }
 
-type FetchHandler = Rc<dyn Fn(&str, Request) -> futures::future::LocalBoxFuture<'static, Response>>;
+type FetchHandler = Rc<dyn Fn(&str, Request) -> futures::future::LocalBoxFuture<'static, StoreResult<Response>>>;
 
 /// Outbound fetch for tests: a handler stands in for the network. Like the Worker's fetcher it
 /// follows no redirects: the handler sees every hop the client follows, with its headers.
@@ -447,6 +449,12 @@ impl MemoryFetcher {
 
     /// A handler that may await, e.g. another registry's `App` standing in for an upstream.
     pub fn set_async_handler(&self, f: impl Fn(&str, Request) -> futures::future::LocalBoxFuture<'static, Response> + 'static) {
+        self.set_network(move |url, req| Box::pin(f(url, req).map(Ok)));
+    }
+
+    /// A handler that may also fail as the network does (a refused connection, a reset):
+    /// its error is what `fetch` returns, as the Worker's `fetch` rejects.
+    pub fn set_network(&self, f: impl Fn(&str, Request) -> futures::future::LocalBoxFuture<'static, StoreResult<Response>> + 'static) {
         *self.handler.borrow_mut() = Some(Rc::new(f));
     }
 }
@@ -456,7 +464,7 @@ impl Fetcher for MemoryFetcher {
     async fn fetch(&self, url: &str, req: Request) -> StoreResult<Response> {
         let handler = self.handler.borrow().clone();
         match handler {
-            Some(h) => Ok(h(url, req).await),
+            Some(h) => h(url, req).await,
             None => Err(StoreError::Backend(format!("no network in tests: {url}"))),
         }
     }
@@ -474,78 +482,190 @@ impl Crypto for RustCrypto {
     }
 }
 
-/// A clock tests can move.
-pub struct ManualClock(Cell<f64>);
+/// A clock tests move, whose timers wait as the Worker's do: `sleep` ends once the clock has
+/// reached its time, moved by the test (`advance`, between requests) or by the executor
+/// ([`MemoryBackground::run`]) when every task waits. Time stands still while work runs, so
+/// a slow or hung upstream costs what its timers say, and nothing else does.
+/// Clones share the time and the timers.
+#[derive(Clone)]
+pub struct ManualClock(Rc<RefCell<Timers>>);
+
+#[derive(Default)]
+struct Timers {
+    now: f64,
+    next_id: u64,
+    /// The sleeps still waiting, by id: when each ends and what to wake then.
+    waiting: BTreeMap<u64, (f64, std::task::Waker)>,
+}
 
 impl ManualClock {
     pub fn new(start_ms: f64) -> Self {
-        ManualClock(Cell::new(start_ms))
+        ManualClock(Rc::new(RefCell::new(Timers { now: start_ms, ..Default::default() })))
     }
 
+    /// Moves time on by `ms`, ending the sleeps that are due by then.
     pub fn advance(&self, ms: f64) {
-        self.0.set(self.0.get() + ms);
+        let now = self.now_ms() + ms;
+        self.move_to(now);
+    }
+
+    /// Moves time to the earliest waiting timer and ends the sleeps due then; false when no
+    /// timer waits (whatever waits then waits for something no time brings).
+    pub fn advance_to_next_timer(&self) -> bool {
+        let next = self.0.borrow().waiting.values().map(|(at, _)| *at).reduce(f64::min);
+        match next {
+            Some(at) => {
+                self.move_to(at.max(self.now_ms()));
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn move_to(&self, now: f64) {
+        let due: Vec<std::task::Waker> = {
+            let mut timers = self.0.borrow_mut();
+            timers.now = now;
+            let ids: Vec<u64> = timers.waiting.iter().filter(|(_, (at, _))| *at <= now).map(|(id, _)| *id).collect();
+            ids.iter().filter_map(|id| timers.waiting.remove(id)).map(|(_, waker)| waker).collect()
+        };
+        // Woken outside the borrow: a waker may poll at once.
+        due.into_iter().for_each(std::task::Waker::wake);
     }
 }
 
 impl Clock for ManualClock {
     fn now_ms(&self) -> f64 {
-        self.0.get()
+        self.0.borrow().now
     }
 
-    /// Time passes at once: a test never waits, and backoff shows up on the clock.
+    /// Ends once the clock reaches now + `ms`; a sleep dropped before then leaves no timer
+    /// behind (a timeout that lost its race never moves the clock).
     fn sleep(&self, ms: u64) -> futures::future::LocalBoxFuture<'static, ()> {
-        self.advance(ms as f64);
-        Box::pin(futures::future::ready(()))
+        let id = {
+            let mut timers = self.0.borrow_mut();
+            timers.next_id += 1;
+            timers.next_id
+        };
+        Box::pin(Sleep { timers: self.0.clone(), id, until: self.now_ms() + ms as f64 })
     }
 }
 
-/// Background work queued until the test runs it (after the response, as in the Worker).
-#[derive(Default)]
+struct Sleep {
+    timers: Rc<RefCell<Timers>>,
+    id: u64,
+    until: f64,
+}
+
+impl std::future::Future for Sleep {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let mut timers = self.timers.borrow_mut();
+        if timers.now >= self.until {
+            timers.waiting.remove(&self.id);
+            return std::task::Poll::Ready(());
+        }
+        timers.waiting.insert(self.id, (self.until, cx.waker().clone()));
+        std::task::Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Ok(mut timers) = self.timers.try_borrow_mut() {
+            timers.waiting.remove(&self.id);
+        }
+    }
+}
+
+/// Background work (`wait_until` in the Worker): queued by the request, run alongside it and
+/// after it by [`MemoryBackground::run`] and [`MemoryBackground::run_all`].
 pub struct MemoryBackground {
+    /// Every task not finished yet, started or not.
     queue: RefCell<Vec<futures::future::LocalBoxFuture<'static, ()>>>,
+    clock: ManualClock,
+}
+
+/// Set whenever any task is woken: the executor's sign that not every task is stuck.
+struct Woken(std::sync::atomic::AtomicBool);
+
+impl std::task::Wake for Woken {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl MemoryBackground {
-    /// Runs every queued task, and whatever those queue in turn.
-    pub fn run_all(&self) {
-        loop {
-            let work: Vec<_> = self.queue.borrow_mut().drain(..).collect();
-            if work.is_empty() {
-                return;
-            }
-            for w in work {
-                futures::executor::block_on(w);
-            }
-        }
+    pub fn new(clock: ManualClock) -> Self {
+        MemoryBackground { queue: RefCell::default(), clock }
     }
 
+    /// Tasks not finished yet (a hung one included).
     pub fn pending(&self) -> usize {
         self.queue.borrow().len()
     }
 
+    /// Polls every task once; true when one finished or queued another (which may be what
+    /// the others wait for).
+    fn poll_work(&self, cx: &mut std::task::Context<'_>) -> bool {
+        let mut work: Vec<_> = self.queue.borrow_mut().drain(..).collect();
+        let before = work.len();
+        work.retain_mut(|task| task.as_mut().poll(cx).is_pending());
+        let mut queue = self.queue.borrow_mut();
+        let progressed = work.len() < before || !queue.is_empty();
+        // The older work first, then what was queued meanwhile.
+        queue.splice(0..0, work);
+        progressed
+    }
+
     /// Runs `main` while the queued work makes progress whenever `main` waits, as the Worker's
     /// event loop runs `wait_until` work alongside the response: a reader of a gated body gets
-    /// its verdict from the cache fill. Work unfinished when `main` ends stays queued.
+    /// its verdict from the cache fill. Work unfinished when `main` ends stays queued. Time
+    /// does not move: see [`MemoryBackground::run`].
     pub async fn run_until<T>(&self, main: impl std::future::Future<Output = T>) -> T {
         use std::task::Poll;
         let mut main = std::pin::pin!(main);
-        let mut running: Vec<futures::future::LocalBoxFuture<'static, ()>> = Vec::new();
         futures::future::poll_fn(|cx| {
             if let Poll::Ready(out) = main.as_mut().poll(cx) {
-                self.queue.borrow_mut().splice(0..0, running.drain(..));
                 return Poll::Ready(out);
             }
-            let queued: Vec<_> = self.queue.borrow_mut().drain(..).collect();
-            running.extend(queued);
-            let before = running.len();
-            running.retain_mut(|work| work.as_mut().poll(cx).is_pending());
-            if running.len() < before || self.pending() > 0 {
-                // Finished or newly queued work may be what `main` waits for: look again.
+            if self.poll_work(cx) {
                 cx.waker().wake_by_ref();
             }
             Poll::Pending
         })
         .await
+    }
+
+    /// Runs `main` to its end on this thread with the queued work alongside; whenever every
+    /// task waits, the clock moves to the next timer. `None` when they all wait for what no
+    /// timer brings (`main` would never end). Work unfinished when `main` ends stays queued.
+    pub fn run<T>(&self, main: impl std::future::Future<Output = T>) -> Option<T> {
+        let woken = std::sync::Arc::new(Woken(std::sync::atomic::AtomicBool::new(false)));
+        let waker = std::task::Waker::from(woken.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut all = std::pin::pin!(self.run_until(main));
+        loop {
+            woken.0.store(false, std::sync::atomic::Ordering::SeqCst);
+            if let std::task::Poll::Ready(out) = all.as_mut().poll(&mut cx) {
+                return Some(out);
+            }
+            if !woken.0.load(std::sync::atomic::Ordering::SeqCst) && !self.clock.advance_to_next_timer() {
+                return None;
+            }
+        }
+    }
+
+    /// Runs the queued work (and what it queues in turn), moving the clock on as its timers
+    /// say, until every task has finished or waits for what no timer brings (a hung
+    /// upstream's answer with no timeout left): those stay queued.
+    pub fn run_all(&self) {
+        self.run(futures::future::pending::<()>());
     }
 }
 
@@ -585,7 +705,7 @@ impl MemoryPlatform {
             store: store.clone(),
             clock: clock.clone(),
         });
-        let background = Rc::new(MemoryBackground::default());
+        let background = Rc::new(MemoryBackground::new((*clock).clone()));
         MemoryPlatform {
             platform: Platform {
                 store: store.clone(),

@@ -34,6 +34,12 @@ impl PlatformStream {
         self.length
     }
 
+    /// The pieces as they come, `length` bytes in all when known: a body that may stall or
+    /// break mid-way, as a network's does.
+    pub fn from_pieces(pieces: crate::http::Chunks, length: Option<u64>) -> Self {
+        PlatformStream { source: Source::Chunks(pieces), length }
+    }
+
     /// Natively the bytes come in 64 KiB pieces, so chunk boundaries get exercised.
     pub fn into_chunks(self) -> crate::http::Chunks {
         use futures::StreamExt;

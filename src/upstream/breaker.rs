@@ -1,7 +1,10 @@
 //! Per-upstream circuit breaker: after `circuitBreakerThreshold` faults in a row (refused
 //! connections, timeouts, stalled bodies, 5xx, 429) the upstream is not asked for
 //! `circuitBreakerResetMs`, then one trial request goes through; a failed trial doubles the
-//! wait, up to a minute. State lives in the isolate, so it survives between the requests one
+//! wait, up to a minute. A body that stalls or breaks off comes after an answer that looked
+//! fine, so such faults are counted in a run of their own, which only a body delivered
+//! whole ends (known when the next answer with a body comes and no fault came before it):
+//! an upstream that answers its HEADs but stalls every body opens it too. State lives in the isolate, so it survives between the requests one
 //! isolate serves; each isolate learns on its own.
 
 use std::cell::RefCell;
@@ -11,7 +14,9 @@ use super::config::Resilience;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
-    Closed { failures: u32 },
+    /// `failures` in a row before any answer; `body_failures` of answers' bodies in a row;
+    /// `body_pending`: an answer with a body came and no fault of its body yet.
+    Closed { failures: u32, body_failures: u32, body_pending: bool },
     /// Calls are refused until `until_ms`; `reset_ms` doubles on every failed trial.
     Open { until_ms: f64, reset_ms: u64 },
     /// One trial request is out.
@@ -26,10 +31,12 @@ thread_local! {
 /// within a minute.
 pub const MAX_RESET_MS: u64 = 60 * 1000;
 
+const CLOSED: State = State::Closed { failures: 0, body_failures: 0, body_pending: false };
+
 fn with<R>(key: &str, f: impl FnOnce(&mut State) -> R) -> R {
     BREAKERS.with(|b| {
         let mut map = b.borrow_mut();
-        let state = map.entry(key.to_string()).or_insert(State::Closed { failures: 0 });
+        let state = map.entry(key.to_string()).or_insert(CLOSED);
         f(state)
     })
 }
@@ -47,17 +54,41 @@ pub fn allow(key: &str, now_ms: f64) -> bool {
     })
 }
 
-pub fn success(key: &str) {
-    with(key, |s| *s = State::Closed { failures: 0 });
-}
-
-pub fn failure(key: &str, now_ms: f64, cfg: &Resilience) {
+/// An answer came (`with_body`: a body still to be read): the faults in a row are over; and
+/// when the last answer's body came whole, so are the bodies' faults.
+pub fn success(key: &str, with_body: bool) {
     with(key, |s| {
         *s = match *s {
-            State::Closed { failures } if failures + 1 >= cfg.circuit_breaker_threshold.max(1) => {
-                State::Open { until_ms: now_ms + cfg.circuit_breaker_reset_ms as f64, reset_ms: cfg.circuit_breaker_reset_ms }
+            State::Closed { body_failures, body_pending, .. } => {
+                let body_failures = if with_body && body_pending { 0 } else { body_failures };
+                State::Closed { failures: 0, body_failures, body_pending: with_body || body_pending }
             }
-            State::Closed { failures } => State::Closed { failures: failures + 1 },
+            _ => State::Closed { failures: 0, body_failures: 0, body_pending: with_body },
+        }
+    });
+}
+
+/// A fault before any answer (refused, timed out, 5xx, 429).
+pub fn failure(key: &str, now_ms: f64, cfg: &Resilience) {
+    fail(key, now_ms, cfg, false);
+}
+
+/// A fault of an answer's body (stalled, broken off).
+pub fn body_failure(key: &str, now_ms: f64, cfg: &Resilience) {
+    fail(key, now_ms, cfg, true);
+}
+
+fn fail(key: &str, now_ms: f64, cfg: &Resilience, of_body: bool) {
+    with(key, |s| {
+        *s = match *s {
+            State::Closed { failures, body_failures, body_pending } => {
+                let (failures, body_failures) = if of_body { (failures, body_failures + 1) } else { (failures + 1, body_failures) };
+                if failures.max(body_failures) >= cfg.circuit_breaker_threshold.max(1) {
+                    State::Open { until_ms: now_ms + cfg.circuit_breaker_reset_ms as f64, reset_ms: cfg.circuit_breaker_reset_ms }
+                } else {
+                    State::Closed { failures, body_failures, body_pending: body_pending && !of_body }
+                }
+            }
             State::HalfOpen { reset_ms } | State::Open { reset_ms, .. } => {
                 let reset_ms = (reset_ms * 2).min(MAX_RESET_MS.max(cfg.circuit_breaker_reset_ms));
                 State::Open { until_ms: now_ms + reset_ms as f64, reset_ms }
@@ -96,8 +127,39 @@ mod tests {
         failure(k, 1000.0, &cfg);
         assert!(!allow(k, 2999.0), "reset time doubled");
         assert!(allow(k, 3000.0));
-        success(k);
+        success(k, false);
         assert_eq!(describe(k), "closed");
         assert!(allow(k, 3000.0));
+    }
+
+    #[test]
+    fn bodies_that_fail_in_a_row_open_it_whatever_answers_come_between() {
+        let cfg = Resilience { circuit_breaker_threshold: 3, circuit_breaker_reset_ms: 1000, ..Default::default() };
+        let k = "test-breaker-2";
+        for _ in 0..2 {
+            success(k, false);
+            success(k, true);
+            body_failure(k, 0.0, &cfg);
+        }
+        assert_eq!(describe(k), "closed");
+        success(k, false);
+        success(k, true);
+        body_failure(k, 0.0, &cfg);
+        assert_eq!(describe(k), "open", "three stalled bodies in a row, each after a good answer to a HEAD");
+        assert!(allow(k, 1000.0));
+        success(k, false);
+        // A body delivered whole in between ends the run.
+        for _ in 0..2 {
+            success(k, true);
+            body_failure(k, 1000.0, &cfg);
+        }
+        success(k, true);
+        success(k, true);
+        body_failure(k, 1000.0, &cfg);
+        assert_eq!(describe(k), "closed", "{:?}", with(k, |s| *s));
+        // Faults before any answer keep their own run: two of each do not open it.
+        failure(k, 1000.0, &cfg);
+        failure(k, 1000.0, &cfg);
+        assert_eq!(describe(k), "closed");
     }
 }

@@ -174,19 +174,26 @@ pub async fn fetch_one(platform: &Platform, u: &Upstream, resource: &str, req: U
     if !breaker::allow(&key, platform.now_ms()) {
         return Outcome::Failed(Failure::BreakerOpen);
     }
+    let head = req.method == Method::Head;
     let outcome = attempts(platform, u, resource, req).await;
     match &outcome {
-        Outcome::Failed(e) if e.is_fault() => record_fault(platform, u, e),
-        _ => breaker::success(&key),
+        Outcome::Failed(e) if e.is_fault() => count_fault(platform, u, e, breaker::failure),
+        Outcome::Answer(resp) => breaker::success(&key, !head && resp.status != 304),
+        _ => breaker::success(&key, false),
     }
     outcome
 }
 
 /// Counts a fault found after the answer came (a body that stalled or broke off) toward the
-/// upstream's circuit breaker, as `fetch_one` counts the faults it sees.
+/// upstream's circuit breaker, as `fetch_one` counts the faults it sees: the answer's
+/// success is withdrawn.
 pub fn record_fault(platform: &Platform, u: &Upstream, failure: &Failure) {
+    count_fault(platform, u, failure, breaker::body_failure);
+}
+
+fn count_fault(platform: &Platform, u: &Upstream, failure: &Failure, count: fn(&str, f64, &super::config::Resilience)) {
     let key = breaker_key(u);
-    breaker::failure(&key, platform.now_ms(), &u.resilience);
+    count(&key, platform.now_ms(), &u.resilience);
     crate::logging::log("warn", &format!("upstream {} failed: {failure} (breaker {})", u.id, breaker::describe(&key)));
 }
 

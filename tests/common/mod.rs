@@ -18,7 +18,7 @@ use base64::Engine;
 use edgeregistry::config::Config;
 use edgeregistry::http::{Method, Request, Response};
 use edgeregistry::platform::memory::MemoryPlatform;
-use edgeregistry::platform::KvStore;
+use edgeregistry::platform::{Clock, KvStore};
 use edgeregistry::storage::StorageHooks;
 use edgeregistry::App;
 use futures::executor::block_on;
@@ -64,9 +64,36 @@ impl Reg {
     /// Sends a request, then runs the background work it left (as `wait_until` would); work
     /// the response waits for (a gated body's cache fill) runs while it is read.
     pub fn send(&self, req: Request) -> Resp {
-        let resp = block_on(self.mem.background.run_until(send_async(&self.app, req)));
-        self.mem.background.run_all();
+        let (resp, _) = self.answer(req);
+        self.settle();
         resp
+    }
+
+    /// Sends a request and reads its response, with the background work running alongside;
+    /// also how long (on the platform's clock) it took. Background work unfinished then goes
+    /// on at the next request or [`Reg::settle`].
+    pub fn answer(&self, req: Request) -> (Resp, f64) {
+        self.answer_all(vec![req]).remove(0)
+    }
+
+    /// Sends the requests at once; each response with how long it took.
+    pub fn answer_all(&self, reqs: Vec<Request>) -> Vec<(Resp, f64)> {
+        let clock = self.mem.clock.clone();
+        let start = clock.now_ms();
+        let timed = reqs.into_iter().map(|req| {
+            let clock = clock.clone();
+            async move {
+                let resp = send_async(&self.app, req).await;
+                (resp, clock.now_ms() - start)
+            }
+        });
+        self.mem.background.run(futures::future::join_all(timed)).expect("a request waits for something no timer will bring")
+    }
+
+    /// Lets the background work finish, the clock moving as its timers say (what waits for
+    /// something no timer brings, a hung upstream's answer, stays queued).
+    pub fn settle(&self) {
+        self.mem.background.run_all();
     }
 
     /// Every object key under `prefix`.

@@ -11,7 +11,7 @@
 use edgeregistry::platform::Clock;
 
 use super::upstream::{Fault, FakeUpstream};
-use super::{admin, bearer, send_async, Reg, Resp};
+use super::{admin, bearer, Reg, Resp};
 use edgeregistry::http::{Method, Request};
 
 pub const UPSTREAM: &str = "https://up.example";
@@ -22,7 +22,11 @@ pub const TIMEOUT_MS: f64 = 5_000.0;
 pub const RETRY_DELAY_MS: f64 = 100.0;
 pub const BREAKER_THRESHOLD: usize = 3;
 pub const BREAKER_RESET_MS: f64 = 30_000.0;
-/// The pull-through deadline the bounded cases configure (`resilience.deadlineMs`).
+/// The pull-through deadline the deadline cases configure (`resilience.deadlineMs`).
+pub const DEADLINE_MS: f64 = 250.0;
+/// The longest a client with nothing cached waits for an upstream that never answers: every
+/// try (one and `maxRetries`) times out, with the backoff between them.
+pub const GIVE_UP_MS: f64 = 3.0 * TIMEOUT_MS + RETRY_DELAY_MS + 2.0 * RETRY_DELAY_MS;
 
 /// The upstream settings every mirror in the suite runs with; `extra_resilience` is added to
 /// the resilience object (e.g. `"deadlineMs":500`).
@@ -286,13 +290,15 @@ pub fn negative_entries_expire<M: Mirror>() {
 }
 
 /// Fails one request per fault (documents `down0`, `down1`, …: `circuitBreakerThreshold`
-/// of them), then checks that the breaker is open: the upstream is back and serves `alpha`,
-/// yet the mirror answers 502 without asking it.
+/// of them, which the upstream has), then checks that the breaker is open: the upstream is
+/// back and serves `alpha`, yet the mirror answers 502 without asking it.
 fn open_breaker(m: &impl Mirror, faults: &[Fault]) {
     assert_eq!(faults.len(), BREAKER_THRESHOLD);
     for (i, fault) in faults.iter().enumerate() {
+        let name = format!("down{i}");
+        m.upstream_serves(&name, 1);
         m.upstream().go_down(fault.clone());
-        assert_eq!(m.document(&format!("down{i}")).status, 502);
+        assert_eq!(m.document(&name).status, 502, "{fault:?}");
     }
     m.upstream().recover();
     m.upstream_serves("alpha", 1);
@@ -347,29 +353,86 @@ pub fn purge_through_the_admin_api<M: Mirror>() {
     assert_eq!(m.reg().send(bearer(Request::new(Method::Delete, &m.purge_path("alpha")), &user)).status, 403);
 }
 
-/// Simultaneous misses of one document and one blob reach the upstream once each.
-/// (The in-memory platform answers at once, so natively they run one after the other and
-/// this holds through the cache; overlapping fetches are the Worker's, tests/e2e_*_proxy.rs.)
+/// Simultaneous misses of one document and one blob reach the upstream once each. The
+/// document's upstream answers after a second, so all four requests wait on one fetch.
+/// (The blob's answers at once, so natively those run one after the other and this holds
+/// through the cache; overlapping blob fetches are the Worker's, tests/e2e_*_proxy.rs.)
 pub fn simultaneous_misses_fetch_once<M: Mirror>() {
     let m = M::start("");
     m.upstream_serves("alpha", 1);
-    let app = &m.reg().app;
-    let docs: Vec<Resp> = futures::executor::block_on(futures::future::join_all((0..4).map(|_| send_async(app, m.document_request("alpha")))));
-    m.reg().mem.background.run_all();
-    assert!(docs.iter().all(|r| r.status == 200), "{docs:?}");
+    m.upstream().fail(&m.document_path("alpha"), Fault::Delay(1000), 1);
+    let docs = m.reg().answer_all((0..4).map(|_| m.document_request("alpha")).collect());
+    m.reg().settle();
+    assert!(docs.iter().all(|(r, took)| r.status == 200 && *took == 1000.0), "{docs:?}");
     assert_eq!(m.upstream().calls_to(&m.document_path("alpha")), 1);
-    let blobs: Vec<Resp> = futures::executor::block_on(futures::future::join_all((0..4).map(|_| send_async(app, m.blob_request("alpha")))));
-    m.reg().mem.background.run_all();
-    assert!(blobs.iter().all(|r| r.status == 200 && r.body == m.blob_bytes("alpha")), "{blobs:?}");
+    let blobs = m.reg().answer_all((0..4).map(|_| m.blob_request("alpha")).collect());
+    m.reg().settle();
+    assert!(blobs.iter().all(|(r, _)| r.status == 200 && r.body == m.blob_bytes("alpha")), "{blobs:?}");
     assert_eq!(m.upstream().calls_to(&m.blob_path("alpha")), 1);
 }
 
 // ------------------------------------------------ bounds (issue 10 item 6)
 
-// The deadline (a client with a cached copy is answered within `deadlineMs` whatever the
-// upstream does) needs timers that wait while other work runs, which the `ManualClock` of
-// these cases does not have (a timer moves it at once): tests/upstream_engine_native.rs
-// checks it on a virtual clock.
+/// A client with a copy past its TTL and stale window is answered with it (STALE) within
+/// `deadlineMs` while the upstream hangs, several at once as well; each refresh goes on in
+/// the background, and the upstream being back by its retry updates the cache.
+pub fn a_hung_upstream_never_holds_a_cached_copy_past_the_deadline<M: Mirror>() {
+    let m = M::start(&format!(r#""deadlineMs":{DEADLINE_MS}"#));
+    let names = ["alpha", "beta", "gamma"];
+    for name in names {
+        m.upstream_serves(name, 1);
+        document_is(&m, name, "MISS");
+    }
+    m.reg().mem.clock.advance(TTL_MS + STALE_MS + 1.0);
+    for name in names {
+        m.upstream_serves(name, 2);
+    }
+    m.upstream().go_down(Fault::Hang);
+    let answers = m.reg().answer_all(names.iter().map(|name| m.document_request(name)).collect());
+    for (name, (r, took)) in names.iter().zip(&answers) {
+        assert_eq!((r.status, cache_state(r)), (200, Some("STALE")), "{name}: {r:?}");
+        assert_eq!(m.generation(r), 1, "{name}: the expired copy");
+        assert_eq!(*took, DEADLINE_MS, "{name}: answered at the deadline, not after the upstream's timeouts");
+    }
+    // Back while the first tries still hang: their timeouts end them, the retries succeed.
+    m.upstream().recover();
+    m.reg().settle();
+    for name in names {
+        let path = m.document_path(name);
+        assert_eq!(m.upstream().calls_to(&path), 3, "{name}: the miss, the hung try, its retry");
+        assert_eq!(gaps(&m, &path).last(), Some(&(TIMEOUT_MS + RETRY_DELAY_MS)), "{name}: retried once the timeout passed");
+        let fresh = document_is(&m, name, "HIT");
+        assert_eq!(m.generation(&fresh), 2, "{name}: the refresh updated the cache");
+    }
+}
+
+/// With nothing cached a client gets a 502 no later than the tries, their timeouts and the
+/// backoff between them allow: a hung upstream costs every timeout, a refused connection
+/// only the backoff, a stalled body at most every timeout.
+pub fn with_nothing_cached_an_error_comes_within_the_timeouts_and_retries<M: Mirror>() {
+    for (fault, bound) in [(Fault::Hang, GIVE_UP_MS), (Fault::Refused, 3.0 * RETRY_DELAY_MS), (Fault::StallBody, GIVE_UP_MS)] {
+        let m = M::start("");
+        m.upstream_serves("alpha", 1);
+        m.upstream().go_down(fault.clone());
+        let (r, took) = m.reg().answer(m.document_request("alpha"));
+        assert_eq!(r.status, 502, "{fault:?}: {r:?}");
+        assert!(took <= bound, "{fault:?}: took {took} ms, more than {bound}");
+        if fault != Fault::StallBody {
+            assert_eq!(took, bound, "{fault:?}: every try");
+            assert_eq!(m.upstream().calls_to(&m.document_path("alpha")), 3, "{fault:?}: one try and two retries");
+        }
+        assert_eq!(m.cached("alpha"), Vec::<String>::new(), "{fault:?}: nothing cached");
+    }
+}
+
+/// Refused connections count as failures and open the breaker; so do bodies that stall after
+/// their headers came (OCI: after a HEAD that was answered well).
+pub fn refused_connections_and_stalled_bodies_open_the_breaker<M: Mirror>() {
+    for fault in [Fault::Refused, Fault::StallBody] {
+        let m = M::start("");
+        open_breaker(&m, &[fault.clone(), fault.clone(), fault]);
+    }
+}
 
 /// Answers that say "not here, not like that" (405) are the client's business: they never
 /// open the breaker.
@@ -498,6 +561,18 @@ macro_rules! conformance {
                 #[test]
                 fn a_probe_after_the_reset_closes_the_breaker() {
                     suite::a_probe_after_the_reset_closes_the_breaker::<$mirror>();
+                }
+                #[test]
+                fn a_hung_upstream_never_holds_a_cached_copy_past_the_deadline() {
+                    suite::a_hung_upstream_never_holds_a_cached_copy_past_the_deadline::<$mirror>();
+                }
+                #[test]
+                fn with_nothing_cached_an_error_comes_within_the_timeouts_and_retries() {
+                    suite::with_nothing_cached_an_error_comes_within_the_timeouts_and_retries::<$mirror>();
+                }
+                #[test]
+                fn refused_connections_and_stalled_bodies_open_the_breaker() {
+                    suite::refused_connections_and_stalled_bodies_open_the_breaker::<$mirror>();
                 }
             }
         }

@@ -4,19 +4,19 @@
 //!
 //! The fault vocabulary is the end-to-end `FaultProxy`'s (tests/common/e2e/upstreams.rs):
 //! a flipped byte, a truncated body, a status (with `Retry-After`), a delay; natively also a
-//! hang, a redirect, and delays measured on the `ManualClock`.
+//! hang, a refused connection, a body that stalls, a redirect. Time is the platform's
+//! `ManualClock`, whose timers wait: a delay or a hang costs the client what its own timers
+//! (timeouts, deadline, backoff) allow, while other work goes on.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 
 use edgeregistry::http::{Body, Headers, Method, PlatformStream, Request, Response};
 use edgeregistry::platform::memory::{ManualClock, MemoryPlatform};
-use edgeregistry::platform::Clock;
+use edgeregistry::platform::{Clock, StoreError, StoreResult};
 use futures::future::LocalBoxFuture;
+use futures::{FutureExt, StreamExt};
 use serde_json::Value;
 
 use super::builders::headers_of;
@@ -32,7 +32,7 @@ pub struct Answer {
 
 impl Answer {
     pub fn status(status: u16) -> Answer {
-        Answer::bytes(status, "application/json", b"{\"error\":\"scripted\"}".to_vec())
+        Answer::json(status, &serde_json::json!({"error": format!("upstream says {status}")}))
     }
 
     pub fn json(status: u16, v: &Value) -> Answer {
@@ -64,10 +64,11 @@ pub enum Fault {
     Status { status: u16, retry_after: Option<u64> },
     /// Never answers.
     Hang,
-    /// Answers once the `ManualClock` has moved this many milliseconds past the request.
-    /// The `ManualClock` moves when a timer is set, not while one runs: the client's timeout
-    /// timer is set (and the clock moved) before the request arrives, so against it any
-    /// delay is a timeout; what else moves the clock (a deadline, the test) decides the rest.
+    /// The connection is refused: the fetch fails as the network's does, with no response.
+    Refused,
+    /// The status and headers come, then half the body, then nothing more, ever.
+    StallBody,
+    /// Answers this many milliseconds (on the platform's clock) after the request.
     Delay(u64),
     /// Sends the client on to `location` with this 3xx status.
     Redirect { status: u16, location: String },
@@ -92,7 +93,7 @@ pub struct Call {
     pub path: String,
     pub headers: Headers,
     pub body: Vec<u8>,
-    /// The `ManualClock` when it arrived.
+    /// The platform's clock when it arrived.
     pub at_ms: f64,
 }
 
@@ -127,7 +128,7 @@ struct State {
 #[derive(Clone)]
 pub struct FakeUpstream {
     state: Rc<RefCell<State>>,
-    clock: Rc<ManualClock>,
+    clock: ManualClock,
 }
 
 /// The path and query of an absolute URL (the URL itself when it has none).
@@ -141,9 +142,9 @@ fn path_of(url: &str) -> String {
 impl FakeUpstream {
     /// A fake upstream that is the platform's whole network from now on.
     pub fn install(mem: &MemoryPlatform) -> FakeUpstream {
-        let up = FakeUpstream { state: Rc::default(), clock: mem.clock.clone() };
+        let up = FakeUpstream { state: Rc::default(), clock: (*mem.clock).clone() };
         let me = up.clone();
-        mem.fetcher.set_async_handler(move |url, req| me.handle(url, req));
+        mem.fetcher.set_network(move |url, req| me.handle(url, req));
         up
     }
 
@@ -199,7 +200,7 @@ impl FakeUpstream {
         self.state.borrow().calls.iter().filter(|c| c.url.contains(needle)).count()
     }
 
-    fn handle(&self, url: &str, req: Request) -> LocalBoxFuture<'static, Response> {
+    fn handle(&self, url: &str, req: Request) -> LocalBoxFuture<'static, StoreResult<Response>> {
         let path = path_of(url);
         let now = self.clock.now_ms();
         let (fault, answer, stream) = {
@@ -213,16 +214,10 @@ impl FakeUpstream {
         let answer = answer.unwrap_or_else(|| Answer::json(404, &serde_json::json!({"error": "not found"})));
         let response = respond(&req, answer, fault.as_ref(), stream);
         match fault {
-            Some(Fault::Hang) => Box::pin(futures::future::pending()),
-            Some(Fault::Delay(ms)) => {
-                let until = now + ms as f64;
-                let clock = self.clock.clone();
-                Box::pin(async move {
-                    ClockPassed { clock, until }.await;
-                    response
-                })
-            }
-            _ => Box::pin(futures::future::ready(response)),
+            Some(Fault::Hang) => futures::future::pending().boxed_local(),
+            Some(Fault::Refused) => futures::future::ready(Err(StoreError::backend(format!("connection refused: {url}")))).boxed_local(),
+            Some(Fault::Delay(ms)) => self.clock.sleep(ms).map(move |_| Ok(response)).boxed_local(),
+            _ => futures::future::ready(Ok(response)).boxed_local(),
         }
     }
 }
@@ -250,33 +245,20 @@ fn respond(req: &Request, answer: Answer, fault: Option<&Fault>, stream: bool) -
     }
     let full = answer.body.len();
     let mut body = answer.body;
-    if fault == Some(&Fault::Truncate) {
+    if matches!(fault, Some(Fault::Truncate | Fault::StallBody)) {
         body.truncate(full / 2);
     }
     let mut response = Response { status: answer.status, headers: headers_of(answer.headers), body: Body::Empty };
     response.headers.set("Content-Length", full.to_string());
     if req.method != Method::Head {
-        response.body = if stream { Body::Stream(PlatformStream::from_bytes(body)) } else { Body::Bytes(body) };
+        response.body = match fault {
+            Some(Fault::StallBody) => {
+                let never_more = futures::stream::pending();
+                Body::Stream(PlatformStream::from_pieces(futures::stream::iter([Ok(body)]).chain(never_more).boxed_local(), Some(full as u64)))
+            }
+            _ if stream => Body::Stream(PlatformStream::from_bytes(body)),
+            _ => Body::Bytes(body),
+        };
     }
     response
-}
-
-/// Ready once the clock reaches `until`; polled again until then (the client's own timers
-/// on the `ManualClock` move it).
-struct ClockPassed {
-    clock: Rc<ManualClock>,
-    until: f64,
-}
-
-impl Future for ClockPassed {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.clock.now_ms() >= self.until {
-            Poll::Ready(())
-        } else {
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
 }
