@@ -89,10 +89,15 @@ fn fail(key: &str, now_ms: f64, cfg: &Resilience, of_body: bool) {
                     State::Closed { failures, body_failures, body_pending: body_pending && !of_body }
                 }
             }
-            State::HalfOpen { reset_ms } | State::Open { reset_ms, .. } => {
+            // The trial failed: wait twice as long.
+            State::HalfOpen { reset_ms } => {
                 let reset_ms = (reset_ms * 2).min(MAX_RESET_MS.max(cfg.circuit_breaker_reset_ms));
                 State::Open { until_ms: now_ms + reset_ms as f64, reset_ms }
             }
+            // A request that set out before the breaker opened: it says nothing new, and
+            // must not push the next trial further away (dozens of hung requests ending at
+            // once would otherwise keep a recovered upstream shut out).
+            open @ State::Open { .. } => open,
         }
     })
 }
@@ -109,6 +114,21 @@ pub fn describe(key: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_of_requests_older_than_the_opening_do_not_extend_it() {
+        let cfg = Resilience { circuit_breaker_threshold: 2, circuit_breaker_reset_ms: 1000, ..Default::default() };
+        let k = "test-breaker-stragglers";
+        failure(k, 0.0, &cfg);
+        failure(k, 0.0, &cfg);
+        assert_eq!(describe(k), "open");
+        for t in [100.0, 500.0, 900.0] {
+            failure(k, t, &cfg);
+        }
+        assert!(allow(k, 1000.0), "the trial comes when it was due");
+        failure(k, 1000.0, &cfg);
+        assert!(!allow(k, 2999.0) && allow(k, 3000.0), "a failed trial doubles the wait");
+    }
 
     #[test]
     fn opens_after_threshold_then_half_opens_and_backs_off() {
