@@ -13,6 +13,7 @@
 #
 # Usage: bash bench/faults.sh
 #   BENCH_PACKAGES=100 BENCH_ROUNDS=2 BENCH_TTL_S=2 BENCH_STALE_S=2 BENCH_DEADLINE_MS= (engine default)
+#   BENCH_MODES="healthy down error hang"  the upstream behaviours measured (healthy first: the others are ratios to it)
 #   BENCH_SKIP_BUILD=1  use build/worker as it is
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
@@ -68,13 +69,14 @@ RESILIENCE='"timeoutMs":30000,"maxRetries":3'
 [ -n "$DEADLINE_MS" ] && RESILIENCE+=",\"deadlineMs\":$DEADLINE_MS"
 NPM_UP="{\"upstreams\":[{\"id\":\"origin\",\"url\":\"http://127.0.0.1:$FAULT_PORT\"}],\
 \"cache\":{\"defaultTtlSeconds\":$TTL_S,\"staleMaxAgeSeconds\":$STALE_S},\"resilience\":{$RESILIENCE}}"
-MODES=(healthy down error hang)
+read -r -a MODES <<<"${BENCH_MODES:-healthy down error hang}"
 declare -A T
 for m in "${MODES[@]}"; do T[$m]=""; done
 
 say "2. warm npm install x$PACKAGES with expired metadata: $ROUNDS rounds over ${MODES[*]}"
 for r in $(seq 1 "$ROUNDS"); do
-  order=("${MODES[@]}"); [ $((r % 2)) = 0 ] && order=(hang error down healthy)
+  order=("${MODES[@]}")
+  if [ $((r % 2)) = 0 ]; then order=(); for ((k = ${#MODES[@]} - 1; k >= 0; k--)); do order+=("${MODES[k]}"); done; fi
   for m in "${order[@]}"; do
     # A fresh Worker per mode (its breaker closed), its cache warmed through a healthy upstream.
     start_worker faults "NPM_UPSTREAMS:$NPM_UP"; W_URL=$URL; W_PG=$PG

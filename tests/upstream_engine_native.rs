@@ -140,6 +140,38 @@ fn a_hung_upstream_never_holds_requests_with_cached_copies_past_the_configured_d
     assert_eq!(w.calls(), calls, "breaker open: no call");
 }
 
+/// A client that resolves dependencies one after the other (npm does) must not pay the
+/// deadline for every document while the upstream hangs: once one refresh kept a client past
+/// the deadline, the upstream lags, and documents with a cached copy are served at once until
+/// it answers again.
+#[test]
+fn once_an_upstream_lags_the_next_cached_documents_are_served_without_waiting() {
+    let w = World::new(json!({"deadlineMs": 400}));
+    let names: Vec<String> = (0..5).map(|i| format!("serial{i}")).collect();
+    for n in &names {
+        w.publish_upstream(n, &["1.0.0"]);
+        assert_eq!(w.get(n).0.status, 200);
+    }
+    w.advance(EXPIRED);
+    w.mode(Some(Fault::Hang));
+    let took: Vec<f64> = names.iter().map(|n| w.get(n)).map(|(r, took)| {
+        assert_eq!((r.status, r.header("x-cache")), (200, Some("STALE")), "{r:?}");
+        took
+    }).collect();
+    assert_eq!(took, [400.0, 0.0, 0.0, 0.0, 0.0], "the first waits out the deadline, the rest do not wait");
+    // Back to health: the first answer ends the lag, and a slow refresh is waited for again.
+    w.mode(None);
+    w.settle();
+    w.advance(EXPIRED);
+    w.publish_upstream("serial0", &["1.0.0", "2.0.0"]);
+    let (r, took) = w.get("serial0");
+    assert_eq!((r.header("x-cache"), latest(&r).as_str(), took), (Some("MISS"), "2.0.0", 0.0), "{r:?}");
+    w.advance(EXPIRED);
+    w.mode(Some(Fault::Delay(300)));
+    let (r, took) = w.get("serial1");
+    assert_eq!((r.header("x-cache"), took), (Some("MISS"), 300.0), "within the deadline: waited for: {r:?}");
+}
+
 #[test]
 fn with_nothing_cached_the_client_waits_for_the_upstream_but_the_breaker_keeps_that_short() {
     let w = World::new(json!({}));

@@ -25,6 +25,23 @@ enum State {
 
 thread_local! {
     static BREAKERS: RefCell<HashMap<String, State>> = RefCell::new(HashMap::new());
+    /// Upstreams that let a client's deadline pass, or failed, since they last answered:
+    /// until when (ms) a client with a cached copy is answered from it at once.
+    static LAGGING: RefCell<HashMap<String, f64>> = RefCell::new(HashMap::new());
+}
+
+/// The upstream kept a client waiting past its deadline, or failed: until it answers again
+/// (or `for_ms` pass), clients with a cached copy get it without waiting. A breaker needs
+/// `circuitBreakerThreshold` faults, and a hung upstream gives its first one only after its
+/// timeout: meanwhile every document would cost a client the whole deadline, one after the
+/// other for a client that resolves dependencies one by one. Cold misses still ask.
+pub fn lagging(key: &str, now_ms: f64, for_ms: u64) {
+    LAGGING.with(|l| l.borrow_mut().insert(key.to_string(), now_ms + for_ms as f64));
+}
+
+/// Whether a client with a cached copy should not wait for this upstream now.
+pub fn is_lagging(key: &str, now_ms: f64) -> bool {
+    LAGGING.with(|l| l.borrow().get(key).is_some_and(|until| now_ms < *until))
 }
 
 /// Longest the open period grows to by doubling: an upstream that came back is tried again
@@ -57,6 +74,7 @@ pub fn allow(key: &str, now_ms: f64) -> bool {
 /// An answer came (`with_body`: a body still to be read): the faults in a row are over; and
 /// when the last answer's body came whole, so are the bodies' faults.
 pub fn success(key: &str, with_body: bool) {
+    LAGGING.with(|l| l.borrow_mut().remove(key));
     with(key, |s| {
         *s = match *s {
             State::Closed { body_failures, body_pending, .. } => {
@@ -79,6 +97,7 @@ pub fn body_failure(key: &str, now_ms: f64, cfg: &Resilience) {
 }
 
 fn fail(key: &str, now_ms: f64, cfg: &Resilience, of_body: bool) {
+    lagging(key, now_ms, cfg.timeout_ms);
     with(key, |s| {
         *s = match *s {
             State::Closed { failures, body_failures, body_pending } => {
@@ -114,6 +133,19 @@ pub fn describe(key: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upstream_lags_until_it_answers_or_the_time_passes() {
+        let k = "test-breaker-lagging";
+        assert!(!is_lagging(k, 0.0));
+        lagging(k, 0.0, 1000);
+        assert!(is_lagging(k, 999.0) && !is_lagging(k, 1000.0));
+        lagging(k, 0.0, 1000);
+        success(k, true);
+        assert!(!is_lagging(k, 1.0), "an answer ends it");
+        failure(k, 0.0, &Resilience { timeout_ms: 50, ..Default::default() });
+        assert!(is_lagging(k, 49.0) && !is_lagging(k, 50.0), "a fault starts it");
+    }
 
     #[test]
     fn failures_of_requests_older_than_the_opening_do_not_extend_it() {

@@ -197,7 +197,7 @@ fn count_fault(platform: &Platform, u: &Upstream, failure: &Failure, count: fn(&
     crate::logging::log("warn", &format!("upstream {} failed: {failure} (breaker {})", u.id, breaker::describe(&key)));
 }
 
-fn breaker_key(u: &Upstream) -> String {
+pub fn breaker_key(u: &Upstream) -> String {
     format!("{}|{}", u.id, u.url)
 }
 

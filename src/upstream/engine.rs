@@ -202,8 +202,22 @@ impl Engine {
         selected.iter().find(|u| u.id == id).or(selected.first()).map(|u| u.cache.clone()).unwrap_or_default()
     }
 
+    /// How long a client with a cached copy of `name` waits for a refresh: the deadline, or
+    /// nothing while the upstream lags (see `breaker::lagging`).
     fn deadline_ms(&self, name: &str) -> u64 {
-        self.upstreams.select(name).first().map(|u| u.resilience.deadline_ms).unwrap_or_else(|| super::config::Resilience::default().deadline_ms)
+        let now = self.platform.now_ms();
+        match self.upstreams.select(name).first() {
+            Some(u) if super::breaker::is_lagging(&client::breaker_key(u), now) => 0,
+            Some(u) => u.resilience.deadline_ms,
+            None => super::config::Resilience::default().deadline_ms,
+        }
+    }
+
+    /// The refresh of `name` kept a client past its deadline: its upstream lags.
+    fn missed_deadline(&self, name: &str) {
+        if let Some(u) = self.upstreams.select(name).first() {
+            super::breaker::lagging(&client::breaker_key(u), self.platform.now_ms(), u.resilience.timeout_ms);
+        }
     }
 
     // ---- documents ----
@@ -272,6 +286,7 @@ impl Engine {
                 }
                 Err(unfinished) => {
                     crate::logging::log("warn", &format!("serving stale {key}: no answer within the deadline"));
+                    self.missed_deadline(name);
                     platform.background.spawn(unfinished.map(drop).boxed_local());
                     return served(stale, CacheStatus::Stale, fallback);
                 }
