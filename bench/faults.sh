@@ -35,13 +35,6 @@ BENCH_PASSWORD="bench-password-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
 ADMIN_TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 JWT_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 
-while read -r v; do unset "$v"; done < <(compgen -e | grep -i '^npm_config_' || true)
-export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
-
-rm -rf "$WORK"
-mkdir -p "$WORK" "$LOGS"
-: > "$LOGS/npm.log"
-
 BENCH_NAME=bench/faults.sh
 source "$ROOT/bench/lib/common.sh"
 source "$ROOT/bench/lib/servers.sh"

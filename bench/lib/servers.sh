@@ -1,6 +1,15 @@
 # Servers and clients shared by the pull-through benchmarks (bench/proxy.sh, bench/faults.sh).
 # The caller sets ROOT, WORK, LOGS, ADMIN_TOKEN, JWT_SECRET, WRANGLER_DEV, VERDACCIO_BIN,
-# REGISTRY_BIN and PACKAGES, and sources bench/lib/common.sh first.
+# REGISTRY_BIN and PACKAGES, and sources bench/lib/common.sh first. Sourcing it empties WORK.
+
+# Settings inherited from `npm run` or the shell must not redirect the npm clients used here.
+while read -r v; do unset "$v"; done < <(compgen -e | grep -i '^npm_config_' || true)
+export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
+
+rm -rf "$WORK"
+mkdir -p "$WORK" "$LOGS"
+: > "$LOGS/npm.log"
+
 USED_PORTS=" "
 new_port() { # a free port not handed out before in this run
   local p

@@ -44,7 +44,7 @@ fn code_of(e: &Error) -> &'static str {
 }
 
 /// The error body container clients read.
-pub fn body(code: &str, message: &str) -> serde_json::Value {
+fn body(code: &str, message: &str) -> serde_json::Value {
     json!({"errors": [{"code": code, "message": message, "detail": null}]})
 }
 

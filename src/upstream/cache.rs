@@ -99,20 +99,17 @@ pub async fn purge(store: &dyn ObjectStore, prefix: &str) -> StoreResult<usize> 
 
 /// `purge`, for the keys whose part after `prefix` passes `wanted`.
 pub async fn purge_where(store: &dyn ObjectStore, prefix: &str, wanted: impl Fn(&str) -> bool) -> StoreResult<usize> {
-    let mut gone = 0;
-    let mut cursor = None;
-    loop {
-        let page = store.list(prefix, crate::platform::ListOptions { cursor, ..Default::default() }).await?;
-        let keys: Vec<String> = page.objects.into_iter().map(|o| o.key).filter(|k| wanted(k.strip_prefix(prefix).unwrap_or_default())).collect();
-        gone += keys.len();
-        if !keys.is_empty() {
-            store.delete(&keys).await?;
-        }
-        match page.cursor {
-            Some(c) => cursor = Some(c),
-            None => return Ok(gone),
-        }
+    let keys: Vec<String> = crate::platform::list_all(store, prefix)
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| wanted(k.strip_prefix(prefix).unwrap_or_default()))
+        .collect();
+    // One listing first, then the deletes: deleting while paging could move the cursor.
+    for batch in keys.chunks(1000) {
+        store.delete(batch).await?;
     }
+    Ok(keys.len())
 }
 
 /// A refresh's result: how the document now stands, or why the upstreams failed.
