@@ -116,11 +116,15 @@ fn tarball_is_verified_cached_and_then_served_without_the_upstream() {
         assert_eq!(r.header("x-cache"), Some("MISS"));
         assert_eq!(r.body, tgzs[0].1);
         assert_eq!(r.header("content-length"), Some(tgzs[0].1.len().to_string().as_str()));
+        // Immutable, but never `public`: shared caches must not reuse answers to requests
+        // that carried credentials (RFC 9111 §3.5).
+        assert_eq!(r.header("cache-control"), Some("max-age=31536000, immutable"), "streamed={streamed}");
         assert_eq!(reg.keys_with("npm/cache/lodash/-/"), vec!["npm/cache/lodash/-/lodash-4.17.21.tgz".to_string()]);
         up.forget(&format!("{UPSTREAM}/lodash/-/lodash-4.17.21.tgz"));
         let hit = reg.send(Request::new(Method::Get, "/npm/lodash/-/lodash-4.17.21.tgz"));
         assert_eq!(hit.header("x-cache"), Some("HIT"));
         assert_eq!(hit.body, tgzs[0].1, "streamed={streamed}");
+        assert_eq!(hit.header("cache-control"), r.header("cache-control"));
     }
 }
 

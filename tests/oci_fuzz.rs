@@ -10,7 +10,7 @@ use common::*;
 use edgeregistry::http::{Method, Request};
 use edgeregistry::oci::manifest::Manifest;
 use edgeregistry::oci::names::{valid_repository, valid_tag, Algorithm, Digest};
-use edgeregistry::oci::{parse_range, parse_route, proxy, upload};
+use edgeregistry::oci::{parse_range, parse_route, tag_list, upload};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -188,7 +188,7 @@ proptest! {
     #[test]
     fn upstream_tag_lists_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048), doc in json_value(), name in "[a-z]{1,8}(/[a-z]{1,8})?") {
         for input in [bytes, serde_json::to_vec(&doc).unwrap(), serde_json::to_vec(&json!({"name": "x", "tags": doc})).unwrap()] {
-            if let Ok(out) = proxy::tag_list(&input, &name) {
+            if let Ok(out) = tag_list::rewrite(&input, &name) {
                 let v: Value = serde_json::from_slice(&out).expect("the rewritten list is JSON");
                 prop_assert_eq!(&v["name"], &json!(name));
                 prop_assert!(v["tags"].as_array().unwrap().iter().all(|t| t.as_str().is_some_and(valid_tag)));
@@ -201,7 +201,7 @@ proptest! {
         let mut all: Vec<Value> = tags.iter().map(|t| json!(t)).collect();
         all.extend(junk.iter().filter(|j| !valid_tag(j)).map(|j| json!(j)));
         let input = serde_json::to_vec(&json!({"name": "library/x", "tags": all, "extra": {"a": [1]}})).unwrap();
-        let out: Value = serde_json::from_slice(&proxy::tag_list(&input, "x").unwrap()).unwrap();
+        let out: Value = serde_json::from_slice(&tag_list::rewrite(&input, "x").unwrap()).unwrap();
         prop_assert_eq!(out, json!({"name": "x", "tags": tags}));
     }
 

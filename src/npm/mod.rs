@@ -11,6 +11,7 @@ pub mod jobs;
 mod module;
 pub mod names;
 pub mod packument;
+mod passthrough;
 pub mod proxy;
 pub mod rewrite;
 pub mod search;
@@ -107,7 +108,13 @@ impl Ctx<'_> {
         let ctx = crate::upstream::ResolveContext { protocol: Protocol::Npm, resource, resource_type, actor: &self.actor };
         let upstreams = self.app.upstreams.resolve(&ctx).await?;
         let p = proxy::NpmProxy::new(self.app.platform.clone(), upstreams, self.registry_url.clone());
-        (matches!(resource_type, "audit" | "search") || p.serves_name(resource)).then_some(p)
+        p.serves_name(resource).then_some(p)
+    }
+
+    /// The upstreams for a request about no one package (search, audit).
+    async fn upstreams(&self, resource_type: &str) -> Option<std::rc::Rc<crate::upstream::ProtocolUpstreams>> {
+        let ctx = crate::upstream::ResolveContext { protocol: Protocol::Npm, resource: "", resource_type, actor: &self.actor };
+        self.app.upstreams.resolve(&ctx).await
     }
 
     /// Hosted first (the packument key exists): where a request for `name` goes. `absent`:
@@ -232,8 +239,8 @@ pub async fn handle(app: &App, req: Request, path: &str) -> Result<Response> {
             // The pass-through reveals what the caller depends on and spends the registry's
             // upstream credentials: the same read right as package data, before any body.
             ctx.check_read_any()?;
-            match ctx.proxy("", "audit").await {
-                Some(p) => p.audit(req, path).await,
+            match ctx.upstreams("audit").await {
+                Some(u) => passthrough::audit(&ctx.app.platform, &u, req, path).await,
                 None => Err(Error::not_found("npm audit needs an upstream registry")),
             }
         }
@@ -900,10 +907,10 @@ async fn search(ctx: &Ctx<'_>, req: &Request) -> Result<Response> {
     }
     let mut result = search::search(candidates, &text, size, from, &ctx.app.platform.now_iso());
     // A merged view: hosted results first, then the upstream's for names not hosted here.
-    let Some(p) = ctx.proxy("", "search").await else {
+    let Some(upstreams) = ctx.upstreams("search").await else {
         return Ok(Response::json(200, &result));
     };
-    match p.merge_search(&mut result, &text, size, from, &hosted).await {
+    match passthrough::merge_search(&ctx.app.platform, &upstreams, &mut result, &text, size, from, &hosted).await {
         Ok(()) => Ok(Response::json(200, &result)),
         // The hosted results (perhaps none) still answer; npm prints an `npm-notice` header
         // as `npm notice …`, so the user learns the list is partial. A 5xx would say it too,

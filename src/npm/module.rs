@@ -40,7 +40,7 @@ impl ProtocolModule for Npm {
 
     async fn purge_cache(&self, app: &App, name: &str) -> crate::error::Result<usize> {
         let name = PackageName::parse(name, true).ok_or_else(|| Error::invalid(format!("invalid package name {name:?}")))?;
-        Ok(crate::upstream::cache::purge(&*app.platform.store, &super::proxy::cache_prefix(&name)).await?)
+        Ok(crate::upstream::cache::purge(&*app.platform.store, &super::names::keys::cache_prefix(&name)).await?)
     }
 
     async fn admin_owners(&self, app: &App, name: &str, new: Option<Vec<String>>) -> crate::error::Result<Vec<String>> {

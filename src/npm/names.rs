@@ -81,7 +81,7 @@ impl PackageName {
 /// jobs never spell a key or its content type and `Cache-Control` themselves.
 pub mod keys {
     use super::PackageName;
-    use crate::storage::key::{Key, ObjectKind, ARTIFACT, JSON_DOCUMENT, MARKER};
+    use crate::storage::key::{Key, ObjectKind, ARTIFACT, JSON_DOCUMENT, JSON_RECORD, MARKER};
 
     pub const PACKAGES: &str = "npm/packages/";
     /// Listing this prefix is the search index (one marker per hosted package).
@@ -104,6 +104,33 @@ pub mod keys {
 
     pub fn search_marker(name: &PackageName) -> Key {
         Key::new(format!("{SEARCH_PREFIX}{name}"), SEARCH_MARKER)
+    }
+
+    /// Everything the pull-through cache keeps for a package lives under this prefix (its
+    /// purge removes the prefix).
+    pub fn cache_prefix(name: &PackageName) -> String {
+        format!("npm/cache/{name}/")
+    }
+
+    /// The cache entry (freshness, validators, where the data is) of one packument variant
+    /// (`full`, `abbreviated`).
+    pub fn cache_entry(name: &PackageName, variant: &str) -> Key {
+        Key::new(format!("{}{variant}.entry.json", cache_prefix(name)), JSON_RECORD)
+    }
+
+    /// Where the cached data of a packument variant is written (one object per refresh).
+    pub fn cache_data_prefix(name: &PackageName, variant: &str) -> String {
+        format!("{}{variant}", cache_prefix(name))
+    }
+
+    /// Which upstream served the package's tarballs, with their checksums.
+    pub fn cache_dist_index(name: &PackageName) -> Key {
+        Key::new(format!("{}dist.json", cache_prefix(name)), JSON_RECORD)
+    }
+
+    /// A tarball kept by the pull-through cache.
+    pub fn cached_tarball(name: &PackageName, filename: &str) -> Key {
+        Key::new(format!("{}-/{filename}", cache_prefix(name)), TARBALL)
     }
 }
 

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use futures::future::{FutureExt, LocalBoxFuture};
 use futures::StreamExt;
 
-use super::names::PackageName;
+use super::names::{keys, PackageName};
 use super::packument::ABBREVIATED_MEDIA_TYPE;
 use super::rewrite::{DistRecord, Rewriter};
 use crate::error::{Error, Result};
@@ -66,25 +66,12 @@ impl Variant {
 }
 
 fn entry_key(name: &PackageName, v: Variant) -> String {
-    format!("npm/cache/{name}/{}.entry.json", v.as_str())
-}
-
-fn dist_key(name: &PackageName) -> String {
-    format!("npm/cache/{name}/dist.json")
-}
-
-pub fn tarball_key(name: &PackageName, file: &str) -> String {
-    format!("npm/cache/{name}/-/{file}")
-}
-
-/// Everything under which a package's cached copies live.
-pub fn cache_prefix(name: &PackageName) -> String {
-    format!("npm/cache/{name}/")
+    keys::cache_entry(name, v.as_str()).path
 }
 
 /// Forgets the cached copies of `name`: its first hosted publish calls this.
 pub async fn purge_for_hosted(store: &dyn crate::platform::ObjectStore, name: &PackageName) -> crate::platform::StoreResult<usize> {
-    crate::upstream::engine::purge_for_hosted(store, "npm", name.as_str(), &cache_prefix(name)).await
+    crate::upstream::engine::purge_for_hosted(store, "npm", name.as_str(), &keys::cache_prefix(name)).await
 }
 
 /// The largest upstream packument kept (the biggest on npmjs are a few hundred MB).
@@ -98,7 +85,7 @@ struct DistIndex {
 }
 
 /// npm's errors for the engine's failures, in npm's `{"error": …}` shape.
-struct NpmAdapter;
+pub(super) struct NpmAdapter;
 
 impl Adapter for NpmAdapter {
     fn not_found(&self, _what: &str) -> Error {
@@ -184,7 +171,7 @@ impl NpmProxy {
             headers.set("Accept", variant.accept());
             UpstreamRequest { method: Method::Get, url: format!("{}/{}", u.url, name.escaped()), headers, body: None }
         };
-        let data_prefix = format!("npm/cache/{name}/{}", variant.as_str());
+        let data_prefix = keys::cache_data_prefix(name, variant.as_str());
         let storing = (data_prefix.as_str(), variant.content_type(), MAX_PACKUMENT);
         let rewriter = || Rewriter::new(name, &self.registry_url);
         let NewCopy { upstream, entry, old, output: records } = match engine.fetch_document(&key, name.as_str(), request, storing, rewriter).await? {
@@ -195,7 +182,7 @@ impl NpmProxy {
         let index = DistIndex { upstream: upstream.id.clone(), files: records };
         let store_failed = |e: String| Failures::one(&upstream.id, Failure::Store(e));
         let index_body = serde_json::to_vec(&index).map_err(|e| store_failed(e.to_string()))?;
-        self.platform.store.put(&dist_key(name), Body::Bytes(index_body), PutOptions::default()).await.map_err(|e| store_failed(e.to_string()))?;
+        self.platform.store.put(keys::cache_dist_index(name).as_str(), Body::Bytes(index_body), PutOptions::default()).await.map_err(|e| store_failed(e.to_string()))?;
         let entry = Entry { extra: BTreeMap::from([("base".to_string(), self.registry_url.clone())]), ..entry };
         engine.replace(&key, &entry, old).await?;
         Ok(CacheStatus::Miss)
@@ -270,14 +257,14 @@ impl NpmProxy {
 
     /// The cached copy of a tarball, if there is one.
     pub async fn cached_tarball(&self, req: &Request, name: &PackageName, file: &str) -> Result<Option<Response>> {
-        let key = tarball_key(name, file);
+        let key = keys::cached_tarball(name, file);
         let store = &self.platform.store;
         if req.method == Method::Head {
-            let Ok(Some(meta)) = store.head(&key).await else { return Ok(None) };
+            let Ok(Some(meta)) = store.head(key.as_str()).await else { return Ok(None) };
             let upstream = meta.custom.get("upstream").cloned().unwrap_or_default();
             return Ok(Some(mark(super::tarball_response(Response::new(200), &meta), CacheStatus::Hit, &upstream)));
         }
-        let Some(obj) = store.get(&key, None).await? else { return Ok(None) };
+        let Some(obj) = store.get(key.as_str(), None).await? else { return Ok(None) };
         let upstream = obj.meta.custom.get("upstream").cloned().unwrap_or_default();
         let mut r = super::tarball_response(Response::new(200), &obj.meta);
         r.body = obj.body;
@@ -286,7 +273,7 @@ impl NpmProxy {
 
     /// A tarball that is not cached: from its upstream, verified into the cache on the way.
     pub async fn fetch_tarball(&self, req: &Request, name: &PackageName, file: &str) -> Result<Response> {
-        let key = tarball_key(name, file);
+        let key = keys::cached_tarball(name, file);
         let engine = self.engine();
         let (upstream_id, record) = self.dist_record(name, file).await.ok_or_else(|| NpmAdapter.not_found(file))?;
         let upstream = engine.upstream(name.as_str(), &upstream_id).ok_or_else(|| NpmAdapter.not_found(file))?;
@@ -301,10 +288,9 @@ impl NpmProxy {
             Outcome::Failed(e) => return Err(failed(e)),
         };
         let respond = |body: Body, length: Option<u64>| {
-            let mut r = Response::new(200)
-                .with_header("Content-Type", "application/octet-stream")
-                .with_header("Content-Encoding", "identity")
-                .with_header("Cache-Control", "public, max-age=31536000, immutable");
+            let mut r = key.cache_headers(Response::new(200))
+                .with_header("Content-Type", key.kind.content_type)
+                .with_header("Content-Encoding", "identity");
             if let Some(n) = length {
                 r = r.with_header("Content-Length", n.to_string());
             }
@@ -314,12 +300,12 @@ impl NpmProxy {
         if req.method == Method::Head {
             return Ok(respond(Body::Empty, response.body.known_length()));
         }
-        let blob = Blob { key: key.clone(), checksum: expected_checksum(&record), marker: None, label: format!("{name}/{file}") };
-        match engine.keep_blob(&upstream, blob, "application/octet-stream", response.body).await.map_err(|why| NpmAdapter.failed(&why))? {
+        let blob = Blob { key: key.path.clone(), checksum: expected_checksum(&record), marker: None, label: format!("{name}/{file}") };
+        match engine.keep_blob(&upstream, blob, key.kind.content_type, response.body).await.map_err(|why| NpmAdapter.failed(&why))? {
             Kept::Streaming { body, length } => Ok(respond(body, length)),
             // Served from the verified copy, which R2 streams.
             Kept::Stored(_) => {
-                let obj = self.platform.store.get(&key, None).await?.ok_or_else(|| Error::upstream("cached tarball vanished"))?;
+                let obj = self.platform.store.get(key.as_str(), None).await?.ok_or_else(|| Error::upstream("cached tarball vanished"))?;
                 Ok(respond(obj.body, Some(obj.meta.size)))
             }
         }
@@ -330,7 +316,7 @@ impl NpmProxy {
     async fn dist_record(&self, name: &PackageName, file: &str) -> Option<(String, DistRecord)> {
         let store = self.platform.store.clone();
         let lookup = || async {
-            let obj = store.get(&dist_key(name), None).await.ok()??;
+            let obj = store.get(keys::cache_dist_index(name).as_str(), None).await.ok()??;
             let bytes = obj.body.read_capped(64 * 1024 * 1024).await.ok()?;
             let index: DistIndex = serde_json::from_slice(&bytes).ok()?;
             let rec = index.files.get(file)?.clone();
@@ -347,92 +333,6 @@ impl NpmProxy {
         }
         self.refresh_collapsed(name, Variant::Abbreviated).await.ok()?;
         lookup().await
-    }
-
-    // ---- search ----
-
-    /// Appends the first upstream's search results for names not hosted here (and that the
-    /// upstream may serve) to `result`, up to `size` objects. The upstream failing (no
-    /// answer, an error status, a body that is not a search result) is an
-    /// [`Kind::Upstream`](crate::error::Kind::Upstream) error and leaves `result` as it is;
-    /// the caller decides whether the hosted results alone answer.
-    pub async fn merge_search(&self, result: &mut serde_json::Value, text: &str, size: usize, from: usize, hosted: &std::collections::BTreeSet<String>) -> crate::error::Result<()> {
-        let Some(mut upstream) = self.upstreams.upstreams.iter().find(|u| u.enabled).cloned() else { return Ok(()) };
-        // Search is a nicety: one quick try, no retries, rather than a slow answer.
-        upstream.resilience.max_retries = 0;
-        upstream.resilience.timeout_ms = upstream.resilience.timeout_ms.min(5000);
-        let have = result["objects"].as_array().map(Vec::len).unwrap_or(0);
-        if have >= size {
-            return Ok(());
-        }
-        let hosted_total = result["total"].as_u64().unwrap_or(0) as usize;
-        // Past the hosted results, the upstream's pages continue where they left off.
-        let upstream_from = from.saturating_sub(hosted_total);
-        let q = |v: &str| percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string();
-        let url = format!("{}/-/v1/search?text={}&size={}&from={upstream_from}", upstream.url, q(text), size - have);
-        let mut headers = Headers::new();
-        headers.set("Accept", "application/json");
-        let request = UpstreamRequest { method: Method::Get, url, headers, body: None };
-        let failed = |why: String| crate::error::Error::upstream(format!("the search of upstream {} failed: {why}", upstream.id));
-        let resp = match fetch_one(&self.platform, &upstream, "-search", request).await {
-            Outcome::Answer(resp) => resp,
-            Outcome::NotFound => return Err(failed("it has no search".into())),
-            Outcome::Rejected(r) => return Err(failed(format!("status {}", r.status))),
-            Outcome::Failed(e) => return Err(failed(e.to_string())),
-        };
-        let bytes = resp.body.read_capped(8 * 1024 * 1024).await.map_err(|e| failed(e.to_string()))?;
-        let found = serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| failed(format!("unreadable answer: {e}")))?;
-        let extra: Vec<serde_json::Value> = found
-            .get("objects")
-            .and_then(serde_json::Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|o| {
-                let name = o.pointer("/package/name").and_then(serde_json::Value::as_str).unwrap_or_default();
-                !name.is_empty() && !hosted.contains(name) && upstream.admits(name)
-            })
-            .take(size - have)
-            .cloned()
-            .collect();
-        if let Some(objects) = result.get_mut("objects").and_then(serde_json::Value::as_array_mut) {
-            objects.extend(extra);
-        }
-        let upstream_total = found.get("total").and_then(serde_json::Value::as_u64).unwrap_or(0) as usize;
-        if let Some(fields) = result.as_object_mut() {
-            fields.insert("total".into(), serde_json::json!(hosted_total.saturating_add(upstream_total)));
-        }
-        Ok(())
-    }
-
-    // ---- npm audit ----
-
-    /// Passes `/-/npm/v1/security/*` to the first upstream (nothing is cached). What the
-    /// upstream answers, client errors included, goes back to the client as it is.
-    pub async fn audit(&self, req: Request, path: &str) -> Result<Response> {
-        let upstream = self.engine().first().ok_or_else(|| Error::not_found("no upstream for audits"))?;
-        let mut headers = Headers::new();
-        for h in ["content-type", "content-encoding", "accept", "npm-command"] {
-            if let Some(v) = req.header(h) {
-                headers.set(h, v.to_string());
-            }
-        }
-        let method = req.method;
-        let body = req.body.read_capped(8 * 1024 * 1024).await?;
-        let request = UpstreamRequest { method, url: format!("{}{path}", upstream.url), headers, body: Some(body) };
-        match fetch_one(&self.platform, &upstream, "-audit", request).await {
-            Outcome::Answer(r) | Outcome::Rejected(r) => {
-                let mut out = Response::new(r.status);
-                for h in ["content-type", "content-encoding"] {
-                    if let Some(v) = r.headers.get(h) {
-                        out = out.with_header(h, v);
-                    }
-                }
-                out.body = r.body;
-                Ok(mark(out, CacheStatus::Miss, &upstream.id))
-            }
-            Outcome::NotFound => Err(NpmAdapter.not_found(path)),
-            Outcome::Failed(e) => Err(NpmAdapter.failed(&Failures::one(&upstream.id, e))),
-        }
     }
 }
 

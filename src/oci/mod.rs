@@ -14,6 +14,7 @@ pub mod manifest;
 mod module;
 pub mod names;
 pub mod proxy;
+pub mod tag_list;
 pub mod token;
 pub mod upload;
 

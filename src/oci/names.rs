@@ -287,7 +287,7 @@ impl Hasher {
 /// are those stored data was written under: they never change.
 pub mod keys {
     use super::{Digest, Repository};
-    use crate::storage::key::{cache_control, Key, ObjectKind, MARKER};
+    use crate::storage::key::{cache_control, Key, ObjectKind, JSON_RECORD, MARKER};
 
     /// Blob bytes: immutable, but served with `max-age` only, never `public`: blobs of
     /// private repositories are answered to requests with `Authorization`, which a shared
@@ -342,6 +342,26 @@ pub mod keys {
     /// Zero bytes saying the repository is hosted here; its owners are in its custom metadata.
     pub fn repository(repo: &Repository) -> Key {
         Key::new(format!("{REPOSITORIES}{repo}"), MARKER)
+    }
+    /// The pull-through cache's copies (`repo` is a validated repository name). Blobs are
+    /// shared by digest; a repository may serve one only through its link.
+    pub fn cached_blob(d: &Digest) -> Key {
+        Key::new(format!("oci/cache/blobs/{}/{}", d.algorithm().name(), d.hex()), BLOB)
+    }
+    pub fn cached_link(repo: &str, d: &Digest) -> Key {
+        Key::new(format!("{}{}", cache_prefix("links", repo), d.key_part()), MARKER)
+    }
+    /// A cached manifest; it keeps the media type its upstream served it as.
+    pub fn cached_manifest(repo: &str, d: &Digest) -> Key {
+        Key::new(format!("{}{}", cache_prefix("manifests", repo), d.key_part()), manifest_kind(crate::oci::MANIFEST_MEDIA_TYPE))
+    }
+    /// The cache entry of a tag: which digest it pointed to, when, from which upstream.
+    pub fn cached_tag_entry(repo: &str, tag: &str) -> Key {
+        Key::new(format!("{}{tag}.entry.json", cache_prefix("tags", repo)), JSON_RECORD)
+    }
+    /// Where the cache keeps one `kind` (`tags`, `manifests`, `links`) of `repo`'s objects.
+    pub fn cache_prefix(kind: &str, repo: &str) -> String {
+        format!("oci/cache/{kind}/{repo}/")
     }
     pub fn upload_tail(upload: &str, n: u64) -> Key {
         Key::new(format!("oci/uploads/{upload}/tail-{n}"), UPLOAD_DATA)

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use futures::future::{FutureExt, LocalBoxFuture};
 
 use super::errors::{BLOB_UNKNOWN, DIGEST_INVALID, MANIFEST_UNKNOWN, NAME_UNKNOWN, TAG_INVALID, UNAVAILABLE};
-use super::names::{valid_tag, Digest};
+use super::names::{keys, valid_tag, Digest};
 use super::{blob_response, manifest_response, Ctx, MANIFEST_MEDIA_TYPE, MAX_MANIFEST};
 use crate::error::{Error, Result};
 use crate::http::{Body, Headers, Method, Request, Response};
@@ -33,22 +33,6 @@ application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.v2+json, \
 application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.5";
 
-mod keys {
-    use super::Digest;
-
-    pub fn manifest(repo: &str, d: &Digest) -> String {
-        format!("oci/cache/manifests/{repo}/{}", d.key_part())
-    }
-    pub fn tag_entry(repo: &str, tag: &str) -> String {
-        format!("oci/cache/tags/{repo}/{tag}.entry.json")
-    }
-    pub fn blob(d: &Digest) -> String {
-        format!("oci/cache/blobs/{}/{}", d.algorithm().name(), d.hex())
-    }
-    pub fn link(repo: &str, d: &Digest) -> String {
-        format!("oci/cache/links/{repo}/{}", d.key_part())
-    }
-}
 
 /// Forgets what the cache kept for `repo` (its tags, manifests and blob links; the blobs
 /// themselves are shared by digest and stay); returns how many objects went. Nested
@@ -56,7 +40,7 @@ mod keys {
 pub async fn purge_repository(store: &dyn crate::platform::ObjectStore, repo: &str) -> crate::platform::StoreResult<usize> {
     let mut gone = 0;
     for kind in ["tags", "manifests", "links"] {
-        let prefix = format!("oci/cache/{kind}/{repo}/");
+        let prefix = keys::cache_prefix(kind, repo);
         gone += cache::purge_where(store, &prefix, |rest| !rest.contains('/')).await?;
     }
     Ok(gone)
@@ -134,7 +118,7 @@ impl OciProxy {
             return Err(TAG_INVALID.err(format!("invalid tag {reference:?}")));
         }
         let refresh = || self.refresh_collapsed(name, reference);
-        match self.engine.document(&keys::tag_entry(name, reference), name, || async { None }, refresh).await {
+        match self.engine.document(&keys::cached_tag_entry(name, reference), name, || async { None }, refresh).await {
             Ok(doc) => self.serve_tag(req, name, reference, &doc.entry, doc.status).await,
             Err(DocumentError::Store(e)) => Err(OciAdapter.unavailable(&Failures::one("cache", Failure::Store(e)))),
             Err(DocumentError::Upstream(why)) => Err(OciAdapter.failed(&why)),
@@ -145,12 +129,12 @@ impl OciProxy {
     fn refresh_collapsed(&self, name: &str, tag: &str) -> LocalBoxFuture<'static, Refresh> {
         let (this, n, t) = (self.clone(), name.to_string(), tag.to_string());
         let work = async move { this.refresh_tag(&n, &t).await }.boxed_local();
-        self.engine.refresh(&keys::tag_entry(name, tag), ("oci", name.to_string(), tag.to_string()), work)
+        self.engine.refresh(&keys::cached_tag_entry(name, tag), ("oci", name.to_string(), tag.to_string()), work)
     }
 
     /// HEAD the tag upstream; fetch the manifest by digest only when it moved.
     async fn refresh_tag(&self, name: &str, tag: &str) -> Refresh {
-        let key = keys::tag_entry(name, tag);
+        let key = keys::cached_tag_entry(name, tag);
         let old = cache::load(&*self.platform().store, &key).await.ok().flatten().filter(|e| e.status == 200);
         let selected = self.engine.select(name);
         let tail = format!("manifests/{tag}");
@@ -177,7 +161,7 @@ impl OciProxy {
         };
         let entry = Entry {
             extra: BTreeMap::from([("digest".to_string(), digest.to_string())]),
-            ..self.engine.entry(&upstream, keys::manifest(name, &digest))
+            ..self.engine.entry(&upstream, keys::cached_manifest(name, &digest).path)
         };
         self.engine.save(&key, &entry).await?;
         Ok(status)
@@ -186,7 +170,7 @@ impl OciProxy {
     /// Makes sure the manifest is cached (from `upstream`, or the first that has it): how it
     /// was served and by which upstream, or `None` when no upstream has it.
     async fn manifest_by_digest(&self, name: &str, digest: &Digest, upstream: Option<&Upstream>) -> std::result::Result<Option<(CacheStatus, String)>, Failures> {
-        let key = keys::manifest(name, digest);
+        let key = keys::cached_manifest(name, digest);
         if let Ok(Some(meta)) = self.platform().store.head(&key).await {
             return Ok(Some((CacheStatus::Hit, meta.custom.get("upstream").cloned().unwrap_or_default())));
         }
@@ -241,7 +225,7 @@ impl OciProxy {
             checksum: Some(digest.checksum()),
             condition: None,
         };
-        match self.platform().store.put(&keys::manifest(name, &digest), Body::Bytes(bytes), opts).await {
+        match self.platform().store.put(&keys::cached_manifest(name, &digest), Body::Bytes(bytes), opts).await {
             Ok(PutOutcome::Stored(_)) => Ok(Some(digest)),
             Ok(other) => Err(Failure::Store(format!("manifest refused by the cache: {other:?}"))),
             Err(e) => Err(Failure::Store(e.to_string())),
@@ -258,7 +242,7 @@ impl OciProxy {
     }
 
     async fn serve_manifest(&self, req: &Request, name: &str, digest: &Digest, status: CacheStatus, upstream: &str) -> Result<Response> {
-        let key = keys::manifest(name, digest);
+        let key = keys::cached_manifest(name, digest);
         let store = &self.platform().store;
         let found = if req.method == Method::Head {
             store.head(&key).await?.map(|m| (m, Body::Empty))
@@ -275,8 +259,8 @@ impl OciProxy {
 
     pub async fn blob(&self, ctx: &Ctx<'_>, req: &Request, name: &str, digest: &Digest) -> Result<Response> {
         let store = self.platform().store.clone();
-        let key = keys::blob(digest);
-        let link = keys::link(name, digest);
+        let key = keys::cached_blob(digest);
+        let link = keys::cached_link(name, digest);
         let (meta, linked) = futures::join!(store.head(&key), store.head(&link));
         if let (Ok(Some(meta)), Ok(linked)) = (meta, linked) {
             let upstream = meta.custom.get("upstream").cloned().unwrap_or_default();
@@ -303,7 +287,7 @@ impl OciProxy {
         });
         let respond = |body: Body| {
             let mut r = Response::new(200)
-                .with_header("Content-Type", "application/octet-stream")
+                .with_header("Content-Type", key.kind.content_type)
                 .with_header("Docker-Content-Digest", digest.to_string())
                 .with_header("ETag", format!("\"{digest}\""))
                 .with_header("Content-Encoding", "identity");
@@ -316,8 +300,8 @@ impl OciProxy {
         if req.method == Method::Head {
             return Ok(respond(Body::Empty));
         }
-        let blob = Blob { key: key.clone(), checksum: Some(digest.checksum()), marker: Some(link), label: format!("{name}@{digest}") };
-        match self.engine.keep_blob(&upstream, blob, "application/octet-stream", resp.body).await.map_err(|why| OciAdapter.failed(&why))? {
+        let blob = Blob { key: key.path.clone(), checksum: Some(digest.checksum()), marker: Some(link.path), label: format!("{name}@{digest}") };
+        match self.engine.keep_blob(&upstream, blob, key.kind.content_type, resp.body).await.map_err(|why| OciAdapter.failed(&why))? {
             Kept::Streaming { body, .. } => Ok(respond(body)),
             Kept::Stored(meta) => Ok(mark(blob_response(ctx, req, name, digest, &key, &meta).await?, CacheStatus::Miss, &upstream.id)),
         }
@@ -350,84 +334,9 @@ impl OciProxy {
             Fetched::Unavailable(why) => return Err(OciAdapter.failed(&why)),
         };
         let failed = |f: Failure| OciAdapter.failed(&Failures::one(&upstream.id, f));
-        let bytes = self.engine.read_body(&upstream, response.body, MAX_TAG_LIST).await.map_err(failed)?;
-        let body = tag_list(&bytes, name).map_err(|e| failed(Failure::Invalid(format!("malformed tag list: {e}"))))?;
+        let bytes = self.engine.read_body(&upstream, response.body, super::tag_list::MAX_UPSTREAM).await.map_err(failed)?;
+        let body = super::tag_list::rewrite(&bytes, name).map_err(|e| failed(Failure::Invalid(format!("malformed tag list: {e}"))))?;
         drop(bytes);
         Ok(mark(Response::bytes(200, "application/json", body), CacheStatus::Miss, &upstream.id))
     }
-}
-
-/// The largest upstream tag list passed on (it is held twice: as read and as rewritten).
-pub const MAX_TAG_LIST: u64 = 8 * 1024 * 1024;
-
-/// An upstream's tag list (`{"name": …, "tags": [...]}`, distribution spec "Listing Tags") as
-/// this registry answers it: named as the client named the repository, with the tags that are
-/// valid tags. Anything else upstream (an array, tags that are not strings) is an error, not a
-/// panic; the tags are copied as they are read, never held as a tree.
-pub fn tag_list(bytes: &[u8], name: &str) -> Result<Vec<u8>, String> {
-    use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-    use std::borrow::Cow;
-    use std::fmt;
-
-    /// Appends each valid tag to the output as a JSON string.
-    struct Tags<'o>(&'o mut Vec<u8>);
-    impl<'de> DeserializeSeed<'de> for Tags<'_> {
-        type Value = ();
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-            d.deserialize_any(self)
-        }
-    }
-    impl<'de> Visitor<'de> for Tags<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("an array of tags")
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-            Ok(()) // `"tags": null`: none
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            while let Some(tag) = seq.next_element::<Cow<'de, str>>()? {
-                if !valid_tag(&tag) {
-                    continue;
-                }
-                if self.0.last() != Some(&b'[') {
-                    self.0.push(b',');
-                }
-                // A valid tag needs no escaping.
-                self.0.push(b'"');
-                self.0.extend_from_slice(tag.as_bytes());
-                self.0.push(b'"');
-            }
-            Ok(())
-        }
-    }
-
-    struct List<'o>(&'o mut Vec<u8>);
-    impl<'de> Visitor<'de> for List<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a tag list object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            let mut seen = false;
-            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                if key == "tags" && !seen {
-                    seen = true;
-                    map.next_value_seed(Tags(&mut *self.0))?;
-                } else {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-            Ok(())
-        }
-    }
-
-    let mut out = serde_json::to_vec(&serde_json::json!({ "name": name })).map_err(|e| e.to_string())?;
-    out.pop(); // the closing brace
-    out.extend_from_slice(b",\"tags\":[");
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    de.deserialize_map(List(&mut out)).map_err(|e| super::manifest::excerpt(&e.to_string(), 200))?;
-    de.end().map_err(|e| e.to_string())?;
-    out.extend_from_slice(b"]}");
-    Ok(out)
 }

@@ -77,6 +77,14 @@ impl std::fmt::Display for Key {
     }
 }
 
+/// A key reads as its path wherever a store takes `&str`.
+impl std::ops::Deref for Key {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.path
+    }
+}
+
 impl AsRef<str> for Key {
     fn as_ref(&self) -> &str {
         &self.path

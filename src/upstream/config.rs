@@ -171,6 +171,12 @@ impl ProtocolUpstreams {
         }
         self.upstreams.iter().filter(|u| u.enabled && u.admits(resource)).collect()
     }
+
+    /// The first enabled upstream, whatever the name (pass-through endpoints: npm search and
+    /// audit).
+    pub fn first(&self) -> Option<Upstream> {
+        self.upstreams.iter().find(|u| u.enabled).cloned()
+    }
 }
 
 /// Glob as in scope rules: `*` is any run of characters but `/`, `**` any run at all, `?` one

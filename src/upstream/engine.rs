@@ -192,7 +192,7 @@ impl Engine {
 
     /// The first enabled upstream, whatever the name (pass-through endpoints: npm audit).
     pub fn first(&self) -> Option<Upstream> {
-        self.upstreams.upstreams.iter().find(|u| u.enabled).cloned()
+        self.upstreams.first()
     }
 
     /// The cache policy an entry from upstream `id` is kept under (the first upstream's when
