@@ -199,3 +199,43 @@ fn a_second_worker_is_an_upstream_too() {
     let again = request("GET", &tgz, None, &[], None);
     assert_eq!((again.status, again.header("x-cache")), (200, Some("MISS")));
 }
+
+/// The npm client's own commands on a mirrored package: `npm dist-tag ls` reads the upstream's
+/// tags, and `npm search` lists hosted and upstream results, then, with the upstream's search
+/// failing, the hosted ones with a notice that npm prints.
+#[test]
+fn npm_dist_tag_ls_and_search_through_the_mirror() {
+    let upstream = Worker::start(&[]);
+    let corp = upstream.user_with_token("corp", json!({}));
+    publish(&upstream.npm_registry(), &corp, "@corp/searchlib", "3.1.4", &[]);
+    publish(&upstream.npm_registry(), &corp, "@corp/searchlib", "4.0.0-rc.1", &[]);
+    // The second publish moved `latest`; point it back and tag the candidate `next`.
+    for (tag, version) in [("latest", "3.1.4"), ("next", "4.0.0-rc.1")] {
+        let url = format!("{}-/package/@corp%2fsearchlib/dist-tags/{tag}", upstream.npm_registry());
+        let r = request("PUT", &url, Some(&corp), &[("content-type", "application/json")], Some(format!("\"{version}\"").into_bytes()));
+        assert!(r.status < 300, "dist-tag {tag}: {} {}", r.status, r.text());
+    }
+    let proxy = FaultProxy::start(&format!("{}/npm", upstream.url));
+    let mirror = Worker::start(&[("NPM_UPSTREAMS", &upstreams_var(&proxy.url))]);
+    let registry = mirror.npm_registry();
+    let dev = mirror.user_with_token("dev", json!({}));
+    publish(&registry, &dev, "hosted-searchlib", "1.0.0", &[]);
+
+    let s = Scratch::new();
+    let (done, out) = s.run(".", &npm(), &["dist-tag", "ls", "@corp/searchlib", "--registry", &registry], None);
+    assert!(done, "npm dist-tag ls of a mirrored package: {out}");
+    assert!(out.contains("latest: 3.1.4") && out.contains("next: 4.0.0-rc.1"), "{out}");
+
+    let search = ["search", "searchlib", "--registry", registry.as_str(), "--parseable"];
+    let (done, out) = s.run(".", &npm(), &search, None);
+    assert!(done, "npm search: {out}");
+    assert!(out.contains("hosted-searchlib") && out.contains("@corp/searchlib"), "hosted and upstream results: {out}");
+
+    proxy.set(Fault::Status { status: 500, retry_after: None, count: 100 });
+    let (done, out) = s.run(".", &npm(), &search, None);
+    proxy.set(Fault::None);
+    assert!(done, "npm search with the upstream's search failing: {out}");
+    assert!(out.contains("hosted-searchlib"), "the hosted results still answer: {out}");
+    assert!(!out.contains("@corp/searchlib"), "{out}");
+    assert!(out.contains("npm notice") && out.contains("only packages hosted here are listed"), "npm tells the user the list is partial: {out}");
+}

@@ -132,6 +132,8 @@ fn search_with_hosted_matches_and_the_upstream_failing_answers_them_with_a_notic
     // npm prints this header as `npm notice …`.
     let notice = r.header("npm-notice").unwrap_or_else(|| panic!("a notice that the list is partial: {r:?}"));
     assert!(notice.contains("only packages hosted here"), "{notice}");
+    // npm prints notices only of answers it does not keep, and a partial list is not kept.
+    assert_eq!(r.header("cache-control"), Some("no-store"));
 }
 
 #[test]

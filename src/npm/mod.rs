@@ -914,10 +914,14 @@ async fn search(ctx: &Ctx<'_>, req: &Request) -> Result<Response> {
         Ok(()) => Ok(Response::json(200, &result)),
         // The hosted results (perhaps none) still answer; npm prints an `npm-notice` header
         // as `npm notice …`, so the user learns the list is partial. A 5xx would say it too,
-        // but npm retries those for over a minute before printing anything.
+        // but npm retries those for over a minute before printing anything. npm prints the
+        // notice only for an answer it does not keep in its HTTP cache (npm-registry-fetch
+        // skips it when `x-local-cache` is set), and a partial list should not be kept anyway.
         Err(e) => {
             log::log("warn", &format!("npm search: {}", e.detail));
-            Ok(Response::json(200, &result).with_header("npm-notice", format!("{}; only packages hosted here are listed", e.detail)))
+            Ok(Response::json(200, &result)
+                .with_header("npm-notice", format!("{}; only packages hosted here are listed", e.detail))
+                .with_header("Cache-Control", "no-store"))
         }
     }
 }
