@@ -5,7 +5,7 @@
 # alternating short rounds (A B B A A B …), so a busy machine slows both alike; the ratio of
 # each pair is printed and their median summarised. No timing assertions.
 #   bash bench/ab.sh OTHER_CHECKOUT
-#   BENCH_ROUNDS=8 BENCH_REQUESTS=1000 BENCH_CONCURRENCY=16 BENCH_PACKAGES=50
+#   BENCH_ROUNDS=8 BENCH_REQUESTS=1000 BENCH_CONCURRENCY=16 BENCH_PACKAGES=50 BENCH_KINDS="packument tarball"
 #   BENCH_SKIP_BUILD=1  use build/worker of this checkout as it is
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
@@ -76,7 +76,7 @@ load() { # LABEL KIND → requests per second
     --header "Accept: $ACCEPT_ABBREV" "${urls[@]}" | json_field rps
 }
 say "$ROUNDS alternating rounds of $REQUESTS GETs, concurrency $CONCURRENCY"
-for kind in packument tarball; do
+for kind in ${BENCH_KINDS:-packument tarball}; do
   ratios=()
   for ((r = 0; r < ROUNDS; r++)); do
     if ((r % 2 == 0)); then a=$(load A $kind); b=$(load B $kind); else b=$(load B $kind); a=$(load A $kind); fi
