@@ -3,6 +3,7 @@
 //! `scripts/test.sh` builds the Worker and installs the clients before these tests run.
 //! A test file takes it with `mod common; use common::e2e::*;` (the builders come along).
 
+pub mod pypi;
 pub mod upstreams;
 
 pub use super::builders::*;
