@@ -86,15 +86,7 @@ pub fn py_run(s: &Scratch, cwd: &str, program: &Path, args: &[&str], env: &[(&st
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let out = cmd.output().unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
-    let text = format!(
-        "$ {} {}\n{}{}",
-        program.display(),
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    transcript(program, args, &cmd.output().unwrap_or_else(|e| panic!("spawn {}: {e}", program.display())))
 }
 
 /// The wheel and sdist of a test project.
