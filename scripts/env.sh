@@ -8,3 +8,5 @@ export ESBUILD_BIN="$ROOT/miniflare/node_modules/@esbuild/linux-x64/bin/esbuild"
 export WRANGLER="$ROOT/miniflare/node_modules/.bin/wrangler"
 export WRANGLER_SEND_METRICS=false
 export CI_TELEMETRY_DISABLED=1
+# The Python clients and peer servers of the PyPI tests (scripts/setup-python.sh).
+export PYPI_TOOLS="${PYPI_TOOLS:-/opt/pypi-tools}"

@@ -58,6 +58,8 @@ if [ ! -x /opt/oci-tools/bin/oras ] || [ ! -x /opt/oci-tools/bin/crane ]; then
   bash scripts/install-oci-tools.sh /opt/oci-tools
 fi
 
+bash scripts/setup-python.sh
+
 # npm packages: wrangler/miniflare and the JS clients the tests drive. Reinstall when the
 # lockfile changed since the last install.
 stamp=miniflare/node_modules/.lock-stamp

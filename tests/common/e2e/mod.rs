@@ -3,6 +3,7 @@
 //! `scripts/test.sh` builds the Worker and installs the clients before these tests run.
 //! A test file takes it with `mod common; use common::e2e::*;` (the builders come along).
 
+pub mod pypi;
 pub mod upstreams;
 
 pub use super::builders::*;
@@ -259,16 +260,20 @@ impl Scratch {
         if let Some(input) = stdin {
             child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
         }
-        let out = child.wait_with_output().unwrap();
-        let text = format!(
-            "$ {} {}\n{}{}",
-            program.display(),
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        transcript(program, args, &child.wait_with_output().unwrap())
     }
+}
+
+/// A finished client run as (success, the command line and everything it printed).
+pub fn transcript(program: &Path, args: &[&str], out: &std::process::Output) -> (bool, String) {
+    let text = format!(
+        "$ {} {}\n{}{}",
+        program.display(),
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }
 
 pub fn npm() -> PathBuf {
