@@ -241,37 +241,50 @@ struct PypiProxy {
     registry_url: String,
 }
 
-/// Points each file of an upstream page (fetched from `page_url`) at this registry.
+/// The URL this registry (at `registry_url`, the protocol's base URL) serves a file of
+/// `project` at, given its entry from the upstream's page with an absolute `url`; `None`
+/// for a link that cannot be one (not http(s), or a file name that is not the URL's last
+/// segment, which the file handler checks).
+pub fn file_url(registry_url: &str, project: &str, f: &FileEntry) -> Option<String> {
+    let mut absolute = url::Url::parse(&f.url).ok()?;
+    absolute.set_fragment(None);
+    let safe_name = !f.filename.is_empty() && f.filename != "." && f.filename != ".." && !f.filename.contains(['/', '\\']) && !f.filename.chars().any(char::is_control);
+    if !safe_name || !matches!(absolute.scheme(), "http" | "https") || last_segment(absolute.as_str()) != f.filename {
+        return None;
+    }
+    let sha = f.hashes.get("sha256").map(|h| h.to_ascii_lowercase()).filter(|h| is_sha256_hex(h)).unwrap_or_else(|| "-".into());
+    let meta = match f.metadata() {
+        None => "-".to_string(),
+        Some(m) => m.sha256().map(str::to_ascii_lowercase).filter(|h| is_sha256_hex(h)).unwrap_or_else(|| "u".into()),
+    };
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(absolute.as_str());
+    let name = percent_encoding::utf8_percent_encode(&f.filename, FILENAME);
+    Some(format!("{}/files/{project}/{sha}/{meta}/{encoded}/{name}", registry_url.trim_end_matches('/')))
+}
+
+/// Points each file of an upstream page (fetched from `page_url`) at this registry; drops
+/// links that cannot be served (see [`file_url`]).
 fn relink_to_registry(registry_url: &str, project: &str, page_url: &str) -> Relink {
     let (registry_url, project) = (registry_url.to_string(), project.to_string());
     let base = url::Url::parse(page_url).ok();
     Box::new(move |f: &mut FileEntry| {
         // PEP 691 and PEP 503 links may be relative to the page.
         let absolute = match &base {
-            Some(b) => b.join(&f.url).ok(),
-            None => url::Url::parse(&f.url).ok(),
+            Some(b) => b.join(&f.url),
+            None => url::Url::parse(&f.url),
         };
-        let Some(mut absolute) = absolute else { return false };
-        absolute.set_fragment(None);
-        let safe_name = !f.filename.is_empty() && f.filename != "." && f.filename != ".." && !f.filename.contains(['/', '\\']) && !f.filename.chars().any(char::is_control);
-        if !safe_name || !matches!(absolute.scheme(), "http" | "https") {
-            return false;
-        }
-        let sha = f.hashes.get("sha256").map(|h| h.to_ascii_lowercase()).filter(|h| is_sha256_hex(h)).unwrap_or_else(|| "-".into());
-        let meta = match f.metadata() {
-            None => "-".to_string(),
-            Some(m) => m.sha256().map(str::to_ascii_lowercase).filter(|h| is_sha256_hex(h)).unwrap_or_else(|| "u".into()),
-        };
+        let Ok(absolute) = absolute else { return false };
+        f.url = absolute.to_string();
+        // Only an advertised metadata file is kept, under both PEP 714 names.
         let metadata = f.metadata().cloned();
         f.set_metadata(metadata);
-        let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(absolute.as_str());
-        let name = percent_encoding::utf8_percent_encode(&f.filename, FILENAME).to_string();
-        // The last segment must be the upstream URL's own: the file handler checks it.
-        if last_segment(absolute.as_str()) != f.filename {
-            return false;
+        match file_url(&registry_url, &project, f) {
+            Some(url) => {
+                f.url = url;
+                true
+            }
+            None => false,
         }
-        f.url = format!("{registry_url}/files/{project}/{sha}/{meta}/{encoded}/{name}");
-        true
     })
 }
 
