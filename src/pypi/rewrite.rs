@@ -352,6 +352,9 @@ enum HtmlState {
     Comment,
 }
 
+/// A tag's attributes: (lowercased name, unescaped value).
+type Attributes = Vec<(String, String)>;
+
 /// A streaming PEP 503 page scanner: reads each `<a …>filename</a>` (with `href`,
 /// `data-requires-python`, `data-yanked`, `data-core-metadata` / `data-dist-info-metadata`)
 /// and skips everything else. Relative links are resolved against the page's URL.
@@ -362,7 +365,7 @@ pub struct HtmlScanner {
     tag: Vec<u8>,
     quote: Option<u8>,
     /// The anchor being read: its attributes, and its text so far.
-    anchor: Option<(Vec<(String, String)>, Vec<u8>)>,
+    anchor: Option<(Attributes, Vec<u8>)>,
     /// The last bytes of a comment (to find `-->`).
     tail: [u8; 2],
     closed: bool,
@@ -502,7 +505,7 @@ impl Scanner for HtmlScanner {
 }
 
 /// The attributes of a tag (after its name): names lowercased, values unescaped.
-fn attributes(s: &str) -> Vec<(String, String)> {
+fn attributes(s: &str) -> Attributes {
     let mut out = Vec::new();
     let mut rest = s.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '/');
     while !rest.is_empty() {
