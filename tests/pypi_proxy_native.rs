@@ -460,3 +460,40 @@ fn a_page_of_thousands_of_files_goes_through_in_bounded_memory() {
     html.finish(&mut out).unwrap();
     assert_eq!(anchors, N);
 }
+
+#[test]
+fn pages_are_revalidated_with_the_upstreams_etag() {
+    let m = Mirror::start();
+    serve_json(&m);
+    let first = m.page("demo", JSON);
+    m.reg.mem.clock.advance(3_600_000.0 + 300_000.0 + 1.0);
+    let again = m.page("demo", JSON);
+    assert_eq!((again.status, again.header("x-cache")), (200, Some("REVALIDATED")), "{again:?}");
+    assert_eq!(again.body, first.body);
+    let last = m.up.calls().into_iter().filter(|c| c.path == "/simple/demo/").last().unwrap();
+    assert_eq!(last.header("if-none-match"), Some("\"v1\""));
+}
+
+#[test]
+fn head_of_a_file_answers_its_length() {
+    let m = Mirror::start();
+    serve_json(&m);
+    let url = files_of(&m.page("demo", JSON))[0]["url"].as_str().unwrap().to_string();
+    let path = url.strip_prefix("http://localhost").unwrap();
+    let miss = m.send(Request::new(Method::Head, path));
+    assert_eq!((miss.status, miss.header("content-length")), (200, Some("150000")), "{miss:?}");
+    assert!(m.reg.keys_with("pypi/cache/files/").is_empty(), "a HEAD keeps nothing");
+    m.follow(&url);
+    let hit = m.send(Request::new(Method::Head, path));
+    assert_eq!((hit.header("x-cache"), hit.header("content-length")), (Some("HIT"), Some("150000")));
+}
+
+#[test]
+fn pypi_org_files_come_from_files_pythonhosted_org_only() {
+    use edgeregistry::config::Protocol;
+    use edgeregistry::pypi::proxy::file_origins;
+    let vars = vars(&[("PYPI_UPSTREAMS", r#"[{"id":"pypi","url":"https://pypi.org/simple"},{"id":"corp","url":"https://pypi.corp.example/simple/","filesUrl":"https://cdn.corp.example/files/"}]"#)]);
+    let ups = edgeregistry::upstream::config::from_vars(Protocol::Pypi, &vars).unwrap().unwrap();
+    assert_eq!(file_origins(&ups.upstreams[0]), ["https://pypi.org", "https://files.pythonhosted.org"]);
+    assert_eq!(file_origins(&ups.upstreams[1]), ["https://pypi.corp.example", "https://cdn.corp.example"]);
+}
