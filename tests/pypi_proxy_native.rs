@@ -470,7 +470,7 @@ fn pages_are_revalidated_with_the_upstreams_etag() {
     let again = m.page("demo", JSON);
     assert_eq!((again.status, again.header("x-cache")), (200, Some("REVALIDATED")), "{again:?}");
     assert_eq!(again.body, first.body);
-    let last = m.up.calls().into_iter().filter(|c| c.path == "/simple/demo/").last().unwrap();
+    let last = m.up.calls().into_iter().rfind(|c| c.path == "/simple/demo/").unwrap();
     assert_eq!(last.header("if-none-match"), Some("\"v1\""));
 }
 
