@@ -497,3 +497,27 @@ fn pypi_org_files_come_from_files_pythonhosted_org_only() {
     assert_eq!(file_origins(&ups.upstreams[0]), ["https://pypi.org", "https://files.pythonhosted.org"]);
     assert_eq!(file_origins(&ups.upstreams[1]), ["https://pypi.corp.example", "https://cdn.corp.example"]);
 }
+
+#[test]
+fn a_forged_link_to_an_authenticated_upstreams_own_origin_is_not_fetched() {
+    let m = Mirror::start();
+    serve_json(&m);
+    let sdist = files_of(&m.page("demo", JSON))[1]["url"].as_str().unwrap().to_string();
+    assert!(sdist.contains("/files/demo/"), "{sdist}");
+    let secret = "https://up.example/admin/demo-0.9.tar.gz";
+    m.up.serve(secret, Answer::bytes(200, "application/octet-stream", b"secret".to_vec()));
+    use base64::Engine;
+    let mut parts: Vec<String> = sdist.split('/').map(str::to_string).collect();
+    let n = parts.len();
+    parts[n - 2] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    let forged = parts.join("/");
+    let asked = m.up.total();
+    let r = m.follow(&forged);
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(m.up.total(), asked, "the upstream's origin was asked with its credentials");
+    // The listed link on that origin is fetched, credentials and all.
+    let ok = m.follow(&sdist);
+    assert_eq!((ok.status, ok.body.as_slice()), (200, &b"sdist 0.9"[..]));
+    let call = m.up.calls().into_iter().rfind(|c| c.path == "/packages/demo-0.9.tar.gz").unwrap();
+    assert_eq!(call.header("authorization"), Some("Bearer s3cret-token"));
+}

@@ -18,7 +18,10 @@
 //!   PEP 658 file, verified against the metadata sha256 the same way. A file (or metadata
 //!   file) the upstream listed without a sha256 is passed through unverified and not cached.
 //!   Credentials of an upstream go only to its own origin (the engine's client), never to
-//!   its files origin.
+//!   its files origin; and a file on an upstream's own origin is fetched with its
+//!   credentials only when the project's cached page lists that very link (one streaming
+//!   pass over the page), so a forged link cannot make this registry read other paths of
+//!   that origin with them.
 //! * **Hosted first**: a project hosted here is never served from an upstream, neither its
 //!   page nor any file URL naming it.
 
@@ -30,7 +33,7 @@ use base64::Engine as _;
 use futures::future::{FutureExt, LocalBoxFuture};
 use futures::StreamExt;
 
-use super::rewrite::{last_segment, FileEntry, PageRewriter, Relink, Renderer};
+use super::rewrite::{last_segment, Event, FileEntry, JsonScanner, PageRewriter, Relink, Renderer, Scanner};
 use crate::config::Protocol;
 use crate::error::{Error, Result};
 use crate::http::{Body, BodyError, Headers, Method, PlatformStream, Request, Response};
@@ -40,6 +43,7 @@ use crate::storage::key::{self, Key};
 use crate::upstream::cache::{self, Entry};
 use crate::upstream::client::{fetch_one, Failure, Failures, Outcome, UpstreamRequest};
 use crate::upstream::engine::{resolve, Adapter, Blob, DocumentError, Fetched, Kept, NewCopy, Refresh, Resolved};
+use crate::upstream::config::UpstreamAuth;
 use crate::upstream::{mark, CacheStatus, Engine, ProtocolUpstreams, ResolveContext, Upstream};
 
 /// PEP 691's JSON media type: what the cached copy is.
@@ -175,7 +179,16 @@ pub async fn file(app: &App, req: &Request, rest: &str, is_hosted: impl AsyncFnO
     if is_hosted(&link.project).await? {
         return Err(PypiAdapter.not_found(&link.filename));
     }
-    PypiProxy { engine, registry_url: String::new() }.fetch_file(req, &link, &upstream).await
+    let proxy = PypiProxy { engine, registry_url: String::new() };
+    // A request carrying the upstream's credentials goes only to what its page listed: a
+    // forged link must not make this registry fetch other paths of that origin with them.
+    let credentialed = upstream.auth != UpstreamAuth::None && origin == upstream.origin().to_ascii_lowercase();
+    let file_path = rest.trim_start_matches('/');
+    let file_path = if link.metadata { file_path.strip_suffix(".metadata").unwrap_or(file_path) } else { file_path };
+    if credentialed && !proxy.listed(&link.project, &format!("/files/{file_path}")).await {
+        return Err(PypiAdapter.not_found(&link.filename));
+    }
+    proxy.fetch_file(req, &link, &upstream).await
 }
 
 /// A proxied file URL, decoded.
@@ -400,6 +413,25 @@ impl PypiProxy {
             resp.body = Body::Stream(PlatformStream::from_chunks(rendered).await.map_err(Error::internal)?);
         }
         Ok(marked(resp))
+    }
+
+    /// Whether the cached page of `project` links to a URL ending in `path` (one pass over
+    /// the page, one entry at a time).
+    async fn listed(&self, project: &str, path: &str) -> bool {
+        let store = &self.engine.platform.store;
+        let Some(data_key) = cache::load(&**store, &entry_key(project)).await.ok().flatten().and_then(|e| e.data_key) else { return false };
+        let Ok(Some(obj)) = store.get(&data_key, None).await else { return false };
+        let (mut scanner, mut events) = (JsonScanner::new(), Vec::new());
+        let mut chunks = obj.body.into_chunks();
+        while let Some(Ok(chunk)) = chunks.next().await {
+            if scanner.feed(&chunk, &mut events).is_err() {
+                return false;
+            }
+            if events.drain(..).any(|e| matches!(e, Event::File(f) if f.url.ends_with(path))) {
+                return true;
+            }
+        }
+        false
     }
 
     /// A file from the cache, or from `upstream` verified into the cache on the way.
