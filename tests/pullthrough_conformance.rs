@@ -203,5 +203,128 @@ impl Mirror for OciMirror {
     }
 }
 
+// ---------------------------------------------------------------- PyPI
+
+/// PyPI: the document is the project page (`GET /pypi/simple/{name}/`), the blob the sdist
+/// of 1.0.0 at the URL the rewritten page gives. Generation `g` adds the sdist of `1.g.0`.
+/// `HTML`: the upstream serves only PEP 503 HTML (pypiserver) and the client asks for HTML;
+/// otherwise PEP 691 JSON both ways (pypi.org, pip ≥ 22.2, uv). Requests go through the
+/// small router of tests/common/pypi_proxy.rs until the PyPI module routes them.
+struct PypiMirror<const HTML: bool> {
+    reg: Reg,
+    up: FakeUpstream,
+    hosted: common::pypi_proxy::Hosted,
+}
+
+impl<const HTML: bool> PypiMirror<HTML> {
+    fn sdist(name: &str, version: &str) -> Vec<u8> {
+        let mut bytes = pseudo_random(100_000, name.bytes().map(u64::from).sum());
+        bytes.extend_from_slice(version.as_bytes());
+        bytes
+    }
+
+    fn file(name: &str, version: &str) -> edgeregistry::pypi::rewrite::FileEntry {
+        let filename = format!("{name}-{version}.tar.gz");
+        edgeregistry::pypi::rewrite::FileEntry {
+            url: format!("{}/packages/{filename}", common::pullthrough::UPSTREAM),
+            hashes: [("sha256".to_string(), sha256_hex(&Self::sdist(name, version)))].into(),
+            filename,
+            ..Default::default()
+        }
+    }
+}
+
+impl<const HTML: bool> Mirror for PypiMirror<HTML> {
+    fn start(extra_resilience: &str) -> Self {
+        let reg = Reg::with_vars(&[("PYPI_UPSTREAMS", upstreams_json(extra_resilience).as_str())]);
+        let up = FakeUpstream::install(&reg.mem);
+        PypiMirror { reg, up, hosted: Default::default() }
+    }
+
+    fn reg(&self) -> &Reg {
+        &self.reg
+    }
+
+    fn answer_all(&self, reqs: Vec<Request>) -> Vec<(Resp, f64)> {
+        common::pypi_proxy::answer_all(&self.reg, &self.hosted, reqs)
+    }
+
+    fn upstream(&self) -> &FakeUpstream {
+        &self.up
+    }
+
+    fn upstream_serves(&self, name: &str, generation: u32) {
+        let latest = format!("1.{generation}.0");
+        let files: Vec<_> = ["1.0.0", latest.as_str()].iter().map(|v| Self::file(name, v)).collect();
+        let answer = if HTML {
+            let anchors: String = files.iter().map(|f| format!("<a href=\"../../packages/{0}#sha256={1}\">{0}</a>\n", f.filename, f.hashes["sha256"])).collect();
+            Answer::bytes(200, "text/html", format!("<!DOCTYPE html><html><body>\n{anchors}</body></html>\n").into_bytes())
+        } else {
+            Answer::json(200, &json!({"meta": {"api-version": "1.1"}, "name": name, "files": files, "versions": ["1.0.0", latest]}))
+        };
+        let etag = format!("\"{}\"", sha256_hex(&answer.body));
+        self.up.serve(&self.document_path(name), answer.with_header("ETag", &etag));
+        for v in ["1.0.0", latest.as_str()] {
+            self.up.serve(&format!("/packages/{name}-{v}.tar.gz"), Answer::bytes(200, "application/octet-stream", Self::sdist(name, v)));
+        }
+    }
+
+    fn host(&self, name: &str) {
+        self.hosted.add(name);
+    }
+
+    fn document_request(&self, name: &str) -> Request {
+        let accept = if HTML { "text/html" } else { "application/vnd.pypi.simple.v1+json" };
+        Request::new(Method::Get, &format!("/pypi/simple/{name}/")).with_header("Accept", accept)
+    }
+
+    fn generation(&self, doc: &Resp) -> u32 {
+        let body = String::from_utf8_lossy(&doc.body);
+        (1..100).rev().find(|g| body.contains(&format!("-1.{g}.0.tar.gz"))).unwrap_or_else(|| panic!("no generation in {body}"))
+    }
+
+    /// The link the rewritten page gives (built by the same function the rewriter uses: the
+    /// blob is asked for before any page in some cases).
+    fn blob_request(&self, name: &str) -> Request {
+        let url = edgeregistry::pypi::proxy::file_url("http://localhost/pypi", name, &Self::file(name, "1.0.0")).unwrap();
+        Request::new(Method::Get, url.strip_prefix("http://localhost").unwrap())
+    }
+
+    fn blob_bytes(&self, name: &str) -> Vec<u8> {
+        Self::sdist(name, "1.0.0")
+    }
+
+    fn document_path(&self, name: &str) -> String {
+        format!("/{name}/")
+    }
+
+    fn document_body_path(&self, name: &str, _generation: u32) -> String {
+        self.document_path(name)
+    }
+
+    fn blob_path(&self, name: &str) -> String {
+        format!("/packages/{name}-1.0.0.tar.gz")
+    }
+
+    fn purge_path(&self, name: &str) -> String {
+        format!("/-/admin/cache/pypi/{name}")
+    }
+
+    fn blob_cached(&self, name: &str) -> bool {
+        let key = edgeregistry::pypi::proxy::file_key(&sha256_hex(&self.blob_bytes(name)));
+        !self.reg.keys_with(key.as_str()).is_empty()
+    }
+
+    fn cached(&self, name: &str) -> Vec<String> {
+        self.reg.keys_with(&edgeregistry::pypi::proxy::cache_prefix(name))
+    }
+
+    fn passthrough(&self) -> Option<(Request, String)> {
+        None
+    }
+}
+
 conformance!(npm, NpmMirror);
+conformance!(pypi_json, PypiMirror<false>);
+conformance!(pypi_html, PypiMirror<true>);
 conformance!(oci_mirror, OciMirror);

@@ -128,6 +128,9 @@ pub struct Upstream {
     pub resilience: Resilience,
     /// Docker Hub: single-segment repository names live under `library/`.
     pub library_prefix: bool,
+    /// Another origin the upstream's files are served from (PyPI: `filesUrl`, e.g.
+    /// `https://files.pythonhosted.org`); it never gets the upstream's credentials.
+    pub files_url: Option<String>,
 }
 
 impl Upstream {
@@ -234,6 +237,7 @@ struct RawUpstream {
     cache: Option<serde_json::Value>,
     resilience: Option<serde_json::Value>,
     library_prefix: Option<bool>,
+    files_url: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -343,6 +347,7 @@ pub fn from_vars(protocol: Protocol, vars: &dyn VarSource) -> Result<Option<Prot
             cache: merged(&cache, u.cache.as_ref(), &format!("{what} cache"))?,
             resilience: merged(&resilience, u.resilience.as_ref(), &format!("{what} resilience"))?,
             library_prefix: u.library_prefix.unwrap_or(preset.is_some_and(|(_, lib)| lib)),
+            files_url: u.files_url.map(|f| f.trim_end_matches('/').to_string()),
             id,
             url,
             priority: u.priority.unwrap_or(i as i64),

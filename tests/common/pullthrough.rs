@@ -44,6 +44,21 @@ pub trait Mirror {
     /// A registry configured with [`upstreams_json`]`(extra_resilience)` and its fake upstream.
     fn start(extra_resilience: &str) -> Self;
     fn reg(&self) -> &Reg;
+    /// Sends the requests at once; each response with how long it took (the registry's
+    /// `answer_all`, unless the mirror routes some requests itself).
+    fn answer_all(&self, reqs: Vec<Request>) -> Vec<(Resp, f64)> {
+        self.reg().answer_all(reqs)
+    }
+    /// Sends a request and reads its response, and how long it took.
+    fn answer(&self, req: Request) -> (Resp, f64) {
+        self.answer_all(vec![req]).remove(0)
+    }
+    /// Sends a request, then lets the background work it left finish.
+    fn send(&self, req: Request) -> Resp {
+        let (resp, _) = self.answer(req);
+        self.reg().settle();
+        resp
+    }
     fn upstream(&self) -> &FakeUpstream;
     /// Has the upstream serve `name` — a document (npm packument, OCI tag) and one blob
     /// (npm tarball, OCI layer) — in its `generation`-th form: the document changes with the
@@ -55,7 +70,7 @@ pub trait Mirror {
     fn document_request(&self, name: &str) -> Request;
     /// Asks the mirror for the document of `name`.
     fn document(&self, name: &str) -> Resp {
-        self.reg().send(self.document_request(name))
+        self.send(self.document_request(name))
     }
     /// The generation a document served by the mirror is in.
     fn generation(&self, doc: &Resp) -> u32;
@@ -63,7 +78,7 @@ pub trait Mirror {
     fn blob_request(&self, name: &str) -> Request;
     /// Asks the mirror for the blob of `name`.
     fn blob(&self, name: &str) -> Resp {
-        self.reg().send(self.blob_request(name))
+        self.send(self.blob_request(name))
     }
     /// The bytes of the upstream's blob of `name`.
     fn blob_bytes(&self, name: &str) -> Vec<u8>;
@@ -341,7 +356,7 @@ pub fn purge_through_the_admin_api<M: Mirror>() {
     }
     let cached = m.cached("alpha");
     assert!(!cached.is_empty());
-    let r = m.reg().send(admin(Method::Delete, &m.purge_path("alpha")));
+    let r = m.send(admin(Method::Delete, &m.purge_path("alpha")));
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json()["purged"], cached.len());
     assert_eq!(m.cached("alpha"), Vec::<String>::new());
@@ -350,7 +365,7 @@ pub fn purge_through_the_admin_api<M: Mirror>() {
     let again = document_is(&m, "alpha", "MISS");
     assert_eq!(m.generation(&again), 2);
     let user = m.reg().user_with_token("not-admin");
-    assert_eq!(m.reg().send(bearer(Request::new(Method::Delete, &m.purge_path("alpha")), &user)).status, 403);
+    assert_eq!(m.send(bearer(Request::new(Method::Delete, &m.purge_path("alpha")), &user)).status, 403);
 }
 
 /// Simultaneous misses of one document and one blob reach the upstream once each. The
@@ -361,11 +376,11 @@ pub fn simultaneous_misses_fetch_once<M: Mirror>() {
     let m = M::start("");
     m.upstream_serves("alpha", 1);
     m.upstream().fail(&m.document_path("alpha"), Fault::Delay(1000), 1);
-    let docs = m.reg().answer_all((0..4).map(|_| m.document_request("alpha")).collect());
+    let docs = m.answer_all((0..4).map(|_| m.document_request("alpha")).collect());
     m.reg().settle();
     assert!(docs.iter().all(|(r, took)| r.status == 200 && *took == 1000.0), "{docs:?}");
     assert_eq!(m.upstream().calls_to(&m.document_path("alpha")), 1);
-    let blobs = m.reg().answer_all((0..4).map(|_| m.blob_request("alpha")).collect());
+    let blobs = m.answer_all((0..4).map(|_| m.blob_request("alpha")).collect());
     m.reg().settle();
     assert!(blobs.iter().all(|(r, _)| r.status == 200 && r.body == m.blob_bytes("alpha")), "{blobs:?}");
     assert_eq!(m.upstream().calls_to(&m.blob_path("alpha")), 1);
@@ -388,7 +403,7 @@ pub fn a_hung_upstream_never_holds_a_cached_copy_past_the_deadline<M: Mirror>() 
         m.upstream_serves(name, 2);
     }
     m.upstream().go_down(Fault::Hang);
-    let answers = m.reg().answer_all(names.iter().map(|name| m.document_request(name)).collect());
+    let answers = m.answer_all(names.iter().map(|name| m.document_request(name)).collect());
     for (name, (r, took)) in names.iter().zip(&answers) {
         assert_eq!((r.status, cache_state(r)), (200, Some("STALE")), "{name}: {r:?}");
         assert_eq!(m.generation(r), 1, "{name}: the expired copy");
@@ -414,7 +429,7 @@ pub fn with_nothing_cached_an_error_comes_within_the_timeouts_and_retries<M: Mir
         let m = M::start("");
         m.upstream_serves("alpha", 1);
         m.upstream().go_down(fault.clone());
-        let (r, took) = m.reg().answer(m.document_request("alpha"));
+        let (r, took) = m.answer(m.document_request("alpha"));
         assert_eq!(r.status, 502, "{fault:?}: {r:?}");
         assert!(took <= bound, "{fault:?}: took {took} ms, more than {bound}");
         if fault != Fault::StallBody {
@@ -450,7 +465,7 @@ pub fn method_not_allowed_never_opens_the_breaker<M: Mirror>() {
     if let Some((_, path)) = m.passthrough() {
         m.upstream().go_down(Fault::status(405));
         for (req, _) in std::iter::from_fn(|| m.passthrough()).take(5) {
-            let r = m.reg().send(req);
+            let r = m.send(req);
             assert_eq!(r.status, 405, "the upstream's answer passed on: {r:?}");
         }
         assert_eq!(m.upstream().calls_to(&path), 5);
