@@ -21,6 +21,7 @@ pub mod json;
 pub mod logging;
 pub mod npm;
 pub mod oci;
+pub mod pypi;
 pub mod platform;
 pub mod protocols;
 pub mod router;
