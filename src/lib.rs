@@ -23,6 +23,7 @@ pub mod npm;
 pub mod oci;
 pub mod platform;
 pub mod protocols;
+pub mod pypi;
 pub mod router;
 pub mod storage;
 pub mod upstream;
