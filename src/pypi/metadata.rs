@@ -43,33 +43,34 @@ pub fn parse(bytes: &[u8]) -> Result<CoreMetadata, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("core metadata is not UTF-8: {e}"))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut meta = CoreMetadata::default();
-    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).peekable();
-    let mut body_start = None;
-    let mut consumed = 0usize;
-    while let Some(line) = lines.next() {
-        consumed += 1;
+    // The header block ends at the first empty line; the rest is the body.
+    let mut header_lines = Vec::new();
+    let mut body = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        offset += line.len();
+        let line = line.trim_end_matches('\n').trim_end_matches('\r');
         if line.is_empty() {
-            body_start = Some(consumed);
+            body = text.get(offset..);
             break;
         }
-        let (name, first) = line.split_once(':').ok_or_else(|| format!("core metadata line {consumed} is not a header: {line:?}"))?;
+        header_lines.push(line);
+    }
+    let mut lines = header_lines.into_iter().enumerate().peekable();
+    while let Some((number, line)) = lines.next() {
+        let (name, first) = line.split_once(':').ok_or_else(|| format!("core metadata line {} is not a header: {line:?}", number + 1))?;
         let name = name.trim();
         let is_description = name.eq_ignore_ascii_case("description");
         let mut value = first.trim().to_string();
         // RFC 822 folding: a line starting with white space continues the header.
-        while let Some(next) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
-            consumed += 1;
+        while let Some((_, next)) = lines.next_if(|(_, l)| l.starts_with([' ', '\t'])) {
             value.push('\n');
             value.push_str(&unfold(next, is_description));
         }
         meta.set(name, value);
     }
-    if let Some(start) = body_start {
-        let body: Vec<&str> = text.split('\n').skip(start).collect();
-        let body = body.join("\n");
-        if !body.trim().is_empty() {
-            meta.description = Some(body);
-        }
+    if let Some(body) = body.filter(|b| !b.trim().is_empty()) {
+        meta.description = Some(body.replace("\r\n", "\n"));
     }
     for (field, value) in [("Metadata-Version", &meta.metadata_version), ("Name", &meta.name), ("Version", &meta.version)] {
         if value.is_empty() {

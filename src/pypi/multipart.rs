@@ -148,21 +148,20 @@ impl Parser {
         let delimiter_len = self.delimiter.len();
         match &mut self.state {
             State::Done => Ok(None),
-            State::Preamble => match memmem::find(rest, &self.delimiter) {
-                Some(at) => {
+            State::Preamble => {
+                let found = memmem::find(rest, &self.delimiter);
+                // Keep what could be the start of a delimiter; drop the rest.
+                let drop = found.unwrap_or_else(|| rest.len().saturating_sub(delimiter_len - 1));
+                self.preamble += drop;
+                if self.preamble > self.limits.max_header_bytes {
+                    return Err(MultipartError::Malformed("no boundary delimiter where the body starts".into()));
+                }
+                if found.is_some() {
                     self.state = State::AfterDelimiter;
-                    Ok(Some(at + delimiter_len))
+                    return Ok(Some(drop + delimiter_len));
                 }
-                None => {
-                    // Keep what could be the start of a delimiter; drop the rest.
-                    let drop = rest.len().saturating_sub(delimiter_len - 1);
-                    self.preamble += drop;
-                    if self.preamble > self.limits.max_header_bytes {
-                        return Err(MultipartError::Malformed("no boundary delimiter where the body starts".into()));
-                    }
-                    Ok((drop > 0).then_some(drop))
-                }
-            },
+                Ok((drop > 0).then_some(drop))
+            }
             State::AfterDelimiter => {
                 if rest.starts_with(b"--") {
                     self.state = State::Done;
