@@ -11,20 +11,20 @@
 //! pages are rendered from it. Projects not hosted here go to the pull-through mirror
 //! (`proxy.rs`) when an upstream is configured: hosted first, always.
 
-//TMP pub mod digest;
+pub mod digest;
 pub mod errors;
 pub mod filename;
 pub mod jobs;
 pub mod json_api;
-//TMP pub mod metadata;
+pub mod metadata;
 mod module;
-//TMP pub mod multipart;
+pub mod multipart;
 pub mod names;
 pub mod proxy;
 pub mod record;
 pub mod simple;
-//TMP mod upload;
-//TMP pub mod wheel;
+mod upload;
+pub mod wheel;
 
 pub use module::MODULE;
 
@@ -157,7 +157,7 @@ pub async fn handle(app: &App, req: Request, path: &str) -> Result<Response> {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let read = req.method.is_read();
     match (req.method, segs.as_slice()) {
-        (Method::Post, [""] | ["legacy"] | ["legacy", ""]) => Err(Error::invalid("TMP")),
+        (Method::Post, [""] | ["legacy"] | ["legacy", ""]) => upload::upload(&ctx, req).await,
         (_, ["simple"]) if read => Ok(redirect(&req, format!("{}/simple/", ctx.registry_url))),
         (_, ["simple", ""]) if read => root_index(&ctx, &req).await,
         (_, ["simple", project]) if read => Ok(redirect(&req, format!("{}/simple/{project}/", ctx.registry_url))),
