@@ -48,7 +48,9 @@ use simple::Negotiated;
 
 /// What a path segment keeps unescaped in the URLs this registry writes (RFC 3986
 /// unreserved characters, and `+` and `!` which wheel and sdist filenames use).
-pub const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'+').remove(b'!');
+pub const PATH_SEGMENT: &AsciiSet = &UNRESERVED.remove(b'+').remove(b'!');
+/// Everything but RFC 3986's unreserved characters is escaped (a query value: `+` too).
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// Cap on bodies that are a few fields (a yank reason): 16 KiB.
 const SMALL_BODY_BYTES: u64 = 16 * 1024;
@@ -177,7 +179,7 @@ pub async fn handle(app: &App, req: Request, path: &str) -> Result<Response> {
 /// 301 to `location`, keeping the `format` query parameter (PEP 691).
 fn redirect(req: &Request, location: String) -> Response {
     let location = match req.query_param("format") {
-        Some(f) => format!("{location}?format={}", percent_encoding::utf8_percent_encode(f, PATH_SEGMENT)),
+        Some(f) => format!("{location}?format={}", percent_encoding::utf8_percent_encode(f, UNRESERVED)),
         None => location,
     };
     Response::new(301).with_header("Location", location).with_header("Content-Length", "0")
