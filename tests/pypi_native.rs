@@ -633,3 +633,29 @@ fn read_only_mode_refuses_uploads_before_anything_is_stored() {
     let r = refused(&reg, upload_req(&token, upload_body(&pypi_upload_fields("frozen", "1.0", &f, &b), &f, &b)), 403, "read-only registry");
     assert!(r.json()["message"].as_str().unwrap().to_lowercase().contains("read"), "{r:?}");
 }
+
+// ---------------------------------------------------------------- hosted first
+
+#[test]
+fn the_first_upload_makes_a_name_hosted_and_forgets_its_cached_copies() {
+    use edgeregistry::platform::{ObjectStore, PutOptions};
+    let reg = Reg::with_vars(&[("PYPI_UPSTREAMS", "pypi")]);
+    let token = pypi_token(&reg, "alice");
+    futures::executor::block_on(reg.mem.store.put("pypi/cache/shadow/page.json", b"upstream copy".to_vec().into(), PutOptions::default())).unwrap();
+    futures::executor::block_on(reg.mem.store.put("pypi/cache/other/page.json", b"upstream copy".to_vec().into(), PutOptions::default())).unwrap();
+    let name = edgeregistry::pypi::names::ProjectName::parse("Shadow").unwrap();
+    assert!(!futures::executor::block_on(edgeregistry::pypi::is_hosted(&reg.app, &name)).unwrap());
+    let (f, b) = sdist("Shadow", "1.0");
+    upload_ok(&reg, &token, "Shadow", &f, &b, "1.0");
+    assert!(futures::executor::block_on(edgeregistry::pypi::is_hosted(&reg.app, &name)).unwrap());
+    assert!(reg.keys_with("pypi/cache/shadow/").is_empty(), "the cached copies of a now hosted name go");
+    assert_eq!(reg.keys_with("pypi/cache/other/").len(), 1, "another project's stay");
+    // The hosted page is served whatever the upstreams, and HEAD answers like GET.
+    assert_eq!(page_json(&reg, "shadow")["files"][0]["filename"], f.as_str());
+    let head = reg.send(Request::new(Method::Head, "/pypi/simple/shadow/"));
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty() && head.header("ETag").is_some());
+    // The admin API purges a project's cache by any spelling of its name.
+    let r = reg.send(admin(Method::Delete, "/-/admin/cache/pypi/Other"));
+    assert_eq!((r.status, r.json()), (200, json!({"purged": 1})));
+}

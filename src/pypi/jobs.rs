@@ -17,13 +17,7 @@ use crate::platform::PutOutcome;
 /// The largest project record read (thousands of files with their metadata fit easily).
 pub const MAX_RECORD_BYTES: u64 = 64 << 20;
 
-/// Who asks for a change.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Writer {
-    pub user: String,
-    /// An admin credential or an admin-granted scope naming the project (`auth::owners`).
-    pub may_override: bool,
-}
+pub use crate::auth::owners::Writer;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
