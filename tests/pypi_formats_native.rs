@@ -205,7 +205,7 @@ fn bodies_of_twine_uv_and_poetry_parse_to_their_fields_and_file() {
 
 #[test]
 fn a_boundary_split_at_every_offset_gives_the_same_events() {
-    for (client, kind, content_type, body) in captured().into_iter().filter(|(c, k, ..)| *k == "wheel" || *c == "uv") {
+    for (client, kind, content_type, body) in captured().into_iter().filter(|(_, kind, ..)| *kind == "wheel") {
         let whole = parse_whole(content_type, body).unwrap();
         let boundary = multipart::boundary(content_type).unwrap();
         for split in 0..=body.len() {
@@ -765,8 +765,8 @@ fn hostile_zips_are_errors() {
 
 #[test]
 fn a_zip_bomb_stops_at_the_limit() {
-    // 64 MiB of zeros deflate to ~64 KB; the entry claims 100 bytes, then claims the truth.
-    let zeros = vec![0u8; 64 * 1024 * 1024];
+    // 16 MiB of zeros deflate to ~16 KB; the entry claims 100 bytes, then claims the truth.
+    let zeros = vec![0u8; 16 * 1024 * 1024];
     let bomb = vec![entry("pkg-1.0.dist-info/METADATA", &zeros, true)];
     let liar = build_zip(&bomb, Lies { uncompressed_size: Some(100), ..Lies::default() });
     assert!(matches!(metadata_of(&liar), Err(WheelError::Invalid(_))));

@@ -98,6 +98,8 @@ pub struct Parser {
     /// `\r\n--boundary`: every delimiter but the first is preceded by the CRLF that belongs
     /// to it rather than to the part before (RFC 2046 §5.1.1).
     delimiter: Vec<u8>,
+    /// Searches for `delimiter`; built once, the search runs over every byte of the body.
+    finder: memmem::Finder<'static>,
     limits: Limits,
     state: State,
     /// Bytes received but not yet consumed; never more than a chunk plus a delimiter, a
@@ -114,7 +116,8 @@ impl Parser {
         let mut delimiter = b"\r\n--".to_vec();
         delimiter.extend_from_slice(boundary.as_bytes());
         // The first delimiter may open the body, without a CRLF before it: pretend it had one.
-        Parser { delimiter, limits, state: State::Preamble, buf: b"\r\n".to_vec(), preamble: 0, parts: 0, text_bytes: 0 }
+        let finder = memmem::Finder::new(&delimiter).into_owned();
+        Parser { delimiter, finder, limits, state: State::Preamble, buf: b"\r\n".to_vec(), preamble: 0, parts: 0, text_bytes: 0 }
     }
 
     /// Parses `chunk`, appending what it completes to `out`. After an error the parser is
@@ -149,7 +152,7 @@ impl Parser {
         match &mut self.state {
             State::Done => Ok(None),
             State::Preamble => {
-                let found = memmem::find(rest, &self.delimiter);
+                let found = self.finder.find(rest);
                 // Keep what could be the start of a delimiter; drop the rest.
                 let drop = found.unwrap_or_else(|| rest.len().saturating_sub(delimiter_len - 1));
                 self.preamble += drop;
@@ -207,7 +210,7 @@ impl Parser {
                 Ok(Some(used))
             }
             State::File => {
-                let (data_len, found) = match memmem::find(rest, &self.delimiter) {
+                let (data_len, found) = match self.finder.find(rest) {
                     Some(at) => (at, true),
                     None => (safe_prefix(rest, &self.delimiter), false),
                 };
@@ -222,7 +225,7 @@ impl Parser {
                 Ok((data_len > 0).then_some(data_len))
             }
             State::Text { name, value } => {
-                let (data_len, found) = match memmem::find(rest, &self.delimiter) {
+                let (data_len, found) = match self.finder.find(rest) {
                     Some(at) => (at, true),
                     None => (safe_prefix(rest, &self.delimiter), false),
                 };
