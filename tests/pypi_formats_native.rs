@@ -789,3 +789,56 @@ fn read_errors_and_short_reads_are_errors() {
     assert!(matches!(e, WheelError::Read(_)), "{e:?}");
     assert!(e.to_string().starts_with("reading the wheel"));
 }
+
+#[test]
+fn a_wheel_with_exactly_65535_entries_and_no_zip64_record() {
+    // Python's zipfile writes zip64 end records only above 65535 entries: at exactly 65535
+    // the classic record's all-ones count is the real count.
+    let mut entries: Vec<ZipEntry> = (0..65534).map(|i| entry(&format!("d/{i}"), b"", false)).collect();
+    entries.push(entry("pkg-1.0.dist-info/METADATA", META, true));
+    let zip = build_zip(&entries, Lies::default());
+    assert_eq!(metadata_of(&zip).unwrap().as_deref(), Some(META));
+}
+
+// ---------------------------------------------------------------------------------------
+// Between the formats: what the hosted upload handler checks.
+
+#[test]
+fn filenames_are_checked_against_the_form_name_and_version() {
+    let wheel = filename::parse("tiny_pkg-0.1.0-py3-none-any.whl").unwrap();
+    assert_eq!(wheel.check("Tiny.Pkg", "0.1.0"), Ok(()));
+    assert_eq!(wheel.check("tiny-pkg", "0.1"), Ok(()));
+    assert_eq!(wheel.check("other", "0.1.0").unwrap_err(), "Start filename for \"other\" with \"other\".");
+    assert_eq!(wheel.check("Tiny.Pkg", "0.2.0").unwrap_err(), "Version in filename should be \"0.2.0\" not \"0.1.0\".");
+    let legacy = filename::parse("My.Project-1.0.zip").unwrap();
+    assert_eq!(legacy.check("my-project", "1.0.0"), Ok(()));
+    assert!(legacy.check("my-projects", "1.0").is_err());
+}
+
+#[test]
+fn the_upload_form_gives_the_metadata_the_wheel_has() {
+    let in_wheel = metadata::parse(&metadata_of(WHEEL).unwrap().unwrap()).unwrap();
+    for (client, kind, content_type, body) in captured() {
+        let events = parse_whole(content_type, body).unwrap();
+        let form = metadata::from_upload_form(events.iter().filter_map(|e| match e {
+            Event::Field { name, value } => Some((name.as_str(), value.as_str())),
+            _ => None,
+        }));
+        let what = format!("{client} {kind}");
+        assert_eq!((&form.metadata_version, &form.name, &form.version), (&in_wheel.metadata_version, &in_wheel.name, &in_wheel.version), "{what}");
+        assert_eq!(form.summary, in_wheel.summary, "{what}");
+        assert_eq!(form.author, in_wheel.author, "{what}");
+        assert_eq!(form.author_email, in_wheel.author_email, "{what}");
+        assert_eq!(form.requires_python, in_wheel.requires_python, "{what}");
+        assert_eq!(form.license_expression, in_wheel.license_expression, "{what}");
+        assert_eq!(form.description_content_type, in_wheel.description_content_type, "{what}");
+        assert_eq!(form.classifiers, in_wheel.classifiers, "{what}");
+        assert_eq!(form.requires_dist, in_wheel.requires_dist, "{what}");
+        assert_eq!(form.project_urls, in_wheel.project_urls, "{what}");
+        assert_eq!(form.description.as_deref().map(str::trim_end), in_wheel.description.as_deref().map(str::trim_end), "{what}");
+    }
+    assert_eq!(
+        in_wheel.project_url_pairs(),
+        [("Homepage".to_string(), "https://example.org/tiny".to_string()), ("Source".to_string(), "https://example.org/tiny/src".to_string())]
+    );
+}

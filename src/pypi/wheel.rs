@@ -120,14 +120,13 @@ async fn central_directory(src: &dyn RangeSource, size: u64, limits: &WheelLimit
     let eocd_offset = tail_start + eocd_at as u64;
     // Where the central directory must end: at the zip64 record when there is one.
     let mut directory_end = eocd_offset;
-    let overflowed = entries == 0xffff || directory_size == 0xffff_ffff || directory_offset == 0xffff_ffff || this_disk == 0xffff;
-    if !overflowed && (this_disk != 0 || directory_disk != 0) {
+    // With a zip64 locator, the zip64 record has the real values. Without one, all-ones
+    // values are taken as they are: Python's zipfile writes exactly 65535 entries that way.
+    let locator_at = eocd_at.checked_sub(ZIP64_LOCATOR_LEN as usize).filter(|&at| le32(&tail, at) == Some(ZIP64_LOCATOR_SIGNATURE));
+    if locator_at.is_none() && (this_disk != 0 || directory_disk != 0) {
         return Err(WheelError::Unsupported("a multi-disk archive".into()));
     }
-    let locator_at = eocd_at.checked_sub(ZIP64_LOCATOR_LEN as usize);
-    let has_locator = locator_at.is_some_and(|at| le32(&tail, at) == Some(ZIP64_LOCATOR_SIGNATURE));
-    if overflowed || has_locator {
-        let at = locator_at.filter(|_| has_locator).ok_or_else(|| invalid("zip64 values without a zip64 end of central directory locator"))?;
+    if let Some(at) = locator_at {
         let record_offset = le64(&tail, at + 8).ok_or_else(|| invalid("truncated zip64 locator"))?;
         if le32(&tail, at + 16).is_some_and(|disks| disks > 1) {
             return Err(WheelError::Unsupported("a multi-disk archive".into()));
