@@ -86,7 +86,8 @@ enum State {
     Preamble,
     /// After a delimiter: `--` closes the body, otherwise optional white space then CRLF.
     AfterDelimiter,
-    Headers,
+    /// `searched`: how far the end of the header block has been looked for already.
+    Headers { searched: usize },
     Text { name: String, value: Vec<u8> },
     File,
     /// After the closing delimiter: the epilogue, ignored.
@@ -132,8 +133,11 @@ impl Parser {
         while let Some(used) = self.step(buf.get(pos..).unwrap_or_default(), out)? {
             pos += used;
         }
-        buf.drain(..pos.min(buf.len()));
-        self.buf = buf;
+        if !matches!(self.state, State::Done) {
+            // The epilogue is never looked at: keep nothing of it.
+            buf.drain(..pos.min(buf.len()));
+            self.buf = buf;
+        }
         Ok(())
     }
 
@@ -175,7 +179,7 @@ impl Parser {
                 let after = rest.get(padding..).unwrap_or_default();
                 if after.starts_with(b"\r\n") {
                     self.start_part()?;
-                    self.state = State::Headers;
+                    self.state = State::Headers { searched: 0 };
                     return Ok(Some(padding + 2));
                 }
                 let undecided = after.is_empty() || after == b"\r" || rest == b"-";
@@ -187,13 +191,21 @@ impl Parser {
                 }
                 Ok(None)
             }
-            State::Headers => {
+            State::Headers { searched } => {
                 // An empty header block is a bare CRLF; otherwise headers end with CRLFCRLF.
-                let end = if rest.starts_with(b"\r\n") { Some((0, 2)) } else { memmem::find(rest, b"\r\n\r\n").map(|at| (at, at + 4)) };
+                // The search resumes where the last one stopped, so headers fed byte by byte
+                // are scanned once.
+                let from = searched.saturating_sub(3);
+                let end = if rest.starts_with(b"\r\n") {
+                    Some((0, 2))
+                } else {
+                    rest.get(from..).and_then(|r| memmem::find(r, b"\r\n\r\n")).map(|at| (from + at, from + at + 4))
+                };
                 let Some((block_end, used)) = end else {
                     if rest.len() > self.limits.max_header_bytes {
                         return Err(MultipartError::TooLarge("the headers of a part"));
                     }
+                    *searched = rest.len();
                     return Ok(None);
                 };
                 if block_end > self.limits.max_header_bytes {
@@ -210,10 +222,7 @@ impl Parser {
                 Ok(Some(used))
             }
             State::File => {
-                let (data_len, found) = match self.finder.find(rest) {
-                    Some(at) => (at, true),
-                    None => (safe_prefix(rest, &self.delimiter), false),
-                };
+                let (data_len, found) = content_end(&self.finder, &self.delimiter, rest);
                 if data_len > 0 {
                     out.push(Event::FileData(rest.get(..data_len).unwrap_or_default().to_vec()));
                 }
@@ -225,10 +234,7 @@ impl Parser {
                 Ok((data_len > 0).then_some(data_len))
             }
             State::Text { name, value } => {
-                let (data_len, found) = match self.finder.find(rest) {
-                    Some(at) => (at, true),
-                    None => (safe_prefix(rest, &self.delimiter), false),
-                };
+                let (data_len, found) = content_end(&self.finder, &self.delimiter, rest);
                 self.text_bytes += data_len;
                 if self.text_bytes > self.limits.max_text_bytes {
                     return Err(MultipartError::TooLarge("the form's text fields"));
@@ -252,6 +258,14 @@ impl Parser {
             return Err(MultipartError::TooManyParts { limit: self.limits.max_parts });
         }
         Ok(())
+    }
+}
+
+/// How much of `rest` is a part's content, and whether the delimiter ending it follows.
+fn content_end(finder: &memmem::Finder<'_>, delimiter: &[u8], rest: &[u8]) -> (usize, bool) {
+    match finder.find(rest) {
+        Some(at) => (at, true),
+        None => (safe_prefix(rest, delimiter), false),
     }
 }
 
