@@ -842,3 +842,19 @@ fn the_upload_form_gives_the_metadata_the_wheel_has() {
         [("Homepage".to_string(), "https://example.org/tiny".to_string()), ("Source".to_string(), "https://example.org/tiny/src".to_string())]
     );
 }
+
+#[test]
+fn a_setuptools_wheel_of_metadata_2_1() {
+    const LEGACY: &[u8] = include_bytes!("fixtures/pypi/legacy.pkg-2.0.post1-py3-none-any.whl");
+    // setuptools before PEP 491's normalisation kept the `.` in the wheel's name.
+    assert_eq!(filename::parse("legacy.pkg-2.0.post1-py3-none-any.whl"), dist("legacy.pkg", "2.0.post1", DistKind::Wheel));
+    assert_eq!(filename::parse("legacy.pkg-2.0.post1.tar.gz"), dist("legacy.pkg", "2.0.post1", DistKind::Sdist));
+    let m = metadata::parse(&metadata_of(LEGACY).unwrap().unwrap()).unwrap();
+    assert_eq!((m.metadata_version.as_str(), m.name.as_str(), m.version.as_str()), ("2.1", "legacy.pkg", "2.0.post1"));
+    assert_eq!(m.requires_dist, ["six", "ujson; extra == \"fast\""]);
+    assert_eq!(m.provides_extra, ["fast"]);
+    assert_eq!(m.classifiers, ["License :: OSI Approved :: MIT License"]);
+    assert_eq!(m.description_content_type.as_deref(), Some("text/x-rst"));
+    assert_eq!(m.description.as_deref().map(str::trim_end), Some("Line one\n\n  indented\nlast"));
+    assert_eq!(m.summary, None);
+}
