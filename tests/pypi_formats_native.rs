@@ -205,7 +205,7 @@ fn bodies_of_twine_uv_and_poetry_parse_to_their_fields_and_file() {
 
 #[test]
 fn a_boundary_split_at_every_offset_gives_the_same_events() {
-    for (client, kind, content_type, body) in captured().into_iter().filter(|(c, k, ..)| *k == "wheel" || *c == "uv") {
+    for (client, kind, content_type, body) in captured().into_iter().filter(|(_, kind, ..)| *kind == "wheel") {
         let whole = parse_whole(content_type, body).unwrap();
         let boundary = multipart::boundary(content_type).unwrap();
         for split in 0..=body.len() {
@@ -765,8 +765,8 @@ fn hostile_zips_are_errors() {
 
 #[test]
 fn a_zip_bomb_stops_at_the_limit() {
-    // 64 MiB of zeros deflate to ~64 KB; the entry claims 100 bytes, then claims the truth.
-    let zeros = vec![0u8; 64 * 1024 * 1024];
+    // 16 MiB of zeros deflate to ~16 KB; the entry claims 100 bytes, then claims the truth.
+    let zeros = vec![0u8; 16 * 1024 * 1024];
     let bomb = vec![entry("pkg-1.0.dist-info/METADATA", &zeros, true)];
     let liar = build_zip(&bomb, Lies { uncompressed_size: Some(100), ..Lies::default() });
     assert!(matches!(metadata_of(&liar), Err(WheelError::Invalid(_))));
@@ -788,4 +788,73 @@ fn read_errors_and_short_reads_are_errors() {
     let e = block_on(wheel::core_metadata(&Bytes::new(WHEEL), WHEEL.len() as u64 + 10, &WheelLimits::default())).unwrap_err();
     assert!(matches!(e, WheelError::Read(_)), "{e:?}");
     assert!(e.to_string().starts_with("reading the wheel"));
+}
+
+#[test]
+fn a_wheel_with_exactly_65535_entries_and_no_zip64_record() {
+    // Python's zipfile writes zip64 end records only above 65535 entries: at exactly 65535
+    // the classic record's all-ones count is the real count.
+    let mut entries: Vec<ZipEntry> = (0..65534).map(|i| entry(&format!("d/{i}"), b"", false)).collect();
+    entries.push(entry("pkg-1.0.dist-info/METADATA", META, true));
+    let zip = build_zip(&entries, Lies::default());
+    assert_eq!(metadata_of(&zip).unwrap().as_deref(), Some(META));
+}
+
+// ---------------------------------------------------------------------------------------
+// Between the formats: what the hosted upload handler checks.
+
+#[test]
+fn filenames_are_checked_against_the_form_name_and_version() {
+    let wheel = filename::parse("tiny_pkg-0.1.0-py3-none-any.whl").unwrap();
+    assert_eq!(wheel.check("Tiny.Pkg", "0.1.0"), Ok(()));
+    assert_eq!(wheel.check("tiny-pkg", "0.1"), Ok(()));
+    assert_eq!(wheel.check("other", "0.1.0").unwrap_err(), "Start filename for \"other\" with \"other\".");
+    assert_eq!(wheel.check("Tiny.Pkg", "0.2.0").unwrap_err(), "Version in filename should be \"0.2.0\" not \"0.1.0\".");
+    let legacy = filename::parse("My.Project-1.0.zip").unwrap();
+    assert_eq!(legacy.check("my-project", "1.0.0"), Ok(()));
+    assert!(legacy.check("my-projects", "1.0").is_err());
+}
+
+#[test]
+fn the_upload_form_gives_the_metadata_the_wheel_has() {
+    let in_wheel = metadata::parse(&metadata_of(WHEEL).unwrap().unwrap()).unwrap();
+    for (client, kind, content_type, body) in captured() {
+        let events = parse_whole(content_type, body).unwrap();
+        let form = metadata::from_upload_form(events.iter().filter_map(|e| match e {
+            Event::Field { name, value } => Some((name.as_str(), value.as_str())),
+            _ => None,
+        }));
+        let what = format!("{client} {kind}");
+        assert_eq!((&form.metadata_version, &form.name, &form.version), (&in_wheel.metadata_version, &in_wheel.name, &in_wheel.version), "{what}");
+        assert_eq!(form.summary, in_wheel.summary, "{what}");
+        assert_eq!(form.author, in_wheel.author, "{what}");
+        assert_eq!(form.author_email, in_wheel.author_email, "{what}");
+        assert_eq!(form.requires_python, in_wheel.requires_python, "{what}");
+        assert_eq!(form.license_expression, in_wheel.license_expression, "{what}");
+        assert_eq!(form.description_content_type, in_wheel.description_content_type, "{what}");
+        assert_eq!(form.classifiers, in_wheel.classifiers, "{what}");
+        assert_eq!(form.requires_dist, in_wheel.requires_dist, "{what}");
+        assert_eq!(form.project_urls, in_wheel.project_urls, "{what}");
+        assert_eq!(form.description.as_deref().map(str::trim_end), in_wheel.description.as_deref().map(str::trim_end), "{what}");
+    }
+    assert_eq!(
+        in_wheel.project_url_pairs(),
+        [("Homepage".to_string(), "https://example.org/tiny".to_string()), ("Source".to_string(), "https://example.org/tiny/src".to_string())]
+    );
+}
+
+#[test]
+fn a_setuptools_wheel_of_metadata_2_1() {
+    const LEGACY: &[u8] = include_bytes!("fixtures/pypi/legacy.pkg-2.0.post1-py3-none-any.whl");
+    // setuptools before PEP 491's normalisation kept the `.` in the wheel's name.
+    assert_eq!(filename::parse("legacy.pkg-2.0.post1-py3-none-any.whl"), dist("legacy.pkg", "2.0.post1", DistKind::Wheel));
+    assert_eq!(filename::parse("legacy.pkg-2.0.post1.tar.gz"), dist("legacy.pkg", "2.0.post1", DistKind::Sdist));
+    let m = metadata::parse(&metadata_of(LEGACY).unwrap().unwrap()).unwrap();
+    assert_eq!((m.metadata_version.as_str(), m.name.as_str(), m.version.as_str()), ("2.1", "legacy.pkg", "2.0.post1"));
+    assert_eq!(m.requires_dist, ["six", "ujson; extra == \"fast\""]);
+    assert_eq!(m.provides_extra, ["fast"]);
+    assert_eq!(m.classifiers, ["License :: OSI Approved :: MIT License"]);
+    assert_eq!(m.description_content_type.as_deref(), Some("text/x-rst"));
+    assert_eq!(m.description.as_deref().map(str::trim_end), Some("Line one\n\n  indented\nlast"));
+    assert_eq!(m.summary, None);
 }

@@ -128,17 +128,3 @@ impl fmt::Display for DigestMismatch {
 }
 
 impl std::error::Error for DigestMismatch {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn known_digests_of_empty_input() {
-        let d = Digests::of(b"");
-        assert_eq!(d.sha256_hex(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-        assert_eq!(d.md5_hex(), "d41d8cd98f00b204e9800998ecf8427e");
-        assert_eq!(d.blake2b_256_hex(), "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8");
-        assert_eq!(d.size, 0);
-    }
-}

@@ -29,6 +29,21 @@ pub struct DistFilename {
     pub kind: DistKind,
 }
 
+impl DistFilename {
+    /// Whether this file may be uploaded as `version` of `project` (the upload form's
+    /// values), as warehouse checks it: the same name once normalised (PEP 503) and the same
+    /// version (`same_version`). The error is a message for the client, worded like pypi.org's.
+    pub fn check(&self, project: &str, version: &str) -> Result<(), String> {
+        if normalize(&self.project) != normalize(project) {
+            return Err(format!("Start filename for {project:?} with {:?}.", normalize(project).replace('-', "_")));
+        }
+        if !same_version(&self.version, version) {
+            return Err(format!("Version in filename should be {version:?} not {:?}.", self.version));
+        }
+        Ok(())
+    }
+}
+
 /// The longest filename accepted: a common file-system limit, and far above real ones.
 const MAX_FILENAME_BYTES: usize = 255;
 

@@ -80,6 +80,24 @@ pub fn parse(bytes: &[u8]) -> Result<CoreMetadata, String> {
     Ok(meta)
 }
 
+/// The core metadata of an upload form's text fields (warehouse.pypa.io "Upload API"): one
+/// field per metadata field, named in lower case with `_` for `-` (`home_page`,
+/// `requires_dist`, …), list fields repeated, and the plural `classifiers` and
+/// `project_urls` as twine, uv and poetry send them. Fields of the upload itself
+/// (`:action`, `filetype`, digests, …) are ignored; missing required fields stay empty.
+pub fn from_upload_form<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> CoreMetadata {
+    let mut meta = CoreMetadata::default();
+    for (name, value) in fields {
+        let header = match name {
+            "classifiers" => "classifier".to_string(),
+            "project_urls" => "project-url".to_string(),
+            other => other.replace('_', "-"),
+        };
+        meta.set(&header, value.to_string());
+    }
+    meta
+}
+
 /// A continuation line without its folding white space. setuptools and distutils fold a
 /// `Description` header as `\n       |line` (`rfc822_escape`): the `|` goes too.
 fn unfold(line: &str, is_description: bool) -> String {
@@ -95,6 +113,12 @@ fn unfold(line: &str, is_description: bool) -> String {
 }
 
 impl CoreMetadata {
+    /// The `Project-URL` fields as (label, URL) pairs, for a JSON API's `project_urls`; a
+    /// field without a comma is skipped.
+    pub fn project_url_pairs(&self) -> Vec<(String, String)> {
+        self.project_urls.iter().filter_map(|field| field.split_once(',')).map(|(label, url)| (label.trim().to_string(), url.trim().to_string())).collect()
+    }
+
     fn set(&mut self, name: &str, value: String) {
         let single = |slot: &mut Option<String>, value: String| {
             if !value.is_empty() {

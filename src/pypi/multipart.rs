@@ -86,7 +86,8 @@ enum State {
     Preamble,
     /// After a delimiter: `--` closes the body, otherwise optional white space then CRLF.
     AfterDelimiter,
-    Headers,
+    /// `searched`: how far the end of the header block has been looked for already.
+    Headers { searched: usize },
     Text { name: String, value: Vec<u8> },
     File,
     /// After the closing delimiter: the epilogue, ignored.
@@ -98,6 +99,8 @@ pub struct Parser {
     /// `\r\n--boundary`: every delimiter but the first is preceded by the CRLF that belongs
     /// to it rather than to the part before (RFC 2046 §5.1.1).
     delimiter: Vec<u8>,
+    /// Searches for `delimiter`; built once, the search runs over every byte of the body.
+    finder: memmem::Finder<'static>,
     limits: Limits,
     state: State,
     /// Bytes received but not yet consumed; never more than a chunk plus a delimiter, a
@@ -114,7 +117,8 @@ impl Parser {
         let mut delimiter = b"\r\n--".to_vec();
         delimiter.extend_from_slice(boundary.as_bytes());
         // The first delimiter may open the body, without a CRLF before it: pretend it had one.
-        Parser { delimiter, limits, state: State::Preamble, buf: b"\r\n".to_vec(), preamble: 0, parts: 0, text_bytes: 0 }
+        let finder = memmem::Finder::new(&delimiter).into_owned();
+        Parser { delimiter, finder, limits, state: State::Preamble, buf: b"\r\n".to_vec(), preamble: 0, parts: 0, text_bytes: 0 }
     }
 
     /// Parses `chunk`, appending what it completes to `out`. After an error the parser is
@@ -129,8 +133,11 @@ impl Parser {
         while let Some(used) = self.step(buf.get(pos..).unwrap_or_default(), out)? {
             pos += used;
         }
-        buf.drain(..pos.min(buf.len()));
-        self.buf = buf;
+        if !matches!(self.state, State::Done) {
+            // The epilogue is never looked at: keep nothing of it.
+            buf.drain(..pos.min(buf.len()));
+            self.buf = buf;
+        }
         Ok(())
     }
 
@@ -149,7 +156,7 @@ impl Parser {
         match &mut self.state {
             State::Done => Ok(None),
             State::Preamble => {
-                let found = memmem::find(rest, &self.delimiter);
+                let found = self.finder.find(rest);
                 // Keep what could be the start of a delimiter; drop the rest.
                 let drop = found.unwrap_or_else(|| rest.len().saturating_sub(delimiter_len - 1));
                 self.preamble += drop;
@@ -172,7 +179,7 @@ impl Parser {
                 let after = rest.get(padding..).unwrap_or_default();
                 if after.starts_with(b"\r\n") {
                     self.start_part()?;
-                    self.state = State::Headers;
+                    self.state = State::Headers { searched: 0 };
                     return Ok(Some(padding + 2));
                 }
                 let undecided = after.is_empty() || after == b"\r" || rest == b"-";
@@ -184,13 +191,21 @@ impl Parser {
                 }
                 Ok(None)
             }
-            State::Headers => {
+            State::Headers { searched } => {
                 // An empty header block is a bare CRLF; otherwise headers end with CRLFCRLF.
-                let end = if rest.starts_with(b"\r\n") { Some((0, 2)) } else { memmem::find(rest, b"\r\n\r\n").map(|at| (at, at + 4)) };
+                // The search resumes where the last one stopped, so headers fed byte by byte
+                // are scanned once.
+                let from = searched.saturating_sub(3);
+                let end = if rest.starts_with(b"\r\n") {
+                    Some((0, 2))
+                } else {
+                    rest.get(from..).and_then(|r| memmem::find(r, b"\r\n\r\n")).map(|at| (from + at, from + at + 4))
+                };
                 let Some((block_end, used)) = end else {
                     if rest.len() > self.limits.max_header_bytes {
                         return Err(MultipartError::TooLarge("the headers of a part"));
                     }
+                    *searched = rest.len();
                     return Ok(None);
                 };
                 if block_end > self.limits.max_header_bytes {
@@ -207,10 +222,7 @@ impl Parser {
                 Ok(Some(used))
             }
             State::File => {
-                let (data_len, found) = match memmem::find(rest, &self.delimiter) {
-                    Some(at) => (at, true),
-                    None => (safe_prefix(rest, &self.delimiter), false),
-                };
+                let (data_len, found) = content_end(&self.finder, &self.delimiter, rest);
                 if data_len > 0 {
                     out.push(Event::FileData(rest.get(..data_len).unwrap_or_default().to_vec()));
                 }
@@ -222,10 +234,7 @@ impl Parser {
                 Ok((data_len > 0).then_some(data_len))
             }
             State::Text { name, value } => {
-                let (data_len, found) = match memmem::find(rest, &self.delimiter) {
-                    Some(at) => (at, true),
-                    None => (safe_prefix(rest, &self.delimiter), false),
-                };
+                let (data_len, found) = content_end(&self.finder, &self.delimiter, rest);
                 self.text_bytes += data_len;
                 if self.text_bytes > self.limits.max_text_bytes {
                     return Err(MultipartError::TooLarge("the form's text fields"));
@@ -249,6 +258,14 @@ impl Parser {
             return Err(MultipartError::TooManyParts { limit: self.limits.max_parts });
         }
         Ok(())
+    }
+}
+
+/// How much of `rest` is a part's content, and whether the delimiter ending it follows.
+fn content_end(finder: &memmem::Finder<'_>, delimiter: &[u8], rest: &[u8]) -> (usize, bool) {
+    match finder.find(rest) {
+        Some(at) => (at, true),
+        None => (safe_prefix(rest, delimiter), false),
     }
 }
 

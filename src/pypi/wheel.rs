@@ -79,11 +79,11 @@ const MAX_COMMENT: u64 = 0xffff;
 /// against its CRC-32; `None` when the wheel has no `.dist-info` directory or no `METADATA` in
 /// it. The wheel spec allows exactly one top-level `.dist-info` directory: more is an error.
 pub async fn core_metadata(src: &dyn RangeSource, size: u64, limits: &WheelLimits) -> Result<Option<Vec<u8>>, WheelError> {
-    let (directory_offset, entries) = central_directory(src, size, limits).await?;
-    let Some(entry) = metadata_entry(&entries)? else {
+    let directory = central_directory(src, size, limits).await?;
+    let Some(entry) = metadata_entry(&directory)? else {
         return Ok(None);
     };
-    read_entry(src, entry, directory_offset, limits).await.map(Some)
+    read_entry(src, &entry, directory.offset, limits).await.map(Some)
 }
 
 async fn read_exact(src: &dyn RangeSource, offset: u64, len: u64) -> Result<Vec<u8>, WheelError> {
@@ -95,8 +95,8 @@ async fn read_exact(src: &dyn RangeSource, offset: u64, len: u64) -> Result<Vec<
 }
 
 /// Finds the end of central directory record (zip64 when the classic one overflows), checks
-/// it, and reads and parses the central directory it points at: its offset and its entries.
-async fn central_directory(src: &dyn RangeSource, size: u64, limits: &WheelLimits) -> Result<(u64, Vec<Entry>), WheelError> {
+/// it, and reads the central directory it points at.
+async fn central_directory(src: &dyn RangeSource, size: u64, limits: &WheelLimits) -> Result<Directory, WheelError> {
     if size < EOCD_LEN {
         return Err(invalid("too short to be a zip archive"));
     }
@@ -120,14 +120,13 @@ async fn central_directory(src: &dyn RangeSource, size: u64, limits: &WheelLimit
     let eocd_offset = tail_start + eocd_at as u64;
     // Where the central directory must end: at the zip64 record when there is one.
     let mut directory_end = eocd_offset;
-    let overflowed = entries == 0xffff || directory_size == 0xffff_ffff || directory_offset == 0xffff_ffff || this_disk == 0xffff;
-    if !overflowed && (this_disk != 0 || directory_disk != 0) {
+    // With a zip64 locator, the zip64 record has the real values. Without one, all-ones
+    // values are taken as they are: Python's zipfile writes exactly 65535 entries that way.
+    let locator_at = eocd_at.checked_sub(ZIP64_LOCATOR_LEN as usize).filter(|&at| le32(&tail, at) == Some(ZIP64_LOCATOR_SIGNATURE));
+    if locator_at.is_none() && (this_disk != 0 || directory_disk != 0) {
         return Err(WheelError::Unsupported("a multi-disk archive".into()));
     }
-    let locator_at = eocd_at.checked_sub(ZIP64_LOCATOR_LEN as usize);
-    let has_locator = locator_at.is_some_and(|at| le32(&tail, at) == Some(ZIP64_LOCATOR_SIGNATURE));
-    if overflowed || has_locator {
-        let at = locator_at.filter(|_| has_locator).ok_or_else(|| invalid("zip64 values without a zip64 end of central directory locator"))?;
+    if let Some(at) = locator_at {
         let record_offset = le64(&tail, at + 8).ok_or_else(|| invalid("truncated zip64 locator"))?;
         if le32(&tail, at + 16).is_some_and(|disks| disks > 1) {
             return Err(WheelError::Unsupported("a multi-disk archive".into()));
@@ -160,17 +159,20 @@ async fn central_directory(src: &dyn RangeSource, size: u64, limits: &WheelLimit
         return Err(invalid("the central directory does not end where its end record starts"));
     }
     let bytes = read_exact(src, directory_offset, directory_size).await?;
-    let parsed = parse_central_directory(&bytes, directory_offset)?;
-    if parsed.len() as u64 != entries {
-        return Err(invalid(format!("the end record counts {entries} entries, the central directory holds {}", parsed.len())));
-    }
-    Ok((directory_offset, parsed))
+    Ok(Directory { offset: directory_offset, entries, bytes })
+}
+
+/// The central directory as read, with what the end record says of it.
+struct Directory {
+    offset: u64,
+    entries: u64,
+    bytes: Vec<u8>,
 }
 
 /// One central directory file header, the fields that matter here.
 #[derive(Debug)]
-struct Entry {
-    name: Vec<u8>,
+struct Entry<'a> {
+    name: &'a [u8],
     flags: u16,
     method: u16,
     crc32: u32,
@@ -179,8 +181,9 @@ struct Entry {
     local_header_offset: u64,
 }
 
-fn parse_central_directory(bytes: &[u8], directory_offset: u64) -> Result<Vec<Entry>, WheelError> {
-    let mut entries = Vec::new();
+/// Calls `visit` with every entry of the central directory `bytes` (read from
+/// `directory_offset`), in order; nothing is collected, however many entries there are.
+fn for_each_entry<'a>(bytes: &'a [u8], directory_offset: u64, mut visit: impl FnMut(Entry<'a>) -> Result<(), WheelError>) -> Result<(), WheelError> {
     let mut at = 0usize;
     while at < bytes.len() {
         let truncated = || invalid("truncated central directory header");
@@ -200,7 +203,7 @@ fn parse_central_directory(bytes: &[u8], directory_offset: u64) -> Result<Vec<En
         let name_at = at + CENTRAL_HEADER_LEN;
         let extra_at = name_at + name_len;
         let next = extra_at + extra_len + comment_len;
-        let name = bytes.get(name_at..extra_at).ok_or_else(truncated)?.to_vec();
+        let name = bytes.get(name_at..extra_at).ok_or_else(truncated)?;
         let extra = bytes.get(extra_at..extra_at + extra_len).ok_or_else(truncated)?;
         if next > bytes.len() {
             return Err(truncated());
@@ -226,10 +229,10 @@ fn parse_central_directory(bytes: &[u8], directory_offset: u64) -> Result<Vec<En
         if local_header_offset >= directory_offset {
             return Err(invalid("an entry starts inside the central directory"));
         }
-        entries.push(Entry { name, flags, method, crc32, compressed_size, uncompressed_size, local_header_offset });
+        visit(Entry { name, flags, method, crc32, compressed_size, uncompressed_size, local_header_offset })?;
         at = next;
     }
-    Ok(entries)
+    Ok(())
 }
 
 /// The data of the zip64 extended information extra field, if `extra` has one.
@@ -246,34 +249,34 @@ fn zip64_extra(mut extra: &[u8]) -> Option<&[u8]> {
     None
 }
 
-/// The `METADATA` entry of the one top-level `.dist-info` directory.
-fn metadata_entry(entries: &[Entry]) -> Result<Option<&Entry>, WheelError> {
+/// The `METADATA` entry of the one top-level `.dist-info` directory, after checking the
+/// whole central directory (entries and their count).
+fn metadata_entry(directory: &Directory) -> Result<Option<Entry<'_>>, WheelError> {
     let mut dist_info: Option<&[u8]> = None;
-    for entry in entries {
+    let mut metadata = None;
+    let mut count = 0u64;
+    for_each_entry(&directory.bytes, directory.offset, |entry| {
+        count += 1;
         let top = entry.name.split(|b| *b == b'/').next().unwrap_or_default();
-        let is_dist_info = top.ends_with(b".dist-info") && entry.name.len() > top.len();
-        if !is_dist_info {
-            continue;
+        if !top.ends_with(b".dist-info") || entry.name.len() == top.len() {
+            return Ok(());
         }
-        match dist_info {
-            Some(seen) if seen != top => return Err(invalid("more than one .dist-info directory")),
-            _ => dist_info = Some(top),
+        if dist_info.is_some_and(|seen| seen != top) {
+            return Err(invalid("more than one .dist-info directory"));
         }
+        dist_info = Some(top);
+        if entry.name.get(top.len()..) == Some(b"/METADATA".as_slice()) && metadata.replace(entry).is_some() {
+            return Err(invalid("two METADATA entries"));
+        }
+        Ok(())
+    })?;
+    if count != directory.entries {
+        return Err(invalid(format!("the end record counts {} entries, the central directory holds {count}", directory.entries)));
     }
-    let Some(dist_info) = dist_info else {
-        return Ok(None);
-    };
-    let mut wanted = dist_info.to_vec();
-    wanted.extend_from_slice(b"/METADATA");
-    let mut matches = entries.iter().filter(|e| e.name == wanted);
-    let entry = matches.next();
-    if matches.next().is_some() {
-        return Err(invalid("two METADATA entries"));
-    }
-    Ok(entry)
+    Ok(metadata)
 }
 
-async fn read_entry(src: &dyn RangeSource, entry: &Entry, directory_offset: u64, limits: &WheelLimits) -> Result<Vec<u8>, WheelError> {
+async fn read_entry(src: &dyn RangeSource, entry: &Entry<'_>, directory_offset: u64, limits: &WheelLimits) -> Result<Vec<u8>, WheelError> {
     if entry.flags & 0x0001 != 0 {
         return Err(WheelError::Unsupported("an encrypted METADATA".into()));
     }
@@ -294,7 +297,7 @@ async fn read_entry(src: &dyn RangeSource, entry: &Entry, directory_offset: u64,
     // the archive means different things to different readers.
     let name_and_extra = name_len + extra_len;
     let rest = read_exact(src, entry.local_header_offset + LOCAL_HEADER_LEN, name_and_extra + entry.compressed_size).await?;
-    if rest.get(..entry.name.len()) != Some(entry.name.as_slice()) || name_len != entry.name.len() as u64 {
+    if rest.get(..entry.name.len()) != Some(entry.name) || name_len != entry.name.len() as u64 {
         return Err(invalid("the local header names another file than the central directory"));
     }
     let data = rest.get(name_and_extra as usize..).unwrap_or_default();
