@@ -83,41 +83,30 @@ pub struct ReleaseMetadata {
     pub dynamic: Vec<String>,
 }
 
-impl ReleaseMetadata {
-    /// Records one form field of an upload; unknown fields are ignored. Repeated fields
-    /// (`classifiers`, `requires_dist`, …) accumulate.
-    pub fn set(&mut self, field: &str, value: String) {
-        let one = |slot: &mut Option<String>, v: String| {
-            if !v.is_empty() {
-                *slot = Some(v);
-            }
-        };
-        let many = |list: &mut Vec<String>, v: String| {
-            if !v.is_empty() {
-                list.push(v);
-            }
-        };
-        match field {
-            "metadata_version" => one(&mut self.metadata_version, value),
-            "summary" => one(&mut self.summary, value),
-            "description" => one(&mut self.description, value),
-            "description_content_type" => one(&mut self.description_content_type, value),
-            "author" => one(&mut self.author, value),
-            "author_email" => one(&mut self.author_email, value),
-            "maintainer" => one(&mut self.maintainer, value),
-            "maintainer_email" => one(&mut self.maintainer_email, value),
-            "license" | "license_expression" => one(&mut self.license, value),
-            "keywords" => one(&mut self.keywords, value),
-            "home_page" => one(&mut self.home_page, value),
-            "download_url" => one(&mut self.download_url, value),
-            "requires_python" => one(&mut self.requires_python, value),
-            "requires_dist" => many(&mut self.requires_dist, value),
-            "provides_extra" => many(&mut self.provides_extra, value),
-            "classifiers" => many(&mut self.classifiers, value),
-            "project_urls" => many(&mut self.project_urls, value),
-            "platform" => many(&mut self.platform, value),
-            "dynamic" => many(&mut self.dynamic, value),
-            _ => {}
+impl From<super::metadata::CoreMetadata> for ReleaseMetadata {
+    fn from(m: super::metadata::CoreMetadata) -> Self {
+        let text = |s: String| (!s.is_empty()).then_some(s);
+        ReleaseMetadata {
+            metadata_version: text(m.metadata_version),
+            summary: m.summary,
+            description: m.description,
+            description_content_type: m.description_content_type,
+            author: m.author,
+            author_email: m.author_email,
+            maintainer: m.maintainer,
+            maintainer_email: m.maintainer_email,
+            // An SPDX expression (PEP 639) where there is one, else the free text.
+            license: m.license_expression.or(m.license),
+            keywords: m.keywords,
+            home_page: m.home_page,
+            download_url: m.download_url,
+            requires_python: m.requires_python,
+            requires_dist: m.requires_dist,
+            provides_extra: m.provides_extra,
+            classifiers: m.classifiers,
+            project_urls: m.project_urls,
+            platform: m.platforms,
+            dynamic: m.dynamic,
         }
     }
 }
@@ -258,14 +247,12 @@ mod tests {
     }
 
     #[test]
-    fn repeated_form_fields_accumulate_and_empty_ones_are_dropped() {
-        let mut m = ReleaseMetadata::default();
-        m.set("classifiers", "A".into());
-        m.set("classifiers", "B".into());
-        m.set("summary", "".into());
-        m.set("summary", "s".into());
-        m.set("unknown", "x".into());
+    fn upload_form_fields_become_the_release_metadata() {
+        let form = [("classifiers", "A"), ("classifiers", "B"), ("summary", ""), ("summary", "s"), ("license_expression", "MIT"), ("license", "text"), ("unknown", "x")];
+        let m = ReleaseMetadata::from(crate::pypi::metadata::from_upload_form(form));
         assert_eq!(m.classifiers, vec!["A", "B"]);
         assert_eq!(m.summary.as_deref(), Some("s"));
+        assert_eq!(m.license.as_deref(), Some("MIT"));
+        assert_eq!(m.metadata_version, None);
     }
 }

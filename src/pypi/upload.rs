@@ -36,12 +36,13 @@ use crate::storage::{HookMetadata, Storage, StorageError};
 /// The file is streamed, so this bounds storage and time, not memory.
 pub const MAX_UPLOAD_BYTES: u64 = 100 << 20;
 
-/// The form's own fields, with what the upload API says of each.
+/// The form's text fields (bounded by `multipart::Limits`).
 #[derive(Default)]
 struct Form {
     /// Single-valued control fields (`:action`, `name`, `version`, digests, …), last wins.
     fields: BTreeMap<String, String>,
-    metadata: ReleaseMetadata,
+    /// Every field in order, for the release's core metadata.
+    all: Vec<(String, String)>,
 }
 
 const CONTROL_FIELDS: [&str; 10] = [
@@ -62,7 +63,11 @@ impl Form {
         if CONTROL_FIELDS.contains(&name.as_str()) {
             self.fields.insert(name.clone(), value.clone());
         }
-        self.metadata.set(&name, value);
+        self.all.push((name, value));
+    }
+
+    fn metadata(&self) -> ReleaseMetadata {
+        super::metadata::from_upload_form(self.all.iter().map(|(k, v)| (k.as_str(), v.as_str()))).into()
     }
 
     fn get(&self, field: &str) -> Option<&str> {
@@ -155,7 +160,7 @@ async fn accept(ctx: &Ctx<'_>, form: &Form, upload: Upload, digests: &Digests, s
         name: name.to_string(),
         display_name,
         version,
-        metadata: Box::new(form.metadata.clone()),
+        metadata: Box::new(form.metadata()),
         file: Box::new(file),
         writer,
     };
@@ -262,12 +267,7 @@ async fn start_file(ctx: &Ctx<'_>, form: &Form, filename: &str) -> Result<Incomi
     let version = form.required("version")?.to_string();
     let filetype = form.required("filetype")?;
     let dist = filename::parse(filename).ok_or_else(|| Error::invalid(format!("Invalid distribution filename {filename:?}")))?;
-    if filename::normalize(&dist.project) != name.as_str() {
-        return Err(Error::invalid(format!("Start filename for {filename:?} with {:?}.", name.as_str())));
-    }
-    if !filename::same_version(&dist.version, &version) {
-        return Err(Error::invalid(format!("Version in filename should be {version:?} not {:?}.", dist.version)));
-    }
+    dist.check(raw_name, &version).map_err(Error::invalid)?;
     if dist.kind.packagetype() != filetype {
         return Err(Error::invalid(format!("Invalid value for filetype: {filename:?} is a {}, not {filetype}.", dist.kind.packagetype())));
     }
