@@ -3,9 +3,9 @@
 //! pypi.org (Warehouse) answers upload errors with the message as the HTTP reason phrase
 //! (`400 File already exists …`) and a JSON body `{"message", "code", "title"}` whose `code` is
 //! the status line. twine prints the reason phrase (and the body with `--verbose`); uv
-//! publish prints `Server says: {code}` from that body; pip prints the status and URL. The
-//! body here is Warehouse's shape plus this registry's usual `error` field, and the
-//! `X-PyPI-Error` header repeats the message for clients that show headers only.
+//! publish prints `Server says: {code}` from that body; pip prints the status and URL. So
+//! errors here carry the message as their reason phrase too, and the body is Warehouse's
+//! shape plus this registry's usual `error` field.
 
 use serde_json::json;
 
@@ -29,7 +29,7 @@ impl Render for PypiErrors {
             "code": format!("{status} {detail}"),
             "title": title,
         });
-        e.decorate(Response::json(status, &body).with_header("X-PyPI-Error", header_safe(detail)))
+        e.decorate(Response::json(status, &body).with_reason(detail))
     }
 }
 
@@ -50,11 +50,6 @@ fn reason_phrase(status: u16) -> &'static str {
         503 => "Service Unavailable",
         _ => "Internal Server Error",
     }
-}
-
-/// A message as a header value: visible ASCII and spaces only, at most 300 bytes.
-fn header_safe(text: &str) -> String {
-    text.chars().map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' }).take(300).collect()
 }
 
 /// 401 with the Basic challenge.
@@ -83,10 +78,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn body_has_warehouse_fields_and_the_header_is_safe() {
+    fn the_message_is_the_reason_phrase_and_warehouse_fields_are_in_the_body() {
         let r = PypiErrors.render(&Error::invalid("File already exists.\nsee"));
         assert_eq!(r.status, 400);
-        assert_eq!(r.headers.get("x-pypi-error"), Some("File already exists.?see"));
+        assert_eq!(r.reason.as_deref(), Some("File already exists.?see"));
         let body: serde_json::Value = serde_json::from_slice(&futures::executor::block_on(r.into_bytes())).unwrap();
         assert_eq!(body["code"], "400 File already exists.\nsee");
         assert_eq!(body["title"], "Bad Request");
