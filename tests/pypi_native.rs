@@ -659,3 +659,21 @@ fn the_first_upload_makes_a_name_hosted_and_forgets_its_cached_copies() {
     let r = reg.send(admin(Method::Delete, "/-/admin/cache/pypi/Other"));
     assert_eq!((r.status, r.json()), (200, json!({"purged": 1})));
 }
+
+#[test]
+fn a_setuptools_wheel_with_a_dotted_name_uploads_with_its_metadata() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pypi");
+    let reg = Reg::new();
+    let token = pypi_token(&reg, "alice");
+    for file in ["legacy.pkg-2.0.post1-py3-none-any.whl", "legacy.pkg-2.0.post1.tar.gz"] {
+        let bytes = std::fs::read(format!("{dir}/{file}")).unwrap();
+        upload_ok(&reg, &token, "legacy.pkg", file, &bytes, "2.0.post1");
+    }
+    let page = page_json(&reg, "legacy-pkg");
+    let whl = file_entry(&page, "legacy.pkg-2.0.post1-py3-none-any.whl");
+    let url = path_of(whl["url"].as_str().unwrap());
+    let metadata = get(&reg, &format!("{url}.metadata"), None);
+    assert_eq!(metadata.status, 200);
+    assert_eq!(whl["core-metadata"]["sha256"], sha256_hex(&metadata.body));
+    assert!(metadata.text().contains("Version: 2.0.post1"), "{}", metadata.text());
+}
