@@ -677,3 +677,18 @@ fn a_setuptools_wheel_with_a_dotted_name_uploads_with_its_metadata() {
     assert_eq!(whl["core-metadata"]["sha256"], sha256_hex(&metadata.body));
     assert!(metadata.text().contains("Version: 2.0.post1"), "{}", metadata.text());
 }
+
+#[test]
+fn a_form_whose_fields_exceed_their_bound_is_413_without_a_length() {
+    let reg = Reg::new();
+    let token = pypi_token(&reg, "alice");
+    let (f, b) = sdist("wordy", "1.0");
+    let fields = with_field(&pypi_upload_fields("wordy", "1.0", &f, &b), "description", &"x".repeat(5 << 20));
+    let body = upload_body(&fields, &f, &b);
+    // Streamed in pieces with no length announced: refused as the bound is crossed.
+    let pieces: Vec<Result<Vec<u8>, edgeregistry::http::BodyError>> = body.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let mut req = upload_req(&token, Vec::new());
+    req.headers.remove("Content-Length");
+    req.body = edgeregistry::http::Body::Stream(edgeregistry::http::PlatformStream::from_pieces(Box::pin(futures::stream::iter(pieces)), None));
+    refused(&reg, req, 413, "5 MiB of text fields");
+}
