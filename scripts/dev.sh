@@ -20,6 +20,7 @@ URL="http://127.0.0.1:$PORT"
 # Locally the registry mirrors the public registries unless told otherwise.
 NPM_UPSTREAMS=${NPM_UPSTREAMS:-npmjs}
 OCI_UPSTREAMS=${OCI_UPSTREAMS:-dockerhub}
+PYPI_UPSTREAMS=${PYPI_UPSTREAMS:-pypi}
 
 cat <<EOT
 
@@ -35,14 +36,19 @@ edgeregistry will listen on $URL  (data in .wrangler/, secrets in .dev.vars)
           unsafeHttpWhitelist: ["127.0.0.1"])
   OCI:   crane auth login 127.0.0.1:$PORT -u alice -p correct-horse --insecure
          podman login --tls-verify=false 127.0.0.1:$PORT ; images are 127.0.0.1:$PORT/REPO:TAG
+  PyPI:  pip install --index-url $URL/pypi/simple/ PKG   (uv: UV_INDEX_URL=$URL/pypi/simple/)
+         twine upload --repository-url $URL/pypi/ -u __token__ -p TOKEN dist/*
+         (token: the admin API with {"user":"alice","protocol":"pypi"}; uv publish --publish-url $URL/pypi/)
 
   pull-through cache: npm packages not hosted here come from $NPM_UPSTREAMS, images
-  from $OCI_UPSTREAMS (e.g. 127.0.0.1:$PORT/alpine:3 is Docker Hub's library/alpine);
-  set NPM_UPSTREAMS / OCI_UPSTREAMS (JSON, see README) or "none" to change that.
+  from $OCI_UPSTREAMS (e.g. 127.0.0.1:$PORT/alpine:3 is Docker Hub's library/alpine),
+  Python projects from $PYPI_UPSTREAMS; set NPM_UPSTREAMS / OCI_UPSTREAMS / PYPI_UPSTREAMS
+  (JSON, see README) or "none" to change that.
 
 EOT
 upstream_vars=()
 [ "$NPM_UPSTREAMS" != none ] && upstream_vars+=(--var "NPM_UPSTREAMS:$NPM_UPSTREAMS")
 [ "$OCI_UPSTREAMS" != none ] && upstream_vars+=(--var "OCI_UPSTREAMS:$OCI_UPSTREAMS")
+[ "$PYPI_UPSTREAMS" != none ] && upstream_vars+=(--var "PYPI_UPSTREAMS:$PYPI_UPSTREAMS")
 exec "$WRANGLER" dev --ip 127.0.0.1 --port "$PORT" --persist-to .wrangler/state --show-interactive-dev-session=false \
   "${upstream_vars[@]}"

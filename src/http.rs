@@ -270,6 +270,9 @@ pub fn decode_path(s: &str) -> Option<String> {
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
+    /// A reason phrase other than the status's standard one (RFC 9112 §4): PyPI clients
+    /// (twine) print it as the error message, as pypi.org sends it.
+    pub reason: Option<String>,
     pub headers: Headers,
     pub body: Body,
 }
@@ -278,6 +281,7 @@ impl Response {
     pub fn new(status: u16) -> Response {
         Response {
             status,
+            reason: None,
             headers: Headers::new(),
             body: Body::Empty,
         }
@@ -298,6 +302,14 @@ impl Response {
 
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Response {
         self.headers.set(name, value);
+        self
+    }
+
+    /// With `reason` as the reason phrase: visible ASCII and spaces only (anything else
+    /// becomes `?`), at most 300 bytes, so the runtime always accepts it.
+    pub fn with_reason(mut self, reason: &str) -> Response {
+        let safe: String = reason.chars().map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' }).take(300).collect();
+        self.reason = Some(safe).filter(|r| !r.trim().is_empty());
         self
     }
 

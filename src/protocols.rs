@@ -4,7 +4,7 @@
 //! code.
 //!
 //! Adding a protocol: a folder (`src/pypi/`) with its handler and a `MODULE` implementing
-//! [`ProtocolModule`], and one line in [`ALL`]. A protocol without a module (`Protocol::Pypi`
+//! [`ProtocolModule`], and one line in [`ALL`]. A protocol without a module (`Protocol::Maven`
 //! today) is refused by `ENABLED_PROTOCOLS`.
 
 use async_trait::async_trait;
@@ -71,7 +71,7 @@ pub trait ProtocolModule: Sync {
 
 /// Every protocol of this build. Root mounts are tried in this order, base paths longest
 /// first.
-pub static ALL: &[&dyn ProtocolModule] = &[&crate::oci::MODULE, &crate::npm::MODULE];
+pub static ALL: &[&dyn ProtocolModule] = &[&crate::oci::MODULE, &crate::npm::MODULE, &crate::pypi::MODULE];
 
 pub fn all() -> &'static [&'static dyn ProtocolModule] {
     ALL
@@ -110,6 +110,8 @@ mod tests {
         assert!(preset(Protocol::Oci, "DockerHub").is_some_and(|p| p.library_prefix));
         assert_eq!(preset(Protocol::Oci, "ghcr.io").map(|p| p.url), Some("https://ghcr.io"));
         assert!(preset(Protocol::Oci, "npmjs").is_none());
-        assert!(preset(Protocol::Pypi, "pypi").is_none());
+        assert_eq!(preset(Protocol::Pypi, "pypi").map(|p| p.url), Some("https://pypi.org/simple"));
+        assert!(preset(Protocol::Pypi, "npmjs").is_none());
+        assert!(preset(Protocol::Maven, "pypi").is_none());
     }
 }

@@ -29,7 +29,7 @@ fn health_lists_the_enabled_protocols_of_the_list() {
     let r = Reg::new().send(Request::new(Method::Get, "/-/health"));
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), json!({"status": "ok", "protocols": names(protocols::all())}));
-    assert_eq!(names(protocols::all()), ["oci", "npm"]);
+    assert_eq!(names(protocols::all()), ["oci", "npm", "pypi"]);
 
     let r = Reg::with_vars(&[("ENABLED_PROTOCOLS", "npm")]).send(Request::new(Method::Get, "/-/health"));
     assert_eq!(r.json()["protocols"], json!(["npm"]));
@@ -45,6 +45,7 @@ fn each_module_renders_errors_its_own_way() {
         let shape = match module.protocol() {
             Protocol::Npm => json!({"error": "no such thing", "reason": "no such thing"}),
             Protocol::Oci => json!({"errors": [{"code": "NAME_UNKNOWN", "message": "no such thing", "detail": null}]}),
+            Protocol::Pypi => json!({"error": "no such thing", "message": "no such thing", "code": "404 no such thing", "title": "Not Found"}),
             other => panic!("no error shape for {other:?}: add one for the new protocol"),
         };
         assert_eq!(body, shape);
@@ -75,6 +76,10 @@ fn probe(reg: &Reg, protocol: Protocol, base: &str) -> bool {
         Protocol::Oci => {
             let r = reg.send(Request::new(Method::Get, &format!("{base}/v2/")));
             r.status == 200 && r.header("Docker-Distribution-API-Version") == Some("registry/2.0")
+        }
+        Protocol::Pypi => {
+            let r = reg.send(Request::new(Method::Get, &format!("{base}/simple/")));
+            r.status == 200 && r.text().contains("pypi:repository-version")
         }
         other => panic!("no probe for {other:?}: add one for the new protocol"),
     }
@@ -138,7 +143,7 @@ fn admin_cache_purge_dispatches_by_protocol_name() {
     assert!(r.json()["error"].as_str().unwrap().contains("invalid repository name"), "{r:?}");
 
     // A protocol without a module, known by name or not, is a 404 that names it.
-    for protocol in ["pypi", "nuget"] {
+    for protocol in ["maven", "nuget"] {
         let r = reg.send(admin(Method::Delete, &format!("/-/admin/cache/{protocol}/x")));
         assert_eq!(r.status, 404, "{protocol}");
         let message = r.json()["error"].as_str().unwrap().to_string();
@@ -246,9 +251,9 @@ fn jobs_for_a_protocol_without_jobs_fail_cleanly() {
     let coordinator = reg.mem.platform.coordinator.clone();
     let job = |protocol, body: Value| JobRequest::new(protocol, &body).unwrap();
     // Known by name, no module in this build.
-    let e = block_on(coordinator.run("x", job(Protocol::Pypi, json!({"op": "upload"})))).unwrap_err();
+    let e = block_on(coordinator.run("x", job(Protocol::Maven, json!({"op": "upload"})))).unwrap_err();
     assert_eq!(e.status, 500);
-    assert!(e.message.contains("pypi"), "{e:?}");
+    assert!(e.message.contains("maven"), "{e:?}");
     // A module that runs no jobs.
     let e = block_on(coordinator.run("x", job(Protocol::Oci, json!({"op": "anything"})))).unwrap_err();
     assert!(e.message.contains("oci"), "{e:?}");

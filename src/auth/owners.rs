@@ -15,6 +15,16 @@
 use super::{Action, Principal};
 use crate::config::Protocol;
 
+/// Who asks for a change that a serialised job makes: the job checks ownership again under
+/// the name's lock (npm's packument, PyPI's project record), with the user and whether they
+/// may write whoever owns the name.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Writer {
+    pub user: String,
+    /// An admin credential or an admin-granted scope naming the package ([`bypasses`]).
+    pub may_override: bool,
+}
+
 /// Whether `principal` may write `name` whoever owns it: an admin credential, or a grant
 /// naming the package.
 pub fn bypasses(principal: &Principal, protocol: Protocol, name: &str, action: Action) -> bool {

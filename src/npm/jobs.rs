@@ -16,12 +16,7 @@ use crate::util::{iso8601, random_hex};
 
 /// Who asks for a change. Every job checks, under the package's lock, that the writer is a
 /// maintainer (npm's owners), so an owner change racing a write cannot let a stranger in.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Writer {
-    pub user: String,
-    /// An admin credential or an admin-granted scope naming the package (`auth::owners`).
-    pub may_override: bool,
-}
+pub use crate::auth::owners::Writer;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]

@@ -111,7 +111,7 @@ pub async fn purge_for_hosted(store: &dyn crate::platform::ObjectStore, project:
 /// `DELETE /-/admin/cache/pypi/{name}`: forgets the project's cached page (and its entry);
 /// files stay, being content-addressed and shared. The number of objects removed.
 pub async fn purge_cache(app: &App, name: &str) -> Result<usize> {
-    let project = super::rewrite::normalize(name);
+    let project = super::filename::normalize(name);
     if !is_normalized(&project) {
         return Err(Error::invalid(format!("invalid project name: {name:?}")));
     }

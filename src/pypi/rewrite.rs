@@ -877,7 +877,7 @@ impl PageRewriter {
     fn check_name(&self, events: &[Event]) -> Result<(), String> {
         for e in events {
             if let Event::Name(n) = e {
-                if normalize(n) != self.project {
+                if super::filename::normalize(n) != self.project {
                     return Err(format!("the upstream answered for {n:?}, not {}", self.project));
                 }
             }
@@ -974,20 +974,4 @@ impl Renderer {
             Renderer::Html(p) => p.finish(out),
         }
     }
-}
-
-/// PEP 503 normalisation: lowercase, runs of `-`, `_` and `.` become one `-`. (The same as
-/// `pypi::filename::normalize`, kept here until the two branches meet.)
-pub fn normalize(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !out.ends_with('-') {
-                out.push('-');
-            }
-        } else {
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-    out
 }

@@ -202,3 +202,128 @@ pub fn image_parts(seed: &str) -> (Vec<u8>, Vec<u8>) {
     let layer = format!("layer bytes of {seed}").into_bytes();
     (config, layer)
 }
+
+// ---------------------------------------------------------------- PyPI
+
+/// A `multipart/form-data` body (RFC 7578) of text fields in order, then an optional file
+/// part `(field, filename, bytes)`, as twine, uv and poetry send an upload.
+pub fn multipart_form(boundary: &str, fields: &[(String, String)], file: Option<(&str, &str, &[u8])>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in fields {
+        out.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes());
+    }
+    if let Some((field, filename, bytes)) = file {
+        out.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+                .as_bytes(),
+        );
+        out.extend_from_slice(bytes);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    out
+}
+
+/// A zip archive of stored (uncompressed) entries (PKWARE APPNOTE: local headers, central
+/// directory, end record).
+pub fn stored_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, data) in entries {
+        let offset = out.len() as u32;
+        let crc = crc32fast::hash(data);
+        let size = data.len() as u32;
+        let common = |v: &mut Vec<u8>| {
+            v.extend_from_slice(&20u16.to_le_bytes()); // version needed
+            v.extend_from_slice(&0u16.to_le_bytes()); // flags
+            v.extend_from_slice(&0u16.to_le_bytes()); // stored
+            v.extend_from_slice(&0u32.to_le_bytes()); // time, date
+            v.extend_from_slice(&crc.to_le_bytes());
+            v.extend_from_slice(&size.to_le_bytes());
+            v.extend_from_slice(&size.to_le_bytes());
+            v.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            v.extend_from_slice(&0u16.to_le_bytes()); // extra
+        };
+        out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+        common(&mut out);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(data);
+        central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+        central.extend_from_slice(&20u16.to_le_bytes()); // version made by
+        common(&mut central);
+        central.extend_from_slice(&[0u8; 6]); // comment length, disk, internal attributes
+        central.extend_from_slice(&0u32.to_le_bytes()); // external attributes
+        central.extend_from_slice(&offset.to_le_bytes());
+        central.extend_from_slice(name.as_bytes());
+    }
+    let (cd_offset, cd_size) = (out.len() as u32, central.len() as u32);
+    out.extend_from_slice(&central);
+    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+    out.extend_from_slice(&[0u8; 4]); // disk numbers
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&cd_size.to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+/// The core metadata a wheel of `project` `version` carries.
+pub fn core_metadata_text(project: &str, version: &str) -> String {
+    format!("Metadata-Version: 2.1\nName: {project}\nVersion: {version}\nSummary: {project} for tests\nRequires-Python: >=3.8\nRequires-Dist: requests>=2\n\nThe description.\n")
+}
+
+/// A real (stored) wheel of `project` `version`: its filename and bytes.
+pub fn wheel(project: &str, version: &str) -> (String, Vec<u8>) {
+    let dist = project.replace(['-', '.'], "_");
+    let info = format!("{dist}-{version}.dist-info");
+    let metadata = core_metadata_text(project, version);
+    let code = format!("VERSION = {version:?}\n");
+    let bytes = stored_zip(&[
+        (&format!("{dist}/__init__.py"), code.as_bytes()),
+        (&format!("{info}/METADATA"), metadata.as_bytes()),
+        (&format!("{info}/WHEEL"), b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"),
+        (&format!("{info}/RECORD"), b""),
+    ]);
+    (format!("{dist}-{version}-py3-none-any.whl"), bytes)
+}
+
+/// An sdist of `project` `version` (a gzipped tarball with a PKG-INFO): filename and bytes.
+pub fn sdist(project: &str, version: &str) -> (String, Vec<u8>) {
+    let dist = project.replace(['-', '.'], "_");
+    let root = format!("{dist}-{version}");
+    let mut builder = tar::Builder::new(Vec::new());
+    let pkg_info = core_metadata_text(project, version);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(pkg_info.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append_data(&mut header, format!("{root}/PKG-INFO"), pkg_info.as_bytes()).unwrap();
+    let tar = builder.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar).unwrap();
+    (format!("{root}.tar.gz"), gz.finish().unwrap())
+}
+
+/// The form fields twine sends for a file (metadata, then digests and `:action`).
+pub fn pypi_upload_fields(project: &str, version: &str, filename: &str, bytes: &[u8]) -> Vec<(String, String)> {
+    let wheel = filename.ends_with(".whl");
+    [
+        ("metadata_version", "2.1"),
+        ("name", project),
+        ("version", version),
+        ("summary", &format!("{project} for tests")),
+        ("requires_python", ">=3.8"),
+        ("requires_dist", "requests>=2"),
+        ("classifiers", "Programming Language :: Python :: 3"),
+        ("classifiers", "License :: OSI Approved :: MIT License"),
+        ("filetype", if wheel { "bdist_wheel" } else { "sdist" }),
+        ("pyversion", if wheel { "py3" } else { "source" }),
+        ("sha256_digest", &sha256_hex(bytes)),
+        (":action", "file_upload"),
+        ("protocol_version", "1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}

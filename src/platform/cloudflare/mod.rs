@@ -100,8 +100,22 @@ fn request(req: &worker::Request) -> worker::Result<Request> {
     })
 }
 
-/// Converts back to the runtime's response; stream bodies pass through untouched.
-pub(crate) fn response(resp: Response) -> worker::Result<worker::Response> {
+/// Converts back to the runtime's response; stream bodies pass through untouched. A reason
+/// phrase is set on the JS response itself (`statusText`): the crate's builder has none.
+pub(crate) fn response(resp: Response) -> worker::Result<web_sys::Response> {
+    let reason = resp.reason.clone();
+    let built: web_sys::Response = runtime_response(resp)?.into();
+    let Some(reason) = reason else {
+        return Ok(built);
+    };
+    let init = web_sys::ResponseInit::new();
+    init.set_status(built.status());
+    init.set_status_text(&reason);
+    init.set_headers(&built.headers());
+    Ok(web_sys::Response::new_with_opt_readable_stream_and_init(built.body().as_ref(), &init)?)
+}
+
+fn runtime_response(resp: Response) -> worker::Result<worker::Response> {
     let headers = worker::Headers::new();
     for (k, v) in resp.headers.iter() {
         headers.append(k, v)?;
@@ -118,7 +132,7 @@ pub(crate) fn response(resp: Response) -> worker::Result<worker::Response> {
 }
 
 #[event(fetch)]
-async fn fetch(req: worker::Request, env: Env, ctx: Context) -> worker::Result<worker::Response> {
+async fn fetch(req: worker::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
     let config = match Config::from_vars(&EnvVars(&env)) {
         Ok(c) => c,
         Err(e) => {

@@ -60,6 +60,6 @@ impl Fetcher for WorkerFetcher {
             Some(s) => Body::Stream(PlatformStream::new(s, length)),
             None => Body::Empty,
         };
-        Ok(Response { status, body, headers: out_headers })
+        Ok(Response { status, reason: None, body, headers: out_headers })
     }
 }
