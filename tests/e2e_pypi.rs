@@ -371,7 +371,7 @@ fn bad_uploads_get_errors_and_store_nothing() {
     }
     refused("oversize", oversize_upload(&w, &token), 413);
 
-    // A repeated filename: 400 "File already exists", which twine --skip-existing recognises.
+    // A repeated filename: 400 "File already exists", which twine prints.
     ok(twine_upload(&s, &index, "__token__", &token, &[good.wheel.to_str().unwrap()]));
     let page = page_json(&index, "e2e-bad").text();
     let stored = stored_objects(&w);
@@ -379,33 +379,41 @@ fn bad_uploads_get_errors_and_store_nothing() {
     assert_eq!(again.status, 400, "{}", again.text());
     let twine = twine_upload(&s, &index, "__token__", &token, &[good.wheel.to_str().unwrap()]);
     assert!(!twine.0 && twine.1.contains("already exists"), "{}", twine.1);
-    let skip = ok(py_run(
-        &s,
-        ".",
-        &tool("twine"),
-        &["upload", "--skip-existing", "--disable-progress-bar", "--repository-url", &index.upload, "-u", "__token__", "-p", &token, good.wheel.to_str().unwrap()],
-        &[],
-    ));
-    assert!(skip.contains("Skipping"), "{skip}");
+    // (twine 7 allows `--skip-existing` only for pypi.org and test.pypi.org.)
     assert_eq!(page_json(&index, "e2e-bad").text(), page, "the page did not change");
     assert_eq!(settled_objects(&w, stored), stored, "nothing more was stored");
 }
 
-/// An upload declaring 10 GiB: refused (413) before its body is read.
+/// An upload over the Worker's upload limit (100 MiB), with its length declared: refused
+/// (413). The body is sent in full from another thread, as a client would: with most of a
+/// declared body never sent, workerd gave no answer within a minute.
 fn oversize_upload(w: &Worker, token: &str) -> Resp {
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", w.port)).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let length: usize = (100 << 20) + 1;
     let head = format!(
         "POST /pypi/legacy/ HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: {}\r\n\
          Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         w.port,
         basic("__token__", token),
-        10u64 << 30
+        length
     );
     conn.write_all(head.as_bytes()).unwrap();
-    let _ = conn.write_all(&vec![b'x'; 256 * 1024]);
+    let mut writer = conn.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let piece = vec![b'x'; 1 << 20];
+        let mut left = length;
+        while left > 0 {
+            let n = left.min(piece.len());
+            if writer.write_all(&piece[..n]).is_err() {
+                break;
+            }
+            left -= n;
+        }
+    });
     let mut raw = Vec::new();
     let _ = conn.read_to_end(&mut raw);
+    let _ = sender.join();
     let text = String::from_utf8_lossy(&raw).to_string();
     let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
