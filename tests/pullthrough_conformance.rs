@@ -208,12 +208,10 @@ impl Mirror for OciMirror {
 /// PyPI: the document is the project page (`GET /pypi/simple/{name}/`), the blob the sdist
 /// of 1.0.0 at the URL the rewritten page gives. Generation `g` adds the sdist of `1.g.0`.
 /// `HTML`: the upstream serves only PEP 503 HTML (pypiserver) and the client asks for HTML;
-/// otherwise PEP 691 JSON both ways (pypi.org, pip ≥ 22.2, uv). Requests go through the
-/// small router of tests/common/pypi_proxy.rs until the PyPI module routes them.
+/// otherwise PEP 691 JSON both ways (pypi.org, pip ≥ 22.2, uv).
 struct PypiMirror<const HTML: bool> {
     reg: Reg,
     up: FakeUpstream,
-    hosted: common::pypi_proxy::Hosted,
 }
 
 impl<const HTML: bool> PypiMirror<HTML> {
@@ -238,15 +236,11 @@ impl<const HTML: bool> Mirror for PypiMirror<HTML> {
     fn start(extra_resilience: &str) -> Self {
         let reg = Reg::with_vars(&[("PYPI_UPSTREAMS", upstreams_json(extra_resilience).as_str())]);
         let up = FakeUpstream::install(&reg.mem);
-        PypiMirror { reg, up, hosted: Default::default() }
+        PypiMirror { reg, up }
     }
 
     fn reg(&self) -> &Reg {
         &self.reg
-    }
-
-    fn answer_all(&self, reqs: Vec<Request>) -> Vec<(Resp, f64)> {
-        common::pypi_proxy::answer_all(&self.reg, &self.hosted, reqs)
     }
 
     fn upstream(&self) -> &FakeUpstream {
@@ -269,8 +263,18 @@ impl<const HTML: bool> Mirror for PypiMirror<HTML> {
         }
     }
 
+    /// Uploads an sdist of the name with twine's fields.
     fn host(&self, name: &str) {
-        self.hosted.add(name);
+        self.reg.create_user("host-owner");
+        let token = self.reg.create_token("host-owner", json!({"protocol": "pypi"}));
+        let (filename, bytes) = sdist(name, "0.1.0");
+        let boundary = "conformance-boundary";
+        let body = multipart_form(boundary, &pypi_upload_fields(name, "0.1.0", &filename, &bytes), Some(("content", &filename, &bytes)));
+        let req = basic(Request::new(Method::Post, "/pypi/"), "__token__", &token)
+            .with_header("Content-Type", &format!("multipart/form-data; boundary={boundary}"))
+            .with_body(body);
+        let r = self.reg.send(req);
+        assert_eq!(r.status, 200, "hosted upload of {name}: {r:?}");
     }
 
     fn document_request(&self, name: &str) -> Request {

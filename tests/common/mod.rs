@@ -7,7 +7,6 @@ pub mod builders;
 #[cfg(feature = "e2e")]
 pub mod e2e;
 pub mod pullthrough;
-pub mod pypi_proxy;
 pub mod upstream;
 
 pub use builders::*;
