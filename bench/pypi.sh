@@ -4,8 +4,8 @@
 # on 127.0.0.1, in one run:
 #   1. origin: pypiserver (fallback to pypi.org off) serving the wheels of ~50 public projects
 #      and their dependencies (bench/lib/pypi-requirements.txt), downloaded from PyPI once into
-#      bench/work/pypi-packages/ and kept between runs; plus one project with BENCH_BIG_FILES
-#      files (small generated sdists) whose simple page is the biggest page of the run;
+#      bench/work/pypi-packages/ and kept between runs; and a second pypiserver with one project
+#      of BENCH_BIG_FILES files (small generated sdists) whose simple page is the biggest page;
 #   2. mirrors, for each client (pip, then uv), BENCH_ROUNDS rounds with both mirrors fresh:
 #      the Worker (PYPI_UPSTREAMS = the origin) and devpi-server (a mirror index of the
 #      origin). A cold install of the whole requirement set through each, then BENCH_INSTALLS
@@ -66,8 +66,12 @@ NWHEELS=$(find "$PACKAGES_DIR" -name '*.whl' | wc -l)
 ORIGIN_DIR="$WORK/origin-packages"
 mkdir -p "$ORIGIN_DIR"
 cp "$PACKAGES_DIR"/*.whl "$ORIGIN_DIR/"
-# The big project: BIG_FILES tiny sdists (pypiserver lists and hashes whatever is in its folder).
-"$PY/python" - "$ORIGIN_DIR" "$BIG" "$BIG_FILES" <<'EOF'
+# The big project: BIG_FILES tiny sdists, in an origin of its own (pypiserver scans its whole
+# folder for every page, so 20,000 files beside the wheels made every page slow enough for
+# devpi to give up with 502s).
+BIG_DIR="$WORK/big-packages"
+rm -rf "$BIG_DIR"; mkdir -p "$BIG_DIR"
+"$PY/python" - "$BIG_DIR" "$BIG" "$BIG_FILES" <<'EOF'
 import io, os, sys, tarfile
 folder, name, count = sys.argv[1], sys.argv[2].replace("-", "_"), int(sys.argv[3])
 for i in range(count):
@@ -100,8 +104,9 @@ start_devpi() { # NAME ORIGIN_SIMPLE_URL: a fresh devpi-server with a mirror ind
     || die "devpi: creating the mirror index failed"
 }
 start_pypiserver origin "$ORIGIN_DIR"; ORIGIN=$URL
-BIG_BYTES=$(curl -fsS --max-time 300 -o /dev/null -w '%{size_download}' "$ORIGIN/simple/$BIG/") || die "the origin does not serve $BIG"
-echo "origin pypiserver on $ORIGIN: $NWHEELS wheels of $(grep -c . "$REQUIREMENTS") requirements; $BIG page $BIG_BYTES bytes"
+start_pypiserver big-origin "$BIG_DIR"; BIG_ORIGIN=$URL
+BIG_BYTES=$(curl -fsS --max-time 300 -o /dev/null -w '%{size_download}' "$BIG_ORIGIN/simple/$BIG/") || die "the origin does not serve $BIG"
+echo "origin pypiserver on $ORIGIN: $NWHEELS wheels of $(grep -c . "$REQUIREMENTS") requirements; $BIG on $BIG_ORIGIN: page of $BIG_BYTES bytes"
 
 # One install from the origin: proves the set resolves from it alone, and warms the OS caches.
 install() { # NAME CLIENT SIMPLE_URL: one install into a fresh --target; prints ms
@@ -178,7 +183,8 @@ stop_server "$W_PG"; stop_server "$P_PG"
 
 # ---------------------------------------------------------------------------------------------
 say "4. the biggest page ($BIG, $BIG_FILES files, $BIG_BYTES bytes at the origin) through a fresh Worker"
-start_worker big "PYPI_UPSTREAMS:$UP"; W_URL=$URL; W_PG=$PG
+BIG_UP="{\"upstreams\":[{\"id\":\"origin\",\"url\":\"$BIG_ORIGIN/simple\"}],\"cache\":{\"defaultTtlSeconds\":$TTL_SECONDS}}"
+start_worker big "PYPI_UPSTREAMS:$BIG_UP"; W_URL=$URL; W_PG=$PG
 declare -A BIGS MEM_BIG
 MEM_BIG[before]=$(stats "$W_URL")
 for kind in cold warm; do
