@@ -468,3 +468,44 @@ fn index_dep_defaults_are_cargos() {
     let line: IndexLine = serde_json::from_str(r#"{"name":"a","vers":"1.0.0","deps":[],"cksum":"00","features":{}}"#).unwrap();
     assert!(!line.yanked);
 }
+
+#[test]
+fn config_json_is_the_books() {
+    let open = index::RegistryConfig::for_registry("https://reg.example/cargo", false);
+    assert_eq!(serde_json::to_string(&open).unwrap(), r#"{"dl":"https://reg.example/cargo/api/v1/crates","api":"https://reg.example/cargo"}"#);
+    let closed = index::RegistryConfig::for_registry("http://127.0.0.1:8787/cargo", true);
+    assert_eq!(
+        serde_json::to_value(&closed).unwrap(),
+        json!({"dl": "http://127.0.0.1:8787/cargo/api/v1/crates", "api": "http://127.0.0.1:8787/cargo", "auth-required": true})
+    );
+    // crates.io's own (index.crates.io/config.json), and a dl with markers.
+    let crates_io = index::RegistryConfig::parse(br#"{"dl":"https://static.crates.io/crates","api":"https://crates.io"}"#).unwrap();
+    assert_eq!((crates_io.dl.as_str(), crates_io.api.as_deref(), crates_io.auth_required), ("https://static.crates.io/crates", Some("https://crates.io"), false));
+    let marked = index::RegistryConfig::parse(br#"{"dl":"https://x/{prefix}/{crate}","auth-required":true,"other":1}"#).unwrap();
+    assert!(marked.auth_required && marked.api.is_none());
+    assert_eq!(index::download_url(&marked.dl, "serde", "1.0.0", ""), "https://x/se/rd/serde");
+    for bad in [&b""[..], b"{}", br#"{"dl":""}"#, br#"{"dl":1}"#, b"<html>"] {
+        assert_eq!(index::RegistryConfig::parse(bad), None);
+    }
+}
+
+#[test]
+fn features_enabling_new_syntax_features_move_to_features2() {
+    let mut meta = valid_meta();
+    meta.features = [
+        ("a".to_owned(), vec!["dep:dep".to_owned()]),
+        ("b".to_owned(), vec!["a".to_owned()]),
+        ("c".to_owned(), vec!["b".to_owned(), "dep/x".to_owned()]),
+        ("d".to_owned(), vec!["dep/x".to_owned()]),
+        ("e".to_owned(), vec!["dep?/x".to_owned()]),
+        ("f".to_owned(), vec![]),
+        // A cycle does not loop.
+        ("g".to_owned(), vec!["h".to_owned()]),
+        ("h".to_owned(), vec!["g".to_owned()]),
+    ]
+    .into();
+    let line = index::line_for(&meta, "00");
+    assert_eq!(line.features.keys().collect::<Vec<_>>(), ["d", "f", "g", "h"]);
+    assert_eq!(line.features2.unwrap().keys().collect::<Vec<_>>(), ["a", "b", "c", "e"]);
+    assert_eq!(line.v, Some(2));
+}

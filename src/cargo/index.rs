@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::names::prefix;
-use super::publish::{is_false, PublishMetadata};
+use super::publish::{is_false, yes, PublishMetadata};
 
 /// One version of a crate in the index. Fields in the order crates.io writes them.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -66,10 +66,6 @@ pub struct IndexDep {
     pub bindep_target: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub lib: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// The index line for a publish, as crates.io writes it: `version_req` becomes `req`; a
@@ -261,4 +257,30 @@ pub fn download_url(dl: &str, name: &str, version: &str, cksum_hex: &str) -> Str
         .replace("{prefix}", &prefix)
         .replace("{lowerprefix}", &prefix.to_ascii_lowercase())
         .replace("{sha256-checksum}", cksum_hex)
+}
+
+/// A registry's `config.json` at the root of its index (the Cargo book, "Registry Index",
+/// index configuration): where crates are downloaded from, the web API, and whether every
+/// request needs a token (`auth-required`, cargo 1.74+).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct RegistryConfig {
+    pub dl: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+    #[serde(rename = "auth-required", default, skip_serializing_if = "is_false")]
+    pub auth_required: bool,
+}
+
+impl RegistryConfig {
+    /// This registry's own: crates downloaded through its web API, as crates.io's
+    /// `https://crates.io/api/v1/crates` (`registry` is the public URL of the base path,
+    /// without a trailing `/`).
+    pub fn for_registry(registry: &str, auth_required: bool) -> RegistryConfig {
+        RegistryConfig { dl: format!("{registry}/api/v1/crates"), api: Some(registry.to_owned()), auth_required }
+    }
+
+    /// An upstream's `config.json`, read from its bytes; `None` unless it has a `dl`.
+    pub fn parse(bytes: &[u8]) -> Option<RegistryConfig> {
+        serde_json::from_slice::<RegistryConfig>(bytes).ok().filter(|c| !c.dl.is_empty())
+    }
 }

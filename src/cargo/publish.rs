@@ -265,7 +265,8 @@ pub struct PublishDep {
     pub lib: bool,
 }
 
-fn yes() -> bool {
+/// Serde's default for `default_features`: cargo's default is on.
+pub(crate) fn yes() -> bool {
     true
 }
 
