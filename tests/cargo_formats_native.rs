@@ -509,3 +509,147 @@ fn features_enabling_new_syntax_features_move_to_features2() {
     assert_eq!(line.features2.unwrap().keys().collect::<Vec<_>>(), ["a", "b", "c", "e"]);
     assert_eq!(line.v, Some(2));
 }
+
+// ---------------------------------------------------------------------------------------
+// Real cargo reads what these formats write.
+
+/// A static sparse registry over HTTP/1.1 for cargo: path → body, `404` otherwise. Records
+/// the paths asked for.
+struct StaticRegistry {
+    base: String,
+    files: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl StaticRegistry {
+    fn start() -> StaticRegistry {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let files: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>> = Default::default();
+        let asked: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let (f, a) = (files.clone(), asked.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err() {
+                    continue;
+                }
+                let mut header = String::new();
+                while reader.read_line(&mut header).map(|n| n > 2).unwrap_or(false) {
+                    header.clear();
+                }
+                let path = request_line.split(' ').nth(1).unwrap_or("/").to_owned();
+                a.lock().unwrap().push(path.clone());
+                let body = f.lock().unwrap().get(&path).cloned();
+                let (status, body) = match body {
+                    Some(b) => ("200 OK", b),
+                    None => ("404 Not Found", b"{\"errors\":[{\"detail\":\"not found\"}]}".to_vec()),
+                };
+                let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n", body.len());
+                let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&body));
+            }
+        });
+        StaticRegistry { base, files, asked }
+    }
+
+    fn put(&self, path: &str, body: Vec<u8>) {
+        self.files.lock().unwrap().insert(path.to_owned(), body);
+    }
+
+    fn index_line(&self, line: &IndexLine) {
+        let path = format!("/{}", CrateName::parse(&line.name).unwrap().index_path());
+        let file = self.files.lock().unwrap().get(&path).cloned().unwrap_or_default();
+        self.put(&path, index::append_line(&file, line));
+    }
+}
+
+/// Runs cargo `args` in a new project depending on `deps` (Cargo.toml lines), with its own
+/// CARGO_HOME and the registry `local` at `registry`: (success, stderr, Cargo.lock).
+fn run_cargo(registry: &StaticRegistry, deps: &str, args: &[&str]) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("consumer");
+    std::fs::create_dir_all(project.join("src")).unwrap();
+    std::fs::write(project.join("src/lib.rs"), "").unwrap();
+    std::fs::write(
+        project.join("Cargo.toml"),
+        format!("[package]\nname = \"consumer\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n[dependencies]\n{deps}\n"),
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO"))
+        .args(args)
+        .current_dir(&project)
+        .env("CARGO_HOME", dir.path().join("home"))
+        .env("CARGO_REGISTRIES_LOCAL_INDEX", format!("sparse+{}/", registry.base))
+        .env("CARGO_NET_RETRY", "0")
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    let lock = std::fs::read_to_string(project.join("Cargo.lock")).unwrap_or_default();
+    (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned(), lock)
+}
+
+#[test]
+fn cargo_resolves_and_downloads_from_these_lines() {
+    use sha2::Digest;
+    let registry = StaticRegistry::start();
+    // dl with every marker: cargo must ask for exactly the URL download_url makes.
+    let dl = format!("{}/files/{{prefix}}/{{lowerprefix}}/{{crate}}/{{version}}/{{sha256-checksum}}", registry.base);
+    let config = index::RegistryConfig { dl: dl.clone(), api: Some(registry.base.clone()), auth_required: false };
+    registry.put("/config.json", serde_json::to_vec(&config).unwrap());
+
+    // The crate cargo published (capture-minimal), with its real .crate bytes.
+    let (minimal, krate) = {
+        let (meta, krate, _) = parse(MINIMAL, 4096, Limits::default()).unwrap();
+        (meta, krate)
+    };
+    let cksum = hex::encode(sha2::Sha256::digest(&krate));
+    registry.index_line(&index::line_for(&minimal, &cksum));
+    let url = index::download_url(&dl, &minimal.name, &minimal.vers, &cksum);
+    registry.put(url.strip_prefix(&registry.base).unwrap(), krate);
+
+    // A crate renaming it as an optional dependency enabled only through `dep:` from a
+    // feature that `default` enables: cargo finds capture-minimal only by reading
+    // `package`, `features2` and `v` as line_for writes them.
+    let user = PublishMetadata {
+        name: "Capture-User".into(),
+        vers: "2.0.0".into(),
+        deps: vec![PublishDep {
+            name: "capture-minimal".into(),
+            explicit_name_in_toml: Some("mini".into()),
+            version_req: "^1".into(),
+            optional: true,
+            default_features: true,
+            kind: Some("normal".into()),
+            ..Default::default()
+        }],
+        features: [("default".to_owned(), vec!["extra".to_owned()]), ("extra".to_owned(), vec!["dep:mini".to_owned()])].into(),
+        ..Default::default()
+    };
+    user.validate().unwrap();
+    let user_line = index::line_for(&user, &"0".repeat(64));
+    assert_eq!(user_line.v, Some(2));
+    registry.index_line(&user_line);
+
+    let (ok, stderr, lock) = run_cargo(&registry, "Capture-User = { version = \"2\", registry = \"local\" }", &["generate-lockfile"]);
+    assert!(ok, "{stderr}");
+    assert!(lock.contains("name = \"Capture-User\"") && lock.contains("name = \"capture-minimal\""), "{lock}");
+    let (ok, stderr, lock) = run_cargo(&registry, "Capture-User = { version = \"2\", registry = \"local\", default-features = false }", &["generate-lockfile"]);
+    assert!(ok, "{stderr}");
+    assert!(!lock.contains("capture-minimal"), "without the default feature the optional dependency is not resolved: {lock}");
+
+    // Downloading checks the cksum against the bytes and unpacks the crate.
+    let (ok, stderr, lock) = run_cargo(&registry, "capture-minimal = { version = \"1\", registry = \"local\" }", &["fetch"]);
+    assert!(ok, "{stderr}");
+    assert!(lock.contains(&format!("checksum = \"{cksum}\"")), "{lock}");
+    assert!(registry.asked.lock().unwrap().iter().any(|p| registry.base.clone() + p == url), "cargo asked for {url}");
+
+    // A yanked version is no longer picked for a new lockfile.
+    let path = format!("/{}", CrateName::parse(&minimal.name).unwrap().index_path());
+    let file = registry.files.lock().unwrap()[&path].clone();
+    registry.put(&path, index::set_yanked(&file, "1.0.0", true).unwrap());
+    let (ok, stderr, _) = run_cargo(&registry, "capture-minimal = { version = \"1\", registry = \"local\" }", &["generate-lockfile"]);
+    assert!(!ok && stderr.contains("yanked"), "{stderr}");
+}
