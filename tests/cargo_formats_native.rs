@@ -653,3 +653,31 @@ fn cargo_resolves_and_downloads_from_these_lines() {
     let (ok, stderr, _) = run_cargo(&registry, "capture-minimal = { version = \"1\", registry = \"local\" }", &["generate-lockfile"]);
     assert!(!ok && stderr.contains("yanked"), "{stderr}");
 }
+
+#[test]
+fn line_for_what_cargo_sends_is_the_line_crates_io_wrote() {
+    // Real crates published again with cargo (capture.sh: republished/), against the lines
+    // crates.io wrote for the same versions (fetch_index.sh: crates-io-index/).
+    macro_rules! republished {
+        ($name:literal, $vers:literal) => {
+            ($name, $vers, include_bytes!(concat!("fixtures/cargo/republished/", $name, "-", $vers, ".json")).as_slice())
+        };
+    }
+    let files = crates_io_files();
+    for (name, vers, json) in [republished!("serde", "1.0.229"), republished!("tokio", "1.54.1"), republished!("log", "0.4.35"), republished!("libc", "0.2.191")] {
+        let meta: PublishMetadata = serde_json::from_slice(json).unwrap();
+        meta.validate().unwrap_or_else(|e| panic!("{name} {vers}: {e}"));
+        let file = files.iter().find(|(n, _)| *n == name).unwrap().1;
+        let theirs = index::find_version(file, vers).unwrap();
+        let mut ours = index::line_for(&meta, &theirs.cksum);
+        // Published here, a dependency on crates.io names crates.io's index; in crates.io's
+        // own index the same dependency is from "this registry".
+        for dep in &mut ours.deps {
+            assert_eq!(dep.registry.as_deref(), Some("https://github.com/rust-lang/crates.io-index"), "{name}: {}", dep.name);
+            dep.registry = None;
+        }
+        ours.pubtime = theirs.pubtime.clone();
+        ours.yanked = theirs.yanked;
+        assert_eq!(ours, theirs, "{name} {vers}");
+    }
+}
