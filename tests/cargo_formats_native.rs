@@ -435,6 +435,12 @@ fn find_version_matches_the_exact_version_only() {
     assert_eq!(index::conflicting_version(&file, "1.0.0+other").as_deref(), Some("1.0.0"));
     assert_eq!(index::conflicting_version(&file, "1.0.0-beta"), None);
     assert_eq!(index::conflicting_version(&file, "2.0.0"), None);
+    assert_eq!(index::max_version(&file).as_deref(), Some("1.0.1+build.1"));
+    let yanked = index::set_yanked(&file, "1.0.1+build.1", true).unwrap();
+    assert_eq!(index::max_version(&yanked).as_deref(), Some("1.0.0"), "yanked versions do not count; 1.0.0 > 1.0.0-alpha");
+    let none = index::set_yanked(&index::set_yanked(&yanked, "1.0.0", true).unwrap(), "1.0.0-alpha", true).unwrap();
+    assert_eq!(index::max_version(&none), None);
+    assert_eq!(index::max_version(crates_io_files()[1].1).as_deref(), Some("1.54.1"));
     // A missing final newline is supplied before appending; garbage lines are skipped.
     let mut odd = b"garbage\n\n".to_vec();
     odd.extend_from_slice(index::to_json_line(&line("3.0.0")).as_bytes());

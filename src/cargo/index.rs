@@ -213,6 +213,16 @@ pub fn conflicting_version(file: &[u8], version: &str) -> Option<String> {
     })
 }
 
+/// The highest version (semver order, pre-releases included) not yanked: what the search
+/// API reports as `max_version`. `None` when every version is yanked.
+pub fn max_version(file: &[u8]) -> Option<String> {
+    parse_file(file)
+        .filter(|l| !l.yanked)
+        .filter_map(|l| semver::Version::parse(&l.vers).ok().map(|v| (v, l.vers)))
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, vers)| vers)
+}
+
 /// The file with `yanked` of `version`'s line set, every other byte kept: the line itself
 /// keeps its fields, their order and any field this code does not know. `None` when no line
 /// has that version.
