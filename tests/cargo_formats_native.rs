@@ -5,7 +5,7 @@
 
 use edgeregistry::cargo::index::{self, IndexDep, IndexLine};
 use edgeregistry::cargo::names::{self, name_from_index_path, valid_version, CrateName};
-use edgeregistry::cargo::publish::{Event, FrameParser, Limits, PublishDep, PublishError, PublishMetadata};
+use edgeregistry::cargo::publish::{CrateFileCheck, CrateFileError, Event, FrameParser, Limits, PublishDep, PublishError, PublishMetadata, MAX_UNPACKED};
 use serde_json::json;
 
 const FULL: &[u8] = include_bytes!("fixtures/cargo/Capture_Full-0.3.1-beta.2+build.5.body");
@@ -686,4 +686,141 @@ fn line_for_what_cargo_sends_is_the_line_crates_io_wrote() {
         ours.yanked = theirs.yanked;
         assert_eq!(ours, theirs, "{name} {vers}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// publish.rs: the .crate file
+
+fn check(name: &str, vers: &str, krate: &[u8], piece: usize, max: u64) -> Result<(), CrateFileError> {
+    let mut check = CrateFileCheck::new(name, vers, max);
+    for chunk in krate.chunks(piece.max(1)) {
+        check.update(chunk)?;
+    }
+    check.finish()
+}
+
+/// One tar entry of a test crate: a path written byte for byte into the header, its type and
+/// data.
+enum Entry<'a> {
+    File(&'a str, &'a [u8]),
+    /// Through the `tar` crate's own path handling (GNU long names past 100 bytes).
+    Long(&'a str, &'a [u8]),
+    Pax(&'a str, &'a [u8]),
+    Symlink(&'a str, &'a str),
+}
+
+fn gzip_tar(entries: &[Entry]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for entry in entries {
+        match entry {
+            Entry::File(path, data) => {
+                let mut header = tar::Header::new_gnu();
+                header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+                header.set_size(data.len() as u64);
+                header.set_mode(0o644);
+                header.set_cksum();
+                builder.append(&header, *data).unwrap();
+            }
+            Entry::Long(path, data) => {
+                let mut header = tar::Header::new_gnu();
+                header.set_size(data.len() as u64);
+                header.set_mode(0o644);
+                builder.append_data(&mut header, path, *data).unwrap();
+            }
+            Entry::Pax(path, data) => {
+                builder.append_pax_extensions([("path", path.as_bytes())]).unwrap();
+                let mut header = tar::Header::new_ustar();
+                header.set_path("placeholder").unwrap();
+                header.set_size(data.len() as u64);
+                header.set_mode(0o644);
+                header.set_cksum();
+                builder.append(&header, *data).unwrap();
+            }
+            Entry::Symlink(path, target) => {
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                builder.append_link(&mut header, path, target).unwrap();
+            }
+        }
+    }
+    let tar = builder.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn crate_files_cargo_made_pass() {
+    for body in [FULL, MINIMAL] {
+        let (meta, krate, _) = parse(body, 4096, Limits::default()).unwrap();
+        for piece in [1, 2, 9, 512, 100_000] {
+            check(&meta.name, &meta.vers, &krate, piece, MAX_UNPACKED).unwrap_or_else(|e| panic!("{} in pieces of {piece}: {e}", meta.name));
+        }
+        // Under another name or version it is refused: cargo would not unpack it as that.
+        let err = check("other", &meta.vers, &krate, 4096, MAX_UNPACKED).unwrap_err();
+        assert!(err.to_string().contains("not under other-"), "{err}");
+        assert!(check(&meta.name, "9.9.9", &krate, 4096, MAX_UNPACKED).is_err());
+        assert!(check(&meta.name.to_ascii_uppercase(), &meta.vers, &krate, 4096, MAX_UNPACKED).is_err());
+    }
+}
+
+#[test]
+fn crate_files_with_long_paths_and_large_files_pass() {
+    let long = format!("x-1.0.0/{}/lib.rs", "deep/".repeat(40));
+    let big = vec![7u8; 300_000];
+    let krate = gzip_tar(&[
+        Entry::File("x-1.0.0/Cargo.toml", b"[package]\nname = \"x\"\n"),
+        Entry::Long(&long, b"fn main() {}"),
+        Entry::Pax("x-1.0.0/src/pax.rs", b"// pax"),
+        // Inflates far past the 32 KiB window from a few hundred bytes.
+        Entry::File("x-1.0.0/big.bin", &big),
+    ]);
+    assert!(krate.len() < 5000);
+    for piece in [1, 100, krate.len()] {
+        check("x", "1.0.0", &krate, piece, MAX_UNPACKED).unwrap_or_else(|e| panic!("pieces of {piece}: {e}"));
+    }
+    // The long paths are read as paths: outside the prefix they are refused.
+    let long_out = format!("y-1.0.0/{}/lib.rs", "deep/".repeat(40));
+    let krate = gzip_tar(&[Entry::File("x-1.0.0/Cargo.toml", b""), Entry::Long(&long_out, b"")]);
+    assert!(check("x", "1.0.0", &krate, 7, MAX_UNPACKED).unwrap_err().to_string().contains("deep/"));
+    let krate = gzip_tar(&[Entry::File("x-1.0.0/Cargo.toml", b""), Entry::Pax("../x-1.0.0/evil", b"")]);
+    assert!(check("x", "1.0.0", &krate, 7, MAX_UNPACKED).is_err());
+    // A bomb stops at the limit.
+    let krate = gzip_tar(&[Entry::File("x-1.0.0/Cargo.toml", b""), Entry::File("x-1.0.0/big.bin", &big)]);
+    assert_eq!(check("x", "1.0.0", &krate, 4096, 100_000), Err(CrateFileError::TooLarge));
+}
+
+#[test]
+fn hostile_crate_files_are_refused() {
+    let manifest = Entry::File("x-1.0.0/Cargo.toml", b"");
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (gzip_tar(&[Entry::File("x-1.0.0/src/lib.rs", b"")]), "no x-1.0.0/Cargo.toml"),
+        (gzip_tar(&[manifest, Entry::File("x-1.0.0/../../etc/passwd", b"")]), "etc/passwd"),
+        (gzip_tar(&[Entry::File("x-1.0.0/Cargo.toml", b""), Entry::File("/x-1.0.0/abs", b"")]), "abs"),
+        (gzip_tar(&[Entry::File("x-1.0.0/Cargo.toml", b""), Entry::File("x-1.0.0x/y", b"")]), "not under x-1.0.0/"),
+        (gzip_tar(&[Entry::File("x-1.0.0/Cargo.toml", b""), Entry::File("./x-1.0.0/y", b"")]), "not under"),
+        (gzip_tar(&[Entry::File("x-1.0.0/Cargo.toml", b""), Entry::Symlink("x-1.0.0/link", "/etc/passwd")]), "link"),
+        (b"not gzip at all".to_vec(), "not gzip"),
+        (b"PK\x03\x04".to_vec(), "not gzip"),
+    ];
+    for (krate, why) in cases {
+        let err = check("x", "1.0.0", &krate, 3, MAX_UNPACKED).unwrap_err();
+        assert!(err.to_string().contains(why), "{err} should say {why}");
+    }
+    let (meta, krate, _) = parse(FULL, 4096, Limits::default()).unwrap();
+    // Truncated anywhere: refused at the latest by finish.
+    for cut in (0..krate.len()).step_by(97) {
+        assert!(check(&meta.name, &meta.vers, &krate[..cut], 4096, MAX_UNPACKED).is_err(), "cut at {cut}");
+    }
+    // A flipped bit anywhere past the file name cargo writes in the gzip header (FNAME,
+    // which no reader checks): refused (deflate data, CRC or length).
+    assert_eq!(krate[3] & 8, 8);
+    let data_start = 10 + krate[10..].iter().position(|&b| b == 0).unwrap() + 1;
+    for at in (0..4).chain((data_start..krate.len()).step_by(13)) {
+        let mut bad = krate.clone();
+        bad[at] ^= 0x10;
+        assert!(check(&meta.name, &meta.vers, &bad, 4096, MAX_UNPACKED).is_err(), "flip at {at}");
+    }
+    assert!(CrateFileError::TooLarge.to_string().contains("512 MiB"));
 }

@@ -2,11 +2,12 @@
 //! body parser (any chunking of a body gives the events of one chunk; generated bodies
 //! round-trip; arbitrary bytes never panic and never get past the limits), index paths
 //! (round-trip, and only cargo's shape is accepted), index lines (round-trip through JSON,
-//! yanking arbitrary files never panics and changes one line) and metadata validation.
+//! yanking arbitrary files never panics and changes one line), metadata validation and the
+//! .crate file check (any chunking gives the same verdict; mutated files never panic).
 
 use edgeregistry::cargo::index::{self, IndexLine};
 use edgeregistry::cargo::names::{name_from_index_path, CrateName};
-use edgeregistry::cargo::publish::{Event, FrameParser, Limits, PublishDep, PublishError, PublishMetadata};
+use edgeregistry::cargo::publish::{CrateFileCheck, Event, FrameParser, Limits, PublishDep, PublishError, PublishMetadata, MAX_UNPACKED};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -263,4 +264,56 @@ proptest! {
         let expected = format!("{dl}/{}/{name}-{v}.crate", CrateName::parse(&name).unwrap().index_path().rsplit_once('/').unwrap().0);
         prop_assert_eq!(index::download_url(&templated, &name, &v, "ab"), expected);
     }
+
+    #[test]
+    fn crate_file_check_is_chunking_blind_and_never_panics(
+        cuts in proptest::collection::vec(0usize..3000, 0..20),
+        flips in proptest::collection::vec((0usize..3000, any::<u8>()), 0..4),
+        cut_at in proptest::option::of(0usize..3000),
+    ) {
+        let (json, krate) = split(FULL);
+        let meta: PublishMetadata = serde_json::from_slice(json).unwrap();
+        let run = |data: &[u8], cuts: &[usize]| {
+            let mut check = CrateFileCheck::new(&meta.name, &meta.vers, MAX_UNPACKED);
+            let mut sorted = cuts.to_vec();
+            sorted.sort_unstable();
+            let mut from = 0;
+            for cut in sorted.into_iter().chain(std::iter::once(data.len())) {
+                let cut = cut.clamp(from, data.len());
+                check.update(&data[from..cut])?;
+                from = cut;
+            }
+            check.finish()
+        };
+        prop_assert_eq!(run(krate, &cuts), Ok(()));
+        let mut bad = krate.to_vec();
+        for (at, xor) in flips {
+            if let Some(b) = bad.get_mut(at) {
+                *b ^= xor;
+            }
+        }
+        if let Some(cut) = cut_at {
+            bad.truncate(cut);
+        }
+        prop_assert_eq!(run(&bad, &cuts).is_ok(), run(&bad, &[]).is_ok());
+    }
+
+    #[test]
+    fn crate_file_check_of_arbitrary_bytes_never_panics(data in proptest::collection::vec(any::<u8>(), 0..2000), gz in any::<bool>()) {
+        let mut data = data;
+        if gz {
+            data.splice(0..0, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+        }
+        let mut check = CrateFileCheck::new("x", "1.0.0", 10_000);
+        if check.update(&data).is_ok() {
+            let _ = check.finish();
+        }
+    }
+}
+
+/// The metadata and crate parts of a body, split by hand from its lengths.
+fn split(body: &[u8]) -> (&[u8], &[u8]) {
+    let json_len = u32::from_le_bytes(body[..4].try_into().unwrap()) as usize;
+    let crate_len = u32::from_le_bytes(body[4 + json_len..8 + json_len].try_into().unwrap()) as usize;
+    (&body[4..4 + json_len], &body[8 + json_len..8 + json_len + crate_len])
 }

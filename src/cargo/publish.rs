@@ -424,3 +424,340 @@ fn valid_rust_version(v: &str) -> bool {
 fn truncate(s: &str) -> String {
     s.chars().take(100).collect()
 }
+
+// ---------------------------------------------------------------------------------------
+// The .crate file
+
+/// How much a `.crate` file may unpack to (crates.io's default `max_unpack_size`, 512 MiB):
+/// inflating is work, and a small file can inflate to a great deal.
+pub const MAX_UNPACKED: u64 = 512 * 1024 * 1024;
+
+/// Longest path (or PAX header) in a `.crate` file kept while checking it.
+const MAX_TAR_PATH: usize = 64 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CrateFileError {
+    /// Not a gzipped tarball cargo can unpack as this crate (says why).
+    Invalid(String),
+    /// It unpacks to more than the limit.
+    TooLarge,
+}
+
+impl fmt::Display for CrateFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CrateFileError::Invalid(why) => write!(f, "invalid .crate file: {why}"),
+            CrateFileError::TooLarge => write!(f, "the .crate file unpacks to more than {} MiB", MAX_UNPACKED / (1024 * 1024)),
+        }
+    }
+}
+
+impl std::error::Error for CrateFileError {}
+
+fn invalid(why: impl Into<String>) -> CrateFileError {
+    CrateFileError::Invalid(why.into())
+}
+
+/// Checks a `.crate` file as it streams past, holding no more than a gzip window, a tar
+/// header and a long path: a gzip stream (RFC 1952) whose CRC-32 and length match, holding a
+/// tar archive whose every entry lies under `{name}-{vers}/` with no `..` (cargo refuses to
+/// unpack any other, cargo's `unpack_package`), no links (as crates.io refuses them), with a
+/// `{name}-{vers}/Cargo.toml`.
+pub struct CrateFileCheck {
+    prefix: String,
+    max_unpacked: u64,
+    gzip: Gzip,
+    inflater: Box<miniz_oxide::inflate::stream::InflateState>,
+    /// Where inflated bytes land on their way to the tar reader.
+    window: Vec<u8>,
+    crc: crc32fast::Hasher,
+    unpacked: u64,
+    tar: Tar,
+}
+
+enum Gzip {
+    /// The header so far (its length depends on its flags).
+    Header(Vec<u8>),
+    Deflate,
+    /// The CRC-32 and length after the deflate stream.
+    Trailer(Vec<u8>),
+    Done,
+}
+
+struct Tar {
+    /// The 512-byte header being read.
+    header: Vec<u8>,
+    /// Bytes of entry data (and padding) still to skip or collect.
+    skip: u64,
+    /// Collecting a GNU long name (`L`) or a PAX header (`x`): its data.
+    collect: Option<(u8, Vec<u8>)>,
+    /// The path the next entry has, from a long name or PAX header.
+    next_path: Option<String>,
+    zero_blocks: u8,
+    has_manifest: bool,
+}
+
+impl CrateFileCheck {
+    pub fn new(name: &str, vers: &str, max_unpacked: u64) -> Self {
+        CrateFileCheck {
+            prefix: format!("{name}-{vers}"),
+            max_unpacked,
+            gzip: Gzip::Header(Vec::new()),
+            inflater: miniz_oxide::inflate::stream::InflateState::new_boxed(miniz_oxide::DataFormat::Raw),
+            window: vec![0u8; 32 * 1024],
+            crc: crc32fast::Hasher::new(),
+            unpacked: 0,
+            tar: Tar { header: Vec::with_capacity(512), skip: 0, collect: None, next_path: None, zero_blocks: 0, has_manifest: false },
+        }
+    }
+
+    /// The next bytes of the file.
+    pub fn update(&mut self, mut data: &[u8]) -> Result<(), CrateFileError> {
+        // The inflater may hold output it had no room for, even with no input left.
+        let mut pending = false;
+        while !data.is_empty() || pending {
+            pending = false;
+            match &mut self.gzip {
+                Gzip::Header(buf) => {
+                    let room = MAX_TAR_PATH.saturating_sub(buf.len()).min(data.len());
+                    buf.extend_from_slice(data.get(..room).unwrap_or_default());
+                    match gzip_header_len(buf)? {
+                        Some(len) => {
+                            let rest = buf.split_off(len);
+                            self.gzip = Gzip::Deflate;
+                            let consumed_before = room - rest.len();
+                            data = data.get(consumed_before..).unwrap_or_default();
+                        }
+                        None if buf.len() >= MAX_TAR_PATH => return Err(invalid("the gzip header is too long")),
+                        None => data = data.get(room..).unwrap_or_default(),
+                    }
+                }
+                Gzip::Deflate => {
+                    use miniz_oxide::inflate::stream::inflate;
+                    use miniz_oxide::{MZError, MZFlush, MZStatus};
+                    let result = inflate(&mut self.inflater, data, &mut self.window, MZFlush::None);
+                    data = data.get(result.bytes_consumed..).unwrap_or_default();
+                    pending = result.bytes_written == self.window.len();
+                    let written = self.window.get(..result.bytes_written).unwrap_or_default();
+                    self.crc.update(written);
+                    self.unpacked += written.len() as u64;
+                    if self.unpacked > self.max_unpacked {
+                        return Err(CrateFileError::TooLarge);
+                    }
+                    self.tar.feed(written, &self.prefix)?;
+                    match result.status {
+                        Ok(MZStatus::StreamEnd) => self.gzip = Gzip::Trailer(Vec::with_capacity(8)),
+                        Ok(_) => {}
+                        // No progress: everything given is consumed and more is needed.
+                        Err(MZError::Buf) if result.bytes_consumed == 0 && result.bytes_written == 0 => break,
+                        Err(MZError::Buf) => {}
+                        Err(_) => return Err(invalid("the gzip stream does not inflate")),
+                    }
+                }
+                Gzip::Trailer(buf) => {
+                    let room = 8usize.saturating_sub(buf.len()).min(data.len());
+                    buf.extend_from_slice(data.get(..room).unwrap_or_default());
+                    data = data.get(room..).unwrap_or_default();
+                    if buf.len() == 8 {
+                        let word = |at: usize| buf.get(at..at + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_le_bytes);
+                        let crc = std::mem::take(&mut self.crc).finalize();
+                        if word(0) != Some(crc) {
+                            return Err(invalid("its CRC-32 does not match (corrupted?)"));
+                        }
+                        if word(4) != Some(self.unpacked as u32) {
+                            return Err(invalid("its gzip length does not match"));
+                        }
+                        self.gzip = Gzip::Done;
+                    }
+                }
+                // What follows the first gzip member is not read by cargo (flate2's GzDecoder).
+                Gzip::Done => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// The file is over: fails unless it was whole and held the crate's Cargo.toml.
+    pub fn finish(self) -> Result<(), CrateFileError> {
+        if !matches!(self.gzip, Gzip::Done) {
+            return Err(invalid("the gzip stream is truncated"));
+        }
+        if self.tar.zero_blocks == 0 && (!self.tar.header.is_empty() || self.tar.skip > 0) {
+            return Err(invalid("the tar archive is truncated"));
+        }
+        if !self.tar.has_manifest {
+            return Err(invalid(format!("it has no {}/Cargo.toml", self.prefix)));
+        }
+        Ok(())
+    }
+}
+
+/// The length of a complete gzip member header (RFC 1952 §2.3) at the start of `buf`, or
+/// `None` while more is needed.
+fn gzip_header_len(buf: &[u8]) -> Result<Option<usize>, CrateFileError> {
+    const FHCRC: u8 = 2;
+    const FEXTRA: u8 = 4;
+    const FNAME: u8 = 8;
+    const FCOMMENT: u8 = 16;
+    let fixed = match buf.get(..10) {
+        Some(fixed) => fixed,
+        None => {
+            let magic = [0x1f, 0x8b, 8];
+            return if buf.iter().zip(magic.iter()).all(|(a, b)| a == b) { Ok(None) } else { Err(invalid("it is not gzip")) };
+        }
+    };
+    if fixed.get(..3) != Some(&[0x1f, 0x8b, 8][..]) {
+        return Err(invalid("it is not gzip (deflate)"));
+    }
+    let flags = fixed.get(3).copied().unwrap_or(0);
+    let mut at = 10;
+    if flags & FEXTRA != 0 {
+        let Some(len) = buf.get(at..at + 2) else { return Ok(None) };
+        at += 2 + usize::from(u16::from_le_bytes([len.first().copied().unwrap_or(0), len.get(1).copied().unwrap_or(0)]));
+    }
+    for flag in [FNAME, FCOMMENT] {
+        if flags & flag != 0 {
+            match buf.get(at..).and_then(|rest| rest.iter().position(|&b| b == 0)) {
+                Some(nul) => at += nul + 1,
+                None => return Ok(None),
+            }
+        }
+    }
+    if flags & FHCRC != 0 {
+        at += 2;
+    }
+    Ok((buf.len() >= at).then_some(at))
+}
+
+impl Tar {
+    /// The next bytes of the archive (POSIX ustar with GNU and PAX extensions, as the `tar`
+    /// crate cargo uses writes them).
+    fn feed(&mut self, mut data: &[u8], prefix: &str) -> Result<(), CrateFileError> {
+        while !data.is_empty() {
+            if self.zero_blocks >= 2 {
+                // The end-of-archive blocks, then padding: nothing more is read.
+                return Ok(());
+            }
+            if self.skip > 0 {
+                let n = usize::try_from(self.skip).unwrap_or(usize::MAX).min(data.len());
+                if let Some((_, buf)) = &mut self.collect {
+                    let keep = MAX_TAR_PATH.saturating_sub(buf.len()).min(n);
+                    buf.extend_from_slice(data.get(..keep).unwrap_or_default());
+                }
+                self.skip -= n as u64;
+                data = data.get(n..).unwrap_or_default();
+                if self.skip == 0 {
+                    if let Some((kind, buf)) = self.collect.take() {
+                        if let Some(path) = extended_path(kind, &buf)?.filter(|p| !p.is_empty()) {
+                            self.next_path = Some(path);
+                        }
+                    }
+                }
+                continue;
+            }
+            let n = (512 - self.header.len()).min(data.len());
+            self.header.extend_from_slice(data.get(..n).unwrap_or_default());
+            data = data.get(n..).unwrap_or_default();
+            if self.header.len() == 512 {
+                let header = std::mem::replace(&mut self.header, Vec::with_capacity(512));
+                self.entry(&header, prefix)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, header: &[u8], prefix: &str) -> Result<(), CrateFileError> {
+        if header.iter().all(|&b| b == 0) {
+            self.zero_blocks += 1;
+            return Ok(());
+        }
+        if self.zero_blocks > 0 {
+            return Err(invalid("the tar archive has an entry after an empty block"));
+        }
+        let field = |from: usize, to: usize| header.get(from..to).unwrap_or_default();
+        // The checksum: the sum of the header's bytes, the checksum field counted as spaces.
+        let sum: u64 = header.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) }).sum();
+        if octal(field(148, 156)) != Some(sum) {
+            return Err(invalid("a tar header checksum does not match"));
+        }
+        let size = octal(field(124, 136)).ok_or_else(|| invalid("a tar header has no size"))?;
+        let kind = header.get(156).copied().unwrap_or(0);
+        self.skip = size.div_ceil(512) * 512;
+        match kind {
+            b'L' | b'x' => {
+                self.collect = Some((kind, Vec::new()));
+                if size > MAX_TAR_PATH as u64 {
+                    return Err(invalid("a tar path is too long"));
+                }
+                return Ok(());
+            }
+            // Global PAX headers and long link names name no entry.
+            b'g' | b'K' => return Ok(()),
+            b'1' | b'2' => return Err(invalid("it holds a link")),
+            _ => {}
+        }
+        let path = match self.next_path.take() {
+            Some(path) => path,
+            None => {
+                let name = until_nul(field(0, 100));
+                // POSIX ustar keeps the start of a long path in `prefix`; GNU's "ustar  " does not.
+                let ustar_prefix = if field(257, 263) == b"ustar\0" { until_nul(field(345, 500)) } else { "" };
+                if ustar_prefix.is_empty() { name.to_owned() } else { format!("{ustar_prefix}/{name}") }
+            }
+        };
+        let mut parts = path.split('/').filter(|p| !p.is_empty());
+        if parts.next() != Some(prefix) || path.starts_with('/') {
+            return Err(invalid(format!("it holds {path:?}, not under {prefix}/")));
+        }
+        let rest: Vec<&str> = parts.collect();
+        if rest.iter().any(|p| *p == ".." || *p == ".") {
+            return Err(invalid(format!("it holds {path:?}")));
+        }
+        if rest == ["Cargo.toml"] && matches!(kind, b'0' | 0) {
+            self.has_manifest = true;
+        }
+        Ok(())
+    }
+}
+
+/// The path a GNU long name (`L`: the name, NUL-terminated) or a PAX header (`x`: records
+/// `{length} {key}={value}\n`, POSIX.1-2001 `pax`) gives the next entry.
+fn extended_path(kind: u8, data: &[u8]) -> Result<Option<String>, CrateFileError> {
+    if kind == b'L' {
+        return Ok(Some(until_nul(data).to_owned()));
+    }
+    let mut rest = data;
+    while !rest.is_empty() && rest.first() != Some(&0) {
+        let space = rest.iter().position(|&b| b == b' ').ok_or_else(|| invalid("a PAX header is malformed"))?;
+        let len: usize = std::str::from_utf8(rest.get(..space).unwrap_or_default()).ok().and_then(|s| s.parse().ok()).ok_or_else(|| invalid("a PAX header is malformed"))?;
+        let record = rest.get(space + 1..len).ok_or_else(|| invalid("a PAX header is malformed"))?;
+        let record = record.strip_suffix(b"\n").unwrap_or(record);
+        if let Some(path) = record.strip_prefix(b"path=") {
+            return Ok(Some(String::from_utf8_lossy(path).into_owned()));
+        }
+        rest = rest.get(len..).unwrap_or_default();
+    }
+    Ok(None)
+}
+
+fn until_nul(field: &[u8]) -> &str {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    std::str::from_utf8(field.get(..end).unwrap_or_default()).unwrap_or("\u{fffd}")
+}
+
+/// A tar number: octal digits (space or NUL padded), or base-256 when the first byte has its
+/// high bit set (GNU, for sizes of 8 GiB and more).
+fn octal(field: &[u8]) -> Option<u64> {
+    if field.first().is_some_and(|b| b & 0x80 != 0) {
+        let mut n: u64 = u64::from(field.first()? & 0x7f);
+        for &b in field.get(1..)? {
+            n = n.checked_mul(256)?.checked_add(u64::from(b))?;
+        }
+        return Some(n);
+    }
+    let text = std::str::from_utf8(field).ok()?.trim_matches(|c: char| c == ' ' || c == '\0');
+    if text.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(text, 8).ok()
+}
