@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::names::prefix;
 use super::publish::{is_false, yes, PublishMetadata};
 
-/// One version of a crate in the index. Fields in the order crates.io writes them.
+/// One version of a crate in the index. Fields in the order crates.io writes them. Parsing
+/// drops fields this does not know (cargo ignores them too): a mirror passes upstream files
+/// on as bytes, and `set_yanked` keeps every field.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct IndexLine {
     pub name: String,

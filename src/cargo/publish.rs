@@ -4,7 +4,8 @@
 //!
 //! `FrameParser` is a push parser fed chunks as they arrive: it holds the metadata until it
 //! is whole (bounded by `Limits::max_json`), then hands the crate bytes on as they come, so
-//! it never holds the crate.
+//! it never holds the crate. `PublishMetadata::validate` checks the metadata; `CrateFileCheck`
+//! checks the crate bytes as they stream past (that cargo can unpack them as this crate).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
