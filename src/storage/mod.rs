@@ -2,6 +2,7 @@
 //! read and delete a protocol makes is seen (and may be refused) by the hooks with the
 //! request's protocol and actor.
 
+pub mod hooked;
 pub mod hooks;
 pub mod key;
 pub mod writer;
