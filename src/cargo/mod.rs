@@ -166,9 +166,11 @@ fn config_json(ctx: &Ctx<'_>) -> Result<Response> {
     if auth_required && ctx.principal.is_none() {
         return Err(unauthorized("this registry requires a token to read (`cargo login`)"));
     }
-    let mut config = json!({"dl": format!("{}/api/v1/crates", ctx.registry_url), "api": ctx.registry_url});
+    let mut config = serde_json::Map::new();
+    config.insert("dl".into(), json!(format!("{}/api/v1/crates", ctx.registry_url)));
+    config.insert("api".into(), json!(ctx.registry_url));
     if auth_required {
-        config["auth-required"] = json!(true);
+        config.insert("auth-required".into(), json!(true));
     }
     Ok(Response::json(200, &config).with_header("Cache-Control", crate::storage::key::cache_control::REVALIDATE))
 }
@@ -216,10 +218,10 @@ async fn download(ctx: &Ctx<'_>, req: &Request, krate: &str, version: &str) -> R
         return proxy::download(ctx.app, req, &name, &version).await?.ok_or_else(missing);
     };
     let (vers, file) = record.find(&version).ok_or_else(missing)?;
-    if !keys::valid_publish_id(&file.id) {
-        return Err(Error::internal(format!("record of {} names a bad publish id", name.as_str())));
-    }
-    let key = keys::crate_file(&name, &file.id, vers);
+    // Any spelling of the canonical name finds the crate; its files are under the published one.
+    let published = CrateName::parse(&record.name).filter(|_| keys::valid_publish_id(&file.id));
+    let published = published.ok_or_else(|| Error::internal(format!("record of {} is corrupt", name.as_str())))?;
+    let key = keys::crate_file(&published, &file.id, vers);
     let meta = ctx.storage.head(key.as_str()).await?.ok_or_else(missing)?;
     let etag = format!("\"{}\"", meta.etag);
     let base = |status: u16| {
