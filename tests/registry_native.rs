@@ -176,7 +176,7 @@ fn admin_owners_dispatch_by_protocol_name() {
     let r = reg.send(admin(Method::Get, "/-/admin/owners/oci/Bad"));
     assert_eq!(r.status, 400, "{r:?}");
     assert_eq!(reg.send(admin(Method::Get, "/-/admin/owners/npm/missing")).status, 404);
-    for protocol in ["cargo", "nuget"] {
+    for protocol in ["maven", "nuget"] {
         let r = reg.send(admin(Method::Get, &format!("/-/admin/owners/{protocol}/x")));
         assert_eq!(r.status, 404);
         assert!(r.json()["error"].as_str().unwrap().contains(protocol), "{r:?}");
