@@ -36,13 +36,7 @@ pub fn not_found(detail: impl Into<String>) -> Error {
 /// An authentication failure: a bad token is a 401 (cargo then says the token was refused),
 /// failed-login throttling keeps its `Retry-After`.
 pub fn auth(e: AuthError) -> Error {
-    match e {
-        AuthError::InvalidCredentials => unauthorized("the token is not valid (unknown, expired or revoked); make a new one with the admin API and `cargo login`"),
-        AuthError::RateLimited { retry_after_secs } => Error::rate_limited("too many failed logins; try again later", retry_after_secs),
-        AuthError::BadRequest(m) => Error::invalid(m),
-        AuthError::Conflict(m) => Error::conflict(m),
-        AuthError::Storage(m) => Error::internal(m),
-    }
+    e.into_error(|| unauthorized("the token is not valid (unknown, expired or revoked); make a new one with the admin API and `cargo login`"))
 }
 
 #[cfg(test)]

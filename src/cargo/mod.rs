@@ -28,7 +28,7 @@ pub use module::MODULE;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{Action, Auth, Principal};
+use crate::auth::{owners, Action, Auth, Principal};
 use crate::config::Protocol;
 use crate::error::{Error, Result};
 use crate::http::{decode_path, Method, Request, Response};
@@ -58,27 +58,16 @@ impl Ctx<'_> {
 
     /// Read access: anonymous when the protocol allows it, else a token with read scope.
     fn check_read(&self, name: &CrateName) -> Result<()> {
-        match &self.principal {
-            _ if self.anonymous_read() => Ok(()),
-            None => Err(unauthorized("this registry requires a token to read (`cargo login`)")),
-            Some(p) if p.can(Protocol::Cargo, name.as_str(), Action::Read) => Ok(()),
-            Some(p) => Err(Error::denied(format!("user {} may not read `{}`", p.user, name.as_str()))),
-        }
+        owners::read_access(self.principal.as_ref(), self.anonymous_read(), Protocol::Cargo, name.as_str())
+            .map_err(|r| r.into_error(|| unauthorized("this registry requires a token to read (`cargo login`)")))
     }
 
     /// Whom a write is for: the caller must be authenticated and hold the scope
     /// (`cargo:crate:{name}:{action}`). Ownership is checked early against the record and
     /// again by the job under the crate's lock.
     fn writer(&self, name: &CrateName, action: Action) -> Result<Writer> {
-        match &self.principal {
-            None => Err(unauthorized("this action requires a token (`cargo login`, or `--token`)")),
-            Some(p) if p.can(Protocol::Cargo, name.as_str(), action) => Ok(Writer {
-                user: p.user.clone(),
-                may_override: crate::auth::owners::bypasses(p, Protocol::Cargo, name.as_str(), action),
-            }),
-            Some(p) if p.readonly => Err(Error::denied("this token is read-only")),
-            Some(p) => Err(Error::denied(format!("user {} may not {} `{}`", p.user, action.as_str(), name.as_str()))),
-        }
+        owners::writer(self.principal.as_ref(), Protocol::Cargo, name.as_str(), action)
+            .map_err(|r| r.into_error(|| unauthorized("this action requires a token (`cargo login`, or `--token`)")))
     }
 
     fn hook_meta(&self, name: &CrateName, version: Option<&str>) -> HookMetadata {
@@ -336,7 +325,7 @@ async fn change_owners(ctx: &Ctx<'_>, req: Request, krate: &str, add: bool) -> R
     if add {
         let auth = Auth::new(&ctx.app.platform, &ctx.app.config);
         for user in &parsed.users {
-            if !crate::auth::valid_user_name(user) || auth.user(user).await.map_err(errors::auth)?.is_none() {
+            if auth.user(user).await.map_err(errors::auth)?.is_none() {
                 return Err(Error::not_found(format!("could not find user with login `{user}`")));
             }
         }
@@ -359,23 +348,9 @@ pub async fn admin_owners(app: &App, name: &CrateName, new: Option<Vec<String>>)
     let actor = crate::http::Actor { user_id: Some("admin".into()), ..Default::default() };
     let storage = app.storage(Protocol::Cargo, &actor);
     if let Some(new) = new {
-        if new.is_empty() || new.len() > 100 {
-            return Err(Error::invalid("a crate needs between 1 and 100 owners"));
-        }
-        let auth = Auth::new(&app.platform, &app.config);
-        for user in &new {
-            if auth.user(user).await.map_err(errors::auth)?.is_none() {
-                return Err(Error::not_found(format!("no such user {user:?}")));
-            }
-        }
+        let owners = owners::admin_owner_list(&Auth::new(&app.platform, &app.config), new).await?;
         let key = keys::record(name);
         storage.check(Operation::Put, key.as_str(), HookMetadata { package: Some(name.as_str().to_string()), ..Default::default() }).await?;
-        let mut owners: Vec<String> = Vec::new();
-        for user in new {
-            if !owners.contains(&user) {
-                owners.push(user);
-            }
-        }
         crate::jobs::run(&*app.platform.coordinator, &lock(name), Protocol::Cargo, &CargoJob::SetOwners { name: name.as_str().to_string(), owners }).await?;
     }
     let record = jobs::load(&*app.platform.store, name).await?.ok_or_else(|| Error::not_found(format!("no hosted crate {}", name.as_str())))?;
