@@ -155,12 +155,7 @@ fn config_json(ctx: &Ctx<'_>) -> Result<Response> {
     if auth_required && ctx.principal.is_none() {
         return Err(unauthorized("this registry requires a token to read (`cargo login`)"));
     }
-    let mut config = serde_json::Map::new();
-    config.insert("dl".into(), json!(format!("{}/api/v1/crates", ctx.registry_url)));
-    config.insert("api".into(), json!(ctx.registry_url));
-    if auth_required {
-        config.insert("auth-required".into(), json!(true));
-    }
+    let config = index::RegistryConfig::for_registry(&ctx.registry_url, auth_required);
     Ok(Response::json(200, &config).with_header("Cache-Control", crate::storage::key::cache_control::REVALIDATE))
 }
 
