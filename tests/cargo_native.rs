@@ -133,6 +133,12 @@ fn publish_then_index_file_and_download() {
     assert!(r.body.is_empty());
     let r = reg.send(Request::new(Method::Head, "/cargo/he/ll/hello-world"));
     assert_eq!((r.status, r.body.len()), (200, 0), "{r:?}");
+    let modified = r.header("Last-Modified").expect("a Last-Modified").to_string();
+    assert!(modified.ends_with(" GMT"), "{modified}");
+    let r = reg.send(Request::new(Method::Get, "/cargo/he/ll/hello-world").with_header("If-Modified-Since", &modified));
+    assert_eq!(r.status, 304, "{r:?}");
+    let r = reg.send(Request::new(Method::Get, "/cargo/he/ll/hello-world").with_header("If-Modified-Since", "Thu, 01 Jan 1970 00:00:00 GMT"));
+    assert_eq!(r.status, 200, "{r:?}");
     // The download is the published bytes, immutable.
     let r = reg.send(Request::new(Method::Get, "/cargo/api/v1/crates/hello-world/0.1.0/download"));
     assert_eq!(r.status, 200, "{r:?}");

@@ -172,13 +172,19 @@ async fn index_file(ctx: &Ctx<'_>, req: &Request, path: &str) -> Result<Response
     let name = names::name_from_index_path(&path).ok_or_else(|| not_found("Not Found"))?;
     ctx.check_read(&name)?;
     let key = keys::index_file(&name);
-    if let Some(meta) = ctx.storage.head(key.as_str()).await? {
-        let etag = format!("\"{}\"", meta.etag);
-        let base = |status: u16| key.cache_headers(Response::new(status)).with_header("ETag", etag.clone());
-        if etag_matches(req, &etag) {
+    if let Some(obj) = ctx.storage.get(key.as_str(), None, ctx.hook_meta(&name, None)).await? {
+        let etag = format!("\"{}\"", obj.meta.etag);
+        let modified = crate::util::http_date(obj.meta.uploaded_ms);
+        let base = |status: u16| key.cache_headers(Response::new(status)).with_header("ETag", etag.clone()).with_header("Last-Modified", modified.clone());
+        // RFC 9110 §13.1.3: If-Modified-Since counts only without If-None-Match; cargo sends
+        // back the Last-Modified it was given, so the same date means unchanged.
+        let unchanged = match req.header("if-none-match") {
+            Some(_) => etag_matches(req, &etag),
+            None => req.header("if-modified-since").is_some_and(|d| d.trim() == modified),
+        };
+        if unchanged {
             return Ok(base(304));
         }
-        let obj = ctx.storage.get(key.as_str(), None, ctx.hook_meta(&name, None)).await?.ok_or_else(|| not_found("Not Found"))?;
         let mut resp = base(200).with_header("Content-Type", key.kind.content_type).with_header("Content-Length", obj.meta.size.to_string());
         resp.body = obj.body;
         return Ok(resp);
