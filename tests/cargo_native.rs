@@ -283,6 +283,12 @@ fn scopes_read_only_tokens_and_strangers() {
     assert_eq!(granted.status, 201, "{granted:?}");
     let granted = granted.json()["token"].as_str().unwrap().to_string();
     assert_eq!(reg.send(publish_req(&granted, body)).status, 200);
+    // So does the admin secret, sent raw as cargo sends tokens; owners stay as they were.
+    let krate = crate_file("owned", "1.2.0", 10);
+    assert_eq!(reg.send(publish_req(ADMIN_TOKEN, cargo_publish_body(&cargo_metadata("owned", "1.2.0", json!({})), &krate))).status, 200);
+    let owners = reg.send(Request::new(Method::Get, "/cargo/api/v1/crates/owned/owners")).json();
+    assert_eq!(owners["users"].as_array().map(|u| u.len()), Some(1));
+    assert_eq!(owners["users"][0]["login"], "alice");
 }
 
 #[test]

@@ -24,8 +24,9 @@ use crate::platform::{ObjectStore, PutOutcome};
 pub const MAX_RECORD_BYTES: u64 = 16 << 20;
 /// The largest index file read: crates.io's largest are a few MiB.
 pub const MAX_INDEX_BYTES: u64 = 32 << 20;
-/// The most of a description kept in a search marker (R2 custom metadata is 2 KiB in all).
-const MAX_MARKER_DESCRIPTION: usize = 600;
+/// The most bytes of a description kept in a search marker (R2 custom metadata is 2 KiB in
+/// all, with the name and the version).
+const MAX_MARKER_DESCRIPTION: usize = 1024;
 
 pub use crate::auth::owners::Writer;
 
@@ -138,9 +139,15 @@ async fn write_search_marker(env: &JobEnv, name: &CrateName, record: &CrateRecor
         custom.insert("max_version".into(), v.to_string());
     }
     if let Some(d) = &record.description {
-        custom.insert("description".into(), d.chars().take(MAX_MARKER_DESCRIPTION).collect());
+        custom.insert("description".into(), truncated(d, MAX_MARKER_DESCRIPTION).to_string());
     }
     put(env, &keys::search_marker(name), Vec::new(), custom).await
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn truncated(text: &str, max: usize) -> &str {
+    let end = (0..=max.min(text.len())).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    text.get(..end).unwrap_or_default()
 }
 
 async fn load_owned(env: &JobEnv, name: &CrateName, writer: &Writer) -> Result<CrateRecord, JobError> {
@@ -255,6 +262,14 @@ mod tests {
         assert_eq!(version_in_index(file, "1.1.0").as_deref(), Some("1.1.0"));
         assert_eq!(version_in_index(file, "1.2.0"), None);
         assert_eq!(version_in_index(b"", "1.0.0"), None);
+    }
+
+    #[test]
+    fn descriptions_are_cut_at_a_character_boundary() {
+        assert_eq!(truncated("abc", 10), "abc");
+        assert_eq!(truncated("abc", 2), "ab");
+        assert_eq!(truncated("aé", 2), "a");
+        assert_eq!(truncated(&"é".repeat(1000), MAX_MARKER_DESCRIPTION).len(), MAX_MARKER_DESCRIPTION);
     }
 
     #[test]
