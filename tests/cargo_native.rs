@@ -229,6 +229,10 @@ fn refused_publishes_store_nothing() {
     trailing.extend_from_slice(b"more");
     refused(&reg, publish_req(&token, trailing), 400, "");
     refused(&reg, publish_req(&token, Vec::new()), 400, "");
+    // The .crate must be gzip (a .tar.gz), empty or not.
+    for krate in [b"PK\x03\x04 a zip".as_slice(), b"", b"\x1f"] {
+        refused(&reg, publish_req(&token, cargo_publish_body(&cargo_metadata("fine", "1.0.0", json!({})), krate)), 400, "not a gzip file");
+    }
     // Nothing of `fine` was kept anywhere.
     assert!(cargo_keys(&reg).iter().all(|k| !k.contains("fine")), "{:?}", cargo_keys(&reg));
 }
@@ -254,7 +258,8 @@ fn oversize_crates_are_413_with_or_without_a_length() {
     req.body = Body::Stream(PlatformStream::from_pieces(Box::pin(futures::stream::iter(pieces)), None));
     refused(&reg, req, 413, "");
     // Just under the limit is accepted.
-    let krate = vec![3u8; (10 << 20) - 1];
+    let mut krate = vec![3u8; (10 << 20) - 1];
+    krate[..2].copy_from_slice(&[0x1f, 0x8b]);
     let r = reg.send(publish_req(&token, cargo_publish_body(&cargo_metadata("big", "1.0.0", json!({})), &krate)));
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(reg.send(Request::new(Method::Get, "/cargo/api/v1/crates/big/1.0.0/download")).body.len(), krate.len());

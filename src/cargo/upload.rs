@@ -45,6 +45,16 @@ struct Incoming {
     writer: Writer,
     out: ObjectWriter,
     hasher: Sha256,
+    /// The first bytes of the `.crate`, up to the gzip magic's length.
+    head: Vec<u8>,
+}
+
+/// A `.crate` is a gzipped tarball (Cargo book, "Registry Web API", publish); gzip members
+/// start with these two bytes (RFC 1952 §2.3.1).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+fn not_gzip() -> Error {
+    Error::invalid("the .crate is not a gzip file (a crate is a .tar.gz made by `cargo package`)")
 }
 
 /// `PUT api/v1/crates/new`.
@@ -60,7 +70,11 @@ pub async fn publish(ctx: &Ctx<'_>, req: Request) -> Result<Response> {
         return Err(too_large());
     }
     let incoming = receive(ctx, req.body).await?;
-    let Incoming { meta, name, id, key, writer, out, hasher } = incoming;
+    let Incoming { meta, name, id, key, writer, out, hasher, head } = incoming;
+    if head != GZIP_MAGIC {
+        out.abort().await;
+        return Err(not_gzip());
+    }
     let stored = out.finish().await.map_err(store_error)?;
     let cksum = hex::encode(hasher.finalize());
     let result = accept(ctx, meta, &name, id, cksum, stored.size, writer).await;
@@ -132,6 +146,12 @@ async fn read_body(ctx: &Ctx<'_>, body: Body, incoming: &mut Option<Incoming>) -
                     let Some(file) = incoming.as_mut() else {
                         return Err(Error::invalid("malformed publish body: crate data before the metadata"));
                     };
+                    if file.head.len() < GZIP_MAGIC.len() {
+                        file.head.extend(data.iter().take(GZIP_MAGIC.len() - file.head.len()));
+                        if !GZIP_MAGIC.starts_with(&file.head) {
+                            return Err(not_gzip());
+                        }
+                    }
                     file.hasher.update(&data);
                     file.out.write(&data).await.map_err(store_error)?;
                 }
@@ -165,7 +185,7 @@ async fn start(ctx: &Ctx<'_>, meta: PublishMetadata) -> Result<Incoming> {
     ctx.storage.check(Operation::Put, key.as_str(), hook.clone()).await?;
     let store: Rc<dyn ObjectStore> = Rc::new(HookedStore { storage: ctx.storage.clone(), meta: hook });
     let out = ObjectWriter::new(store, key.as_str(), key.put_options(BTreeMap::new()));
-    Ok(Incoming { meta, name, id, key, writer, out, hasher: Sha256::new() })
+    Ok(Incoming { meta, name, id, key, writer, out, hasher: Sha256::new(), head: Vec::new() })
 }
 
 /// The first publish of a name an upstream (crates.io) also has is refused: claiming it here
