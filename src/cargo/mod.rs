@@ -82,12 +82,8 @@ impl Ctx<'_> {
     /// Runs a change of the crate under its lock. The storage hooks are asked first, as for
     /// any write (the job itself runs where no request context exists).
     async fn run(&self, name: &CrateName, job: CargoJob) -> Result<serde_json::Value> {
-        let key = keys::index_file(name);
-        let meta = HookMetadata { content_type: Some(key.kind.content_type.into()), ..self.hook_meta(name, None) };
-        self.storage.check(Operation::Put, key.as_str(), meta.clone()).await?;
-        let result = crate::jobs::run(&*self.app.platform.coordinator, &lock(name), Protocol::Cargo, &job).await?;
-        self.storage.notify(Operation::Put, key.as_str(), meta).await;
-        Ok(result)
+        let coordinator = &*self.app.platform.coordinator;
+        self.storage.run_job(coordinator, &lock(name), Operation::Put, &keys::index_file(name), self.hook_meta(name, None), &job).await
     }
 }
 
@@ -350,9 +346,9 @@ pub async fn admin_owners(app: &App, name: &CrateName, new: Option<Vec<String>>)
     let storage = app.storage(Protocol::Cargo, &actor);
     if let Some(new) = new {
         let owners = owners::admin_owner_list(&Auth::new(&app.platform, &app.config), new).await?;
-        let key = keys::record(name);
-        storage.check(Operation::Put, key.as_str(), HookMetadata { package: Some(name.as_str().to_string()), ..Default::default() }).await?;
-        crate::jobs::run(&*app.platform.coordinator, &lock(name), Protocol::Cargo, &CargoJob::SetOwners { name: name.as_str().to_string(), owners }).await?;
+        let meta = HookMetadata { package: Some(name.as_str().to_string()), ..Default::default() };
+        let job = CargoJob::SetOwners { name: name.as_str().to_string(), owners };
+        storage.run_job(&*app.platform.coordinator, &lock(name), Operation::Put, &keys::record(name), meta, &job).await?;
     }
     let record = jobs::load(&*app.platform.store, name).await?.ok_or_else(|| Error::not_found(format!("no hosted crate {}", name.as_str())))?;
     Ok(record.owners)
