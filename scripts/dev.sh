@@ -43,6 +43,7 @@ edgeregistry will listen on $URL  (data in .wrangler/, secrets in .dev.vars)
   Cargo: in .cargo/config.toml (token: the admin API with {"user":"alice","protocol":"cargo"}):
            [registries.edge]
            index = "sparse+$URL/cargo/"
+           credential-provider = ["cargo:token"]
            [source.crates-io]        # optional: crates.io's crates through the mirror
            replace-with = "edge"
          cargo login --registry edge TOKEN ; cargo publish --registry edge
