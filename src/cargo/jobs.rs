@@ -13,9 +13,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::index::{self, IndexLine};
 use super::keys;
 use super::names::CrateName;
-use super::record::{same_version, CrateRecord, VersionRecord};
+use super::record::{CrateRecord, VersionRecord};
 use crate::error::Error;
 use crate::jobs::{JobEnv, JobError, JobResult};
 use crate::platform::{ObjectStore, PutOutcome};
@@ -38,8 +39,8 @@ pub enum CargoJob {
     Publish {
         name: String,
         version: String,
-        /// The index line (`index::to_json_line`), without its newline.
-        line: String,
+        /// The version's index line (`index::line_for`).
+        line: Box<IndexLine>,
         file: VersionRecord,
         #[serde(default)]
         description: Option<String>,
@@ -79,19 +80,6 @@ pub async fn load_index(store: &dyn ObjectStore, name: &CrateName) -> Result<Vec
         Some(obj) => obj.body.read_capped(MAX_INDEX_BYTES).await.map_err(JobError::internal),
         None => Ok(Vec::new()),
     }
-}
-
-/// The `vers` of the line in an index file naming the same version as `version` (equal
-/// ignoring build metadata), if any.
-pub fn version_in_index(file: &[u8], version: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Vers {
-        vers: String,
-    }
-    file.split(|b| *b == b'\n')
-        .filter_map(|line| serde_json::from_slice::<Vers>(line).ok())
-        .map(|l| l.vers)
-        .find(|v| same_version(v, version))
 }
 
 /// The refusal of a record under another spelling of the same canonical name.
@@ -160,15 +148,15 @@ async fn load_owned(env: &JobEnv, name: &CrateName, writer: &Writer) -> Result<C
 pub async fn execute(env: &JobEnv, job: CargoJob) -> JobResult {
     match job {
         CargoJob::Publish { name, version, line, file, description, writer } => {
-            publish(env, &crate_name(&name)?, version, line, file, description, &writer).await
+            publish(env, &crate_name(&name)?, version, *line, file, description, &writer).await
         }
         CargoJob::SetYanked { name, version, yanked, writer } => {
             let name = crate_name(&name)?;
             let mut record = load_owned(env, &name, &writer).await?;
             let missing = || refuse(Error::not_found(format!("crate `{}` does not have a version `{version}`", name.as_str())));
             let vers = record.find(&version).map(|(v, _)| v.clone()).ok_or_else(missing)?;
-            let index = load_index(&*env.store, &name).await?;
-            let rewritten = super::index::set_yanked(&index, &vers, yanked).ok_or_else(missing)?;
+            let file = load_index(&*env.store, &name).await?;
+            let rewritten = index::set_yanked(&file, &vers, yanked).ok_or_else(missing)?;
             if let Some(v) = record.versions.get_mut(&vers) {
                 v.yanked = yanked;
             }
@@ -209,7 +197,7 @@ async fn publish(
     env: &JobEnv,
     name: &CrateName,
     version: String,
-    line: String,
+    line: IndexLine,
     file: VersionRecord,
     description: Option<String>,
     writer: &Writer,
@@ -224,18 +212,11 @@ async fn publish(
         }
         None => CrateRecord { name: name.as_str().to_string(), owners: vec![writer.user.clone()], ..Default::default() },
     };
-    let mut index = load_index(&*env.store, name).await?;
-    if let Some(v) = version_in_index(&index, &version) {
+    let current = load_index(&*env.store, name).await?;
+    if let Some(v) = index::conflicting_version(&current, &version) {
         return Err(refuse(already_uploaded(&v)));
     }
-    if line.contains('\n') {
-        return Err(JobError::internal("an index line holds a newline"));
-    }
-    if !index.is_empty() && !index.ends_with(b"\n") {
-        index.push(b'\n');
-    }
-    index.extend_from_slice(line.as_bytes());
-    index.push(b'\n');
+    let appended = index::append_line(&current, &line);
     if first {
         // The name is hosted from now on: what the pull-through cache kept of an upstream
         // crate of that name goes, so none of it is ever served in its place.
@@ -246,7 +227,7 @@ async fn publish(
         record.description = description;
     }
     save(env, name, &mut record).await?;
-    put(env, &keys::index_file(name), index, BTreeMap::new()).await?;
+    put(env, &keys::index_file(name), appended, BTreeMap::new()).await?;
     write_search_marker(env, name, &record).await?;
     Ok(json!({"ok": true, "version": version, "first": first}))
 }
@@ -254,15 +235,6 @@ async fn publish(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versions_are_found_in_an_index_file_ignoring_build_metadata() {
-        let file = b"{\"name\":\"a\",\"vers\":\"1.0.0+x\",\"deps\":[],\"cksum\":\"00\",\"features\":{},\"yanked\":false}\nnot json\n{\"name\":\"a\",\"vers\":\"1.1.0\"}\n";
-        assert_eq!(version_in_index(file, "1.0.0+y").as_deref(), Some("1.0.0+x"));
-        assert_eq!(version_in_index(file, "1.1.0").as_deref(), Some("1.1.0"));
-        assert_eq!(version_in_index(file, "1.2.0"), None);
-        assert_eq!(version_in_index(b"", "1.0.0"), None);
-    }
 
     #[test]
     fn descriptions_are_cut_at_a_character_boundary() {

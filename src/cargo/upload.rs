@@ -87,7 +87,7 @@ pub async fn publish(ctx: &Ctx<'_>, req: Request) -> Result<Response> {
 
 /// After the bytes are stored: the index line and the record, under the crate's lock.
 async fn accept(ctx: &Ctx<'_>, meta: PublishMetadata, name: &CrateName, id: String, cksum: String, size: u64, writer: Writer) -> Result<Response> {
-    let line = index::to_json_line(&index::line_for(&meta, &cksum));
+    let line = Box::new(index::line_for(&meta, &cksum));
     let file = VersionRecord { id, cksum, size, yanked: false, published_by: writer.user.clone(), published_at: ctx.app.platform.now_iso() };
     let job = CargoJob::Publish {
         name: name.as_str().to_string(),
@@ -175,8 +175,8 @@ async fn start(ctx: &Ctx<'_>, meta: PublishMetadata) -> Result<Incoming> {
         }
         None => claim_check(ctx, &name, &writer).await?,
     }
-    let index = jobs::load_index(&*ctx.app.platform.store, &name).await?;
-    if let Some(v) = jobs::version_in_index(&index, &meta.vers) {
+    let file = jobs::load_index(&*ctx.app.platform.store, &name).await?;
+    if let Some(v) = index::conflicting_version(&file, &meta.vers) {
         return Err(jobs::already_uploaded(&v));
     }
     let id = crate::util::random_hex();
