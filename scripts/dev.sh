@@ -21,6 +21,7 @@ URL="http://127.0.0.1:$PORT"
 NPM_UPSTREAMS=${NPM_UPSTREAMS:-npmjs}
 OCI_UPSTREAMS=${OCI_UPSTREAMS:-dockerhub}
 PYPI_UPSTREAMS=${PYPI_UPSTREAMS:-pypi}
+CARGO_UPSTREAMS=${CARGO_UPSTREAMS:-crates-io}
 
 cat <<EOT
 
@@ -39,16 +40,24 @@ edgeregistry will listen on $URL  (data in .wrangler/, secrets in .dev.vars)
   PyPI:  pip install --index-url $URL/pypi/simple/ PKG   (uv: UV_INDEX_URL=$URL/pypi/simple/)
          twine upload --repository-url $URL/pypi/ -u __token__ -p TOKEN dist/*
          (token: the admin API with {"user":"alice","protocol":"pypi"}; uv publish --publish-url $URL/pypi/)
+  Cargo: in .cargo/config.toml (token: the admin API with {"user":"alice","protocol":"cargo"}):
+           [registries.edge]
+           index = "sparse+$URL/cargo/"
+           credential-provider = ["cargo:token"]
+           [source.crates-io]        # optional: crates.io's crates through the mirror
+           replace-with = "edge"
+         cargo login --registry edge TOKEN ; cargo publish --registry edge
 
   pull-through cache: npm packages not hosted here come from $NPM_UPSTREAMS, images
   from $OCI_UPSTREAMS (e.g. 127.0.0.1:$PORT/alpine:3 is Docker Hub's library/alpine),
-  Python projects from $PYPI_UPSTREAMS; set NPM_UPSTREAMS / OCI_UPSTREAMS / PYPI_UPSTREAMS
-  (JSON, see README) or "none" to change that.
+  Python projects from $PYPI_UPSTREAMS, crates from $CARGO_UPSTREAMS; set NPM_UPSTREAMS /
+  OCI_UPSTREAMS / PYPI_UPSTREAMS / CARGO_UPSTREAMS (JSON, see README) or "none" to change that.
 
 EOT
 upstream_vars=()
 [ "$NPM_UPSTREAMS" != none ] && upstream_vars+=(--var "NPM_UPSTREAMS:$NPM_UPSTREAMS")
 [ "$OCI_UPSTREAMS" != none ] && upstream_vars+=(--var "OCI_UPSTREAMS:$OCI_UPSTREAMS")
 [ "$PYPI_UPSTREAMS" != none ] && upstream_vars+=(--var "PYPI_UPSTREAMS:$PYPI_UPSTREAMS")
+[ "$CARGO_UPSTREAMS" != none ] && upstream_vars+=(--var "CARGO_UPSTREAMS:$CARGO_UPSTREAMS")
 exec "$WRANGLER" dev --ip 127.0.0.1 --port "$PORT" --persist-to .wrangler/state --show-interactive-dev-session=false \
   "${upstream_vars[@]}"

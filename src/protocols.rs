@@ -71,7 +71,7 @@ pub trait ProtocolModule: Sync {
 
 /// Every protocol of this build. Root mounts are tried in this order, base paths longest
 /// first.
-pub static ALL: &[&dyn ProtocolModule] = &[&crate::oci::MODULE, &crate::npm::MODULE, &crate::pypi::MODULE];
+pub static ALL: &[&dyn ProtocolModule] = &[&crate::oci::MODULE, &crate::npm::MODULE, &crate::pypi::MODULE, &crate::cargo::MODULE];
 
 pub fn all() -> &'static [&'static dyn ProtocolModule] {
     ALL
@@ -113,5 +113,7 @@ mod tests {
         assert_eq!(preset(Protocol::Pypi, "pypi").map(|p| p.url), Some("https://pypi.org/simple"));
         assert!(preset(Protocol::Pypi, "npmjs").is_none());
         assert!(preset(Protocol::Maven, "pypi").is_none());
+        assert_eq!(preset(Protocol::Cargo, "crates-io").map(|p| p.url), Some("https://index.crates.io"));
+        assert!(preset(Protocol::Cargo, "pypi").is_none());
     }
 }

@@ -29,7 +29,7 @@ fn health_lists_the_enabled_protocols_of_the_list() {
     let r = Reg::new().send(Request::new(Method::Get, "/-/health"));
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), json!({"status": "ok", "protocols": names(protocols::all())}));
-    assert_eq!(names(protocols::all()), ["oci", "npm", "pypi"]);
+    assert_eq!(names(protocols::all()), ["oci", "npm", "pypi", "cargo"]);
 
     let r = Reg::with_vars(&[("ENABLED_PROTOCOLS", "npm")]).send(Request::new(Method::Get, "/-/health"));
     assert_eq!(r.json()["protocols"], json!(["npm"]));
@@ -46,6 +46,7 @@ fn each_module_renders_errors_its_own_way() {
             Protocol::Npm => json!({"error": "no such thing", "reason": "no such thing"}),
             Protocol::Oci => json!({"errors": [{"code": "NAME_UNKNOWN", "message": "no such thing", "detail": null}]}),
             Protocol::Pypi => json!({"error": "no such thing", "message": "no such thing", "code": "404 no such thing", "title": "Not Found"}),
+            Protocol::Cargo => json!({"errors": [{"detail": "no such thing"}]}),
             other => panic!("no error shape for {other:?}: add one for the new protocol"),
         };
         assert_eq!(body, shape);
@@ -80,6 +81,10 @@ fn probe(reg: &Reg, protocol: Protocol, base: &str) -> bool {
         Protocol::Pypi => {
             let r = reg.send(Request::new(Method::Get, &format!("{base}/simple/")));
             r.status == 200 && r.text().contains("pypi:repository-version")
+        }
+        Protocol::Cargo => {
+            let r = reg.send(Request::new(Method::Get, &format!("{base}/config.json")));
+            r.status == 200 && r.json()["dl"].as_str().is_some_and(|dl| dl.ends_with(&format!("{base}/api/v1/crates")))
         }
         other => panic!("no probe for {other:?}: add one for the new protocol"),
     }
@@ -171,7 +176,7 @@ fn admin_owners_dispatch_by_protocol_name() {
     let r = reg.send(admin(Method::Get, "/-/admin/owners/oci/Bad"));
     assert_eq!(r.status, 400, "{r:?}");
     assert_eq!(reg.send(admin(Method::Get, "/-/admin/owners/npm/missing")).status, 404);
-    for protocol in ["cargo", "nuget"] {
+    for protocol in ["maven", "nuget"] {
         let r = reg.send(admin(Method::Get, &format!("/-/admin/owners/{protocol}/x")));
         assert_eq!(r.status, 404);
         assert!(r.json()["error"].as_str().unwrap().contains(protocol), "{r:?}");

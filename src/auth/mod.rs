@@ -128,6 +128,21 @@ pub enum AuthError {
     Storage(String),
 }
 
+impl AuthError {
+    /// The error for the client: bad credentials get `unauthorized` (the protocol's 401 with
+    /// its challenge), failed-login throttling its `Retry-After`.
+    pub fn into_error(self, unauthorized: impl FnOnce() -> crate::error::Error) -> crate::error::Error {
+        use crate::error::Error;
+        match self {
+            AuthError::InvalidCredentials => unauthorized(),
+            AuthError::RateLimited { retry_after_secs } => Error::rate_limited("too many failed logins; try again later", retry_after_secs),
+            AuthError::BadRequest(m) => Error::invalid(m),
+            AuthError::Conflict(m) => Error::conflict(m),
+            AuthError::Storage(m) => Error::internal(m),
+        }
+    }
+}
+
 impl From<StoreError> for AuthError {
     fn from(e: StoreError) -> Self {
         AuthError::Storage(e.to_string())

@@ -45,6 +45,66 @@ pub fn check(principal: &Principal, protocol: Protocol, name: &str, action: Acti
     Err(format!("user {} is not an owner of {name}", principal.user))
 }
 
+/// Why a caller may not go on: without a credential (the protocol answers with its own 401
+/// challenge), or refused (403, the sentence to show the client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Anonymous,
+    Denied(String),
+}
+
+impl Refusal {
+    /// The error for the client: `unauthorized` (the protocol's 401) or a 403.
+    pub fn into_error(self, unauthorized: impl FnOnce() -> crate::error::Error) -> crate::error::Error {
+        match self {
+            Refusal::Anonymous => unauthorized(),
+            Refusal::Denied(why) => crate::error::Error::denied(why),
+        }
+    }
+}
+
+/// Read access to `name`: anyone when the protocol is readable anonymously, else a
+/// credential whose scopes allow reading it.
+pub fn read_access(principal: Option<&Principal>, anonymous_read: bool, protocol: Protocol, name: &str) -> Result<(), Refusal> {
+    match principal {
+        _ if anonymous_read => Ok(()),
+        None => Err(Refusal::Anonymous),
+        Some(p) if p.can(protocol, name, Action::Read) => Ok(()),
+        Some(p) => Err(Refusal::Denied(format!("user {} may not read {name}", p.user))),
+    }
+}
+
+/// Whom a write of `name` is for: an authenticated caller whose scopes allow `action`, with
+/// whether it may write whoever owns the name. Ownership itself is the job's to check.
+pub fn writer(principal: Option<&Principal>, protocol: Protocol, name: &str, action: Action) -> Result<Writer, Refusal> {
+    match principal {
+        None => Err(Refusal::Anonymous),
+        Some(p) if p.can(protocol, name, action) => Ok(Writer { user: p.user.clone(), may_override: bypasses(p, protocol, name, action) }),
+        Some(p) if p.readonly => Err(Refusal::Denied("this token is read-only".into())),
+        Some(p) => Err(Refusal::Denied(format!("user {} may not {} {name}", p.user, action.as_str()))),
+    }
+}
+
+/// An owner list the admin API sets (`PUT /-/admin/owners/{protocol}/{name}`): 1 to 100
+/// users of this registry, each once, in the order given.
+pub async fn admin_owner_list(auth: &super::Auth<'_>, new: Vec<String>) -> crate::error::Result<Vec<String>> {
+    use crate::error::Error;
+    if new.is_empty() || new.len() > 100 {
+        return Err(Error::invalid("a name needs between 1 and 100 owners"));
+    }
+    let mut owners: Vec<String> = Vec::new();
+    for user in new {
+        let known = auth.user(&user).await.map_err(|e| e.into_error(|| Error::internal("user lookup failed")))?.is_some();
+        if !known {
+            return Err(Error::not_found(format!("no such user {user:?}")));
+        }
+        if !owners.contains(&user) {
+            owners.push(user);
+        }
+    }
+    Ok(owners)
+}
+
 /// Whether `user` is one of `owners`, or nobody owns the name yet (empty list).
 pub fn owns(user: &str, owners: &[String]) -> bool {
     owners.is_empty() || owners.iter().any(|o| o == user)
@@ -95,6 +155,24 @@ mod tests {
         assert!(check(&principal("bob", &["oci:repository:pkg:push"], false), "pkg").is_err());
         // Nobody owns a new name yet.
         assert!(super::check(&principal("bob", &[], false), Protocol::Npm, "new", Action::Write, &[]).is_ok());
+    }
+
+    #[test]
+    fn read_access_and_writers() {
+        let alice = principal("alice", &[], false);
+        assert_eq!(read_access(None, true, Protocol::Npm, "pkg"), Ok(()));
+        assert_eq!(read_access(None, false, Protocol::Npm, "pkg"), Err(Refusal::Anonymous));
+        assert_eq!(read_access(Some(&alice), false, Protocol::Npm, "pkg"), Ok(()));
+        assert!(matches!(read_access(Some(&alice), false, Protocol::Cargo, "pkg"), Err(Refusal::Denied(_))));
+        assert!(writer(Some(&alice), Protocol::Npm, "pkg", Action::Write).is_ok_and(|w| w.user == "alice" && !w.may_override));
+        assert!(writer(Some(&principal("bob", &[], true)), Protocol::Npm, "pkg", Action::Write).is_ok_and(|w| w.may_override));
+        assert_eq!(writer(None, Protocol::Npm, "pkg", Action::Write).unwrap_err(), Refusal::Anonymous);
+        let readonly = Principal { readonly: true, ..alice.clone() };
+        assert_eq!(writer(Some(&readonly), Protocol::Npm, "pkg", Action::Write).unwrap_err(), Refusal::Denied("this token is read-only".into()));
+        assert_eq!(
+            writer(Some(&alice), Protocol::Cargo, "pkg", Action::Write).unwrap_err(),
+            Refusal::Denied("user alice may not write pkg".into())
+        );
     }
 
     #[test]

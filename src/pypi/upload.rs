@@ -27,10 +27,11 @@ use super::Ctx;
 use crate::auth::Action;
 use crate::error::{Error, Result};
 use crate::http::{Body, Request, Response};
-use crate::platform::{ByteRange, ListOptions, ListPage, Object, ObjectMeta, ObjectStore, PutOptions, PutOutcome, StoreError, StoreResult, UploadedPart};
+use crate::platform::{ByteRange, ObjectStore, PutOutcome};
 use crate::storage::key::Key;
 use crate::storage::writer::ObjectWriter;
-use crate::storage::{HookMetadata, Storage, StorageError};
+use crate::storage::hooked::{store_error, HookedStore};
+use crate::storage::{HookMetadata, Storage};
 
 /// The largest distribution file accepted: pypi.org's default per-file limit (100 MiB).
 /// The file is streamed, so this bounds storage and time, not memory.
@@ -240,14 +241,6 @@ fn multipart_error(e: MultipartError) -> Error {
     }
 }
 
-/// A failed write: a hook's refusal (403) when that is what stopped it.
-fn store_error(e: StoreError) -> Error {
-    match e.message().strip_prefix(DENIED_PREFIX) {
-        Some(reason) => Error::denied(reason.to_string()),
-        None => Error::internal(e),
-    }
-}
-
 /// Checks the form against the file's name and the caller's rights, then opens its upload.
 /// Everything the file part is checked against precedes it (as twine, uv and poetry send
 /// it); a file before the fields is refused rather than held.
@@ -331,63 +324,5 @@ impl RangeSource for StoredFile {
         let obj = self.storage.get(&self.key, Some(range), self.meta.clone()).await.map_err(|e| e.to_string())?;
         let obj = obj.ok_or_else(|| format!("{} vanished", self.key))?;
         obj.body.read_capped(len).await.map_err(|e| e.to_string())
-    }
-}
-
-/// How a hook's refusal travels through `ObjectWriter`, which speaks `StoreError`.
-const DENIED_PREFIX: &str = "denied by a storage hook: ";
-
-/// The object store as `ObjectWriter` sees it, each write asked of the storage hooks: an
-/// upload under way stops at the next part once `READ_ONLY` (or any hook) refuses.
-struct HookedStore {
-    storage: Storage,
-    meta: HookMetadata,
-}
-
-impl HookedStore {
-    fn map(&self, e: StorageError) -> StoreError {
-        match e {
-            StorageError::Denied(reason) => StoreError::Backend(format!("{DENIED_PREFIX}{reason}")),
-            StorageError::Store(e) => e,
-        }
-    }
-}
-
-#[async_trait(?Send)]
-impl ObjectStore for HookedStore {
-    async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
-        self.storage.head(key).await.map_err(|e| self.map(e))
-    }
-
-    async fn get(&self, key: &str, range: Option<ByteRange>) -> StoreResult<Option<Object>> {
-        self.storage.get(key, range, self.meta.clone()).await.map_err(|e| self.map(e))
-    }
-
-    async fn put(&self, key: &str, body: Body, opts: PutOptions) -> StoreResult<PutOutcome> {
-        self.storage.put(key, body, opts, self.meta.clone()).await.map_err(|e| self.map(e))
-    }
-
-    async fn delete(&self, keys: &[String]) -> StoreResult<()> {
-        self.storage.delete(keys, self.meta.clone()).await.map_err(|e| self.map(e))
-    }
-
-    async fn list(&self, prefix: &str, opts: ListOptions) -> StoreResult<ListPage> {
-        self.storage.list(prefix, opts).await.map_err(|e| self.map(e))
-    }
-
-    async fn create_multipart(&self, key: &str, opts: PutOptions) -> StoreResult<String> {
-        self.storage.create_multipart(key, opts, self.meta.clone()).await.map_err(|e| self.map(e))
-    }
-
-    async fn upload_part(&self, key: &str, upload_id: &str, part_number: u16, body: Body) -> StoreResult<UploadedPart> {
-        self.storage.upload_part(key, upload_id, part_number, body, self.meta.clone()).await.map_err(|e| self.map(e))
-    }
-
-    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: Vec<UploadedPart>) -> StoreResult<ObjectMeta> {
-        self.storage.complete_multipart(key, upload_id, parts, self.meta.clone()).await.map_err(|e| self.map(e))
-    }
-
-    async fn abort_multipart(&self, key: &str, upload_id: &str) -> StoreResult<()> {
-        self.storage.abort_multipart(key, upload_id).await.map_err(|e| self.map(e))
     }
 }

@@ -2,6 +2,7 @@
 //! read and delete a protocol makes is seen (and may be refused) by the hooks with the
 //! request's protocol and actor.
 
+pub mod hooked;
 pub mod hooks;
 pub mod key;
 pub mod writer;
@@ -172,6 +173,25 @@ impl Storage {
             return Ok(());
         }
         Ok(self.store.delete(keys).await?)
+    }
+
+    /// Runs a serialised job (`crate::jobs`) of this protocol under `lock`, a change of `key`:
+    /// the hooks are asked first, as for any write (the job runs where no request context
+    /// exists), and told once it is done.
+    pub async fn run_job(
+        &self,
+        coordinator: &dyn crate::platform::Coordinator,
+        lock: &str,
+        operation: Operation,
+        key: &key::Key,
+        metadata: HookMetadata,
+        job: &impl serde::Serialize,
+    ) -> crate::error::Result<serde_json::Value> {
+        let metadata = HookMetadata { content_type: Some(key.kind.content_type.into()), ..metadata };
+        self.check(operation, key.as_str(), metadata.clone()).await?;
+        let result = crate::jobs::run(coordinator, lock, self.protocol, job).await?;
+        self.notify(operation, key.as_str(), metadata).await;
+        Ok(result)
     }
 
     pub async fn delete(&self, keys: &[String], metadata: HookMetadata) -> Result<(), StorageError> {

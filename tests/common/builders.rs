@@ -327,3 +327,52 @@ pub fn pypi_upload_fields(project: &str, version: &str, filename: &str, bytes: &
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
 }
+
+// ---------------------------------------------------------------- Cargo
+
+/// A `.crate` as `cargo package` makes it: `{name}-{version}/Cargo.toml` and `src/lib.rs`,
+/// gzipped; `filler` pseudo-random bytes in a third file make it as large as a test needs.
+pub fn crate_file(name: &str, version: &str, filler: usize) -> Vec<u8> {
+    let root = format!("{name}-{version}");
+    let toml = format!("[package]\nname = \"{name}\"\nversion = \"{version}\"\nedition = \"2021\"\n");
+    let mut builder = tar::Builder::new(Vec::new());
+    let noise = pseudo_random(filler, filler as u64 + 7);
+    for (path, data) in [("Cargo.toml", toml.as_bytes()), ("src/lib.rs", b"pub fn f() {}\n".as_slice()), ("data.bin", noise.as_slice())] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, format!("{root}/{path}"), data).unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&builder.into_inner().unwrap()).unwrap();
+    gz.finish().unwrap()
+}
+
+/// The metadata `cargo publish` sends (Cargo book, "Registry Web API", publish) for a crate
+/// with one normal dependency on crates.io's `serde`; `extra` fields replace its own.
+pub fn cargo_metadata(name: &str, version: &str, extra: Value) -> Value {
+    let base = json!({
+        "name": name, "vers": version,
+        "deps": [{"name": "serde", "version_req": "^1.0", "features": ["derive"], "optional": false,
+                  "default_features": true, "target": null, "kind": "normal",
+                  "registry": "https://github.com/rust-lang/crates.io-index", "explicit_name_in_toml": null}],
+        "features": {"default": []}, "authors": ["Alice <alice@example.com>"],
+        "description": format!("{name}, a crate for tests"), "documentation": null, "homepage": null,
+        "readme": "# readme", "readme_file": "README.md", "keywords": ["test"], "categories": [],
+        "license": "MIT", "license_file": null, "repository": null, "badges": {}, "links": null, "rust_version": null
+    });
+    merged(base, extra)
+}
+
+/// The publish body: the metadata's length (u32 LE), the metadata, the `.crate`'s length, the
+/// `.crate`.
+pub fn cargo_publish_body(metadata: &Value, crate_bytes: &[u8]) -> Vec<u8> {
+    let json = serde_json::to_vec(metadata).unwrap();
+    let mut body = Vec::with_capacity(json.len() + crate_bytes.len() + 8);
+    body.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    body.extend_from_slice(&json);
+    body.extend_from_slice(&(crate_bytes.len() as u32).to_le_bytes());
+    body.extend_from_slice(crate_bytes);
+    body
+}
