@@ -13,6 +13,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice))]
 
 pub mod auth;
+pub mod cargo;
 pub mod config;
 pub mod error;
 pub mod http;
