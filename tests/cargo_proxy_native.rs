@@ -67,6 +67,11 @@ impl Mirror {
     }
 }
 
+/// Where the cached index files of a crate live.
+fn prefix(name: &str) -> String {
+    proxy::cache_prefix(&CrateName::parse(name).unwrap())
+}
+
 fn state(r: &Resp) -> Option<&str> {
     r.header("x-cache")
 }
@@ -184,7 +189,7 @@ fn index_files_are_revalidated() {
     assert_eq!((changed.status, state(&changed)), (200, Some("MISS")));
     assert!(changed.text().contains("\"1.1.0\""));
     assert_ne!(changed.header("etag"), Some(etag.as_str()));
-    let copies = m.reg.keys_with(&proxy::cache_prefix("alpha")).into_iter().filter(|k| !k.ends_with(".entry.json")).count();
+    let copies = m.reg.keys_with(&prefix("alpha")).into_iter().filter(|k| !k.ends_with(".entry.json")).count();
     assert_eq!(copies, 1);
 }
 
@@ -198,7 +203,7 @@ fn corrupt_index_files_are_never_cached() {
         serve_index(&m.up, "alpha", &[good.clone(), bad.clone()]);
         let r = m.index("alpha");
         assert_eq!(r.status, 502, "{bad}: {r:?}");
-        assert_eq!(m.reg.keys_with(&proxy::cache_prefix("alpha")), Vec::<String>::new(), "{bad}");
+        assert_eq!(m.reg.keys_with(&prefix("alpha")), Vec::<String>::new(), "{bad}");
     }
 }
 
@@ -268,29 +273,33 @@ fn hosted_crates_are_never_proxied() {
     assert_eq!(m.up.total(), 0, "{:?}", m.up.calls());
 }
 
-/// The first hosted publish forgets the cached index file; the admin purge does too;
-/// `.crate` files stay (content-addressed).
+/// The first hosted publish forgets the cached index file; the admin purge does too, of
+/// every spelling cargo treats as the same crate; `.crate` files stay (content-addressed).
 #[test]
 fn purges_and_upstream_has() {
     let m = Mirror::start("");
     serve_config(&m.up, &format!("{UP}/dl"));
-    m.serves("alpha", &["1.0.0"], |v| format!("/dl/alpha/{v}/download"));
-    m.serves("alpha_two", &["1.0.0"], |v| format!("/dl/alpha_two/{v}/download"));
+    for name in ["alpha", "alpha_two", "alpha-two", "alphatwo"] {
+        m.serves(name, &["1.0.0"], |v| format!("/dl/{name}/{v}/download"));
+    }
     let alpha = CrateName::parse("alpha").unwrap();
     assert!(block_on(proxy::upstream_has(&m.reg.app, &alpha)).unwrap());
     assert!(!block_on(proxy::upstream_has(&m.reg.app, &CrateName::parse("nosuch").unwrap())).unwrap());
     assert_eq!(m.download("alpha", "1.0.0").status, 200);
-    assert_eq!(m.index("alpha_two").status, 200);
-    let cached = m.reg.keys_with(&proxy::cache_prefix("alpha"));
+    for name in ["alpha_two", "alpha-two", "alphatwo"] {
+        assert_eq!(m.index(name).status, 200);
+    }
+    let cached = m.reg.keys_with(&prefix("alpha"));
     assert_eq!(cached.len(), 2, "entry and copy: {cached:?}");
-    let purged = block_on(proxy::purge_for_hosted(&*m.reg.mem.platform.store, "Alpha")).unwrap();
+    let purged = block_on(proxy::purge_for_hosted(&*m.reg.mem.platform.store, &CrateName::parse("Alpha").unwrap())).unwrap();
     assert_eq!(purged, 2);
-    assert_eq!(m.reg.keys_with(&proxy::cache_prefix("alpha")), Vec::<String>::new());
-    assert!(!m.reg.keys_with(&proxy::cache_prefix("alpha_two")).is_empty(), "another crate keeps its copy");
+    assert_eq!(m.reg.keys_with(&prefix("alpha")), Vec::<String>::new());
+    assert!(!m.reg.keys_with(&prefix("alphatwo")).is_empty(), "another crate keeps its copy");
     assert!(m.cached_crate("alpha", "1.0.0"));
-    assert_eq!(block_on(proxy::purge_for_hosted(&*m.reg.mem.platform.store, "../x")).unwrap(), 0);
-    let r = m.send(admin(Method::Delete, "/-/admin/cache/cargo/alpha_two"));
-    assert_eq!((r.status, r.json()["purged"].as_u64()), (200, Some(2)), "{r:?}");
+    let r = m.send(admin(Method::Delete, "/-/admin/cache/cargo/Alpha-Two"));
+    assert_eq!((r.status, r.json()["purged"].as_u64()), (200, Some(4)), "both spellings: {r:?}");
+    assert_eq!(m.reg.keys_with(&prefix("alpha_two")), Vec::<String>::new());
+    assert_eq!(m.reg.keys_with(&prefix("alphatwo")).len(), 2);
     assert_eq!(m.send(admin(Method::Delete, "/-/admin/cache/cargo/..%2Fx")).status, 400);
     // No upstream configured: nothing to shadow.
     let plain = Reg::new();

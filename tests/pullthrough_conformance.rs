@@ -420,7 +420,7 @@ impl Mirror for CargoMirror {
     }
 
     fn cached(&self, name: &str) -> Vec<String> {
-        self.reg.keys_with(&edgeregistry::cargo::proxy::cache_prefix(name))
+        self.reg.keys_with(&edgeregistry::cargo::proxy::cache_prefix(&edgeregistry::cargo::names::CrateName::parse(name).unwrap()))
     }
 
     fn passthrough(&self) -> Option<(Request, String)> {

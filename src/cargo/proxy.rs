@@ -53,14 +53,21 @@ const MAX_CONFIG: usize = 64 << 10;
 /// wants to download (published since); a younger one would not know it either.
 const RECHECK_MS: f64 = 10_000.0;
 
-/// Everything under which the cached index file of a crate (lower-cased name) lives;
-/// `.crate` files are content-addressed and shared: purges leave them.
-pub fn cache_prefix(lower: &str) -> String {
-    format!("cargo/cache/index/{lower}/")
+/// Everything under which the cached index files of a crate live, of every spelling of its
+/// name that cargo treats as the same crate (`-` or `_`, any case: `CrateName::canonical`),
+/// so one purge forgets them all; `.crate` files are content-addressed and shared: purges
+/// leave them.
+pub fn cache_prefix(name: &CrateName) -> String {
+    format!("cargo/cache/index/{}/", name.canonical())
+}
+
+/// Where the index file of this spelling (lower-cased, as its index path) is kept.
+fn index_prefix(name: &CrateName) -> String {
+    format!("{}{}/", cache_prefix(name), name.lower())
 }
 
 fn index_entry_key(name: &CrateName) -> String {
-    format!("{}index.entry.json", cache_prefix(&name.lower()))
+    format!("{}index.entry.json", index_prefix(name))
 }
 
 /// Where an upstream's `config.json` is cached (one per upstream id and URL).
@@ -77,17 +84,18 @@ fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
-/// Forgets the cached index file of `name`: its first hosted publish calls this.
-pub async fn purge_for_hosted(store: &dyn ObjectStore, name: &str) -> StoreResult<usize> {
-    let Some(name) = CrateName::parse(name) else { return Ok(0) };
-    crate::upstream::engine::purge_for_hosted(store, "cargo", name.as_str(), &cache_prefix(&name.lower())).await
+/// Forgets the cached index files of `name` (every spelling): its first hosted publish
+/// calls this.
+pub async fn purge_for_hosted(store: &dyn ObjectStore, name: &CrateName) -> StoreResult<usize> {
+    crate::upstream::engine::purge_for_hosted(store, "cargo", name.as_str(), &cache_prefix(name)).await
 }
 
-/// `DELETE /-/admin/cache/cargo/{name}`: forgets the crate's cached index file (and its
-/// entry); `.crate` files stay, being content-addressed. The number of objects removed.
+/// `DELETE /-/admin/cache/cargo/{name}`: forgets the crate's cached index files (every
+/// spelling, and their entries); `.crate` files stay, being content-addressed. The number
+/// of objects removed.
 pub async fn purge_cache(app: &App, name: &str) -> Result<usize> {
     let name = CrateName::parse(name).ok_or_else(|| Error::invalid(format!("invalid crate name: {name:?}")))?;
-    Ok(cache::purge(&*app.platform.store, &cache_prefix(&name.lower())).await?)
+    Ok(cache::purge(&*app.platform.store, &cache_prefix(&name)).await?)
 }
 
 /// Cargo's wording of the engine's failures (cargo prints the detail).
@@ -114,30 +122,25 @@ async fn upstreams(app: &App, actor: &Actor, name: &CrateName, resource_type: &s
     app.upstreams.resolve(&ctx).await
 }
 
-/// `GET {registry}/{index path}` for a crate that is not hosted here: its index file from
-/// the pull-through cache. `None` when the crate is hosted (`is_hosted`, asked only when an
-/// upstream may serve it) or no upstream may serve it: the hosted handlers answer then. An
-/// index file no upstream has is a 404 (`Err`).
-pub async fn index_file(app: &App, req: &Request, name: &CrateName, is_hosted: impl AsyncFnOnce(&CrateName) -> Result<bool>) -> Result<Option<Response>> {
+/// `GET|HEAD {registry}/{index path}` for a crate that is not hosted here (hosted first:
+/// the caller has checked every spelling of the name): its index file from the
+/// pull-through cache. `None` when no upstream may serve the name; an index file no
+/// upstream has is a 404 (`Err`).
+pub async fn index_file(app: &App, req: &Request, name: &CrateName) -> Result<Option<Response>> {
     let found = upstreams(app, &req.actor, name, "index").await;
-    match resolve(&app.platform, found, &name.lower(), is_hosted(name), |engine| CargoProxy { engine }).await? {
+    match resolve(&app.platform, found, &name.lower(), async { Ok(false) }, |engine| CargoProxy { engine }).await? {
         Resolved::Proxied(p) => p.index(req, name).await.map(Some),
         Resolved::Hosted | Resolved::Absent => Ok(None),
     }
 }
 
 /// `GET|HEAD {registry}/api/v1/crates/{crate}/{version}/download` for a crate that is not
-/// hosted here: the `.crate` file from the cache, or from the upstream's `dl` verified into
-/// the cache on the way. `None` as for [`index_file`].
-pub async fn download(
-    app: &App,
-    req: &Request,
-    name: &CrateName,
-    version: &str,
-    is_hosted: impl AsyncFnOnce(&CrateName) -> Result<bool>,
-) -> Result<Option<Response>> {
+/// hosted here (the caller has checked, as for [`index_file`]): the `.crate` file from the
+/// cache, or from the upstream's `dl` verified into the cache on the way. `None` when no
+/// upstream may serve the name.
+pub async fn download(app: &App, req: &Request, name: &CrateName, version: &str) -> Result<Option<Response>> {
     let found = upstreams(app, &req.actor, name, "crate").await;
-    match resolve(&app.platform, found, &name.lower(), is_hosted(name), |engine| CargoProxy { engine }).await? {
+    match resolve(&app.platform, found, &name.lower(), async { Ok(false) }, |engine| CargoProxy { engine }).await? {
         Resolved::Proxied(p) => p.download(req, name, version).await.map(Some),
         Resolved::Hosted | Resolved::Absent => Ok(None),
     }
@@ -192,7 +195,7 @@ impl CargoProxy {
     async fn refresh_index(&self, name: &CrateName) -> Refresh {
         let path = name.index_path();
         let request = |u: &Upstream| UpstreamRequest { method: Method::Get, url: format!("{}/{path}", u.url), headers: Headers::new(), body: None };
-        let data_prefix = format!("{}index", cache_prefix(&name.lower()));
+        let data_prefix = format!("{}index", index_prefix(name));
         let key = index_entry_key(name);
         let storing = (data_prefix.as_str(), INDEX_MEDIA_TYPE, MAX_INDEX);
         let NewCopy { entry, old, .. } = match self.engine.fetch_document(&key, &name.lower(), request, storing, || IndexCheck::new(name)).await? {

@@ -18,17 +18,17 @@ use serde_json::json;
 use super::upstream::{Answer, FakeUpstream};
 use super::{pseudo_random, sha256_hex, Reg, Resp, ADMIN_TOKEN};
 
-/// The crates "hosted" here (lower-cased names).
+/// The crates "hosted" here (canonical names: every spelling of one is hosted).
 #[derive(Default)]
 pub struct Hosted(pub RefCell<BTreeSet<String>>);
 
 impl Hosted {
     pub fn add(&self, name: &str) {
-        self.0.borrow_mut().insert(name.to_ascii_lowercase());
+        self.0.borrow_mut().insert(CrateName::parse(name).expect("valid crate name").canonical());
     }
 
     pub fn has(&self, name: &CrateName) -> bool {
-        self.0.borrow().contains(&name.lower())
+        self.0.borrow().contains(&name.canonical())
     }
 }
 
@@ -45,21 +45,27 @@ fn not_found() -> Response {
 /// Answers `req` as the Cargo module will.
 pub async fn route(app: &App, hosted: &Hosted, req: Request) -> Response {
     let path = req.path.clone();
-    let is_hosted = async |n: &CrateName| Ok(hosted.has(n));
     if let Some(rest) = path.strip_prefix("/cargo/api/v1/crates/") {
         let parts: Vec<&str> = rest.split('/').collect();
         let [name, version, "download"] = parts.as_slice() else { return not_found() };
         let Some(name) = CrateName::parse(name) else { return not_found() };
-        return match proxy::download(app, &req, &name, version, is_hosted).await {
+        // Hosted first, as the Cargo module's download route: a hosted crate's versions are
+        // its own (none here).
+        if hosted.has(&name) {
+            return not_found();
+        }
+        return match proxy::download(app, &req, &name, version).await {
             Ok(Some(r)) => r,
             Ok(None) => not_found(),
             Err(e) => render(e),
         };
     }
     if let Some(name) = path.strip_prefix("/cargo/").and_then(name_from_index_path) {
-        return match proxy::index_file(app, &req, &name, is_hosted).await {
+        if hosted.has(&name) {
+            return Response::bytes(200, "text/plain", format!("{}\n", index_line(name.as_str(), "0.1.0", b"hosted")).into_bytes());
+        }
+        return match proxy::index_file(app, &req, &name).await {
             Ok(Some(r)) => r,
-            Ok(None) if hosted.has(&name) => Response::bytes(200, "text/plain", format!("{}\n", index_line(name.as_str(), "0.1.0", b"hosted")).into_bytes()),
             Ok(None) => not_found(),
             Err(e) => render(e),
         };
