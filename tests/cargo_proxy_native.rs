@@ -314,3 +314,44 @@ fn upstream_has_fails_while_the_upstream_does() {
     let r = block_on(proxy::upstream_has(&m.reg.app, &CrateName::parse("alpha").unwrap()));
     assert_eq!(r.map_err(|e| e.status()), Err(502));
 }
+
+/// Each crate downloads from the `dl` of the `config.json` of the upstream whose index file
+/// listed it (two sparse registries, a private one first for its own names).
+#[test]
+fn each_upstream_downloads_from_its_own_dl() {
+    let upstreams = r#"{"upstreams":[
+        {"id":"corp","url":"https://corp.example/index","scopeRules":[{"pattern":"corp-*","action":"include"}],"resilience":{"maxRetries":0}},
+        {"id":"public","url":"https://public.example","resilience":{"maxRetries":0}}]}"#;
+    let reg = Reg::with_vars(&[("CARGO_UPSTREAMS", upstreams)]);
+    let up = FakeUpstream::install(&reg.mem);
+    let m = Mirror { reg, up, hosted: Hosted::default() };
+    m.up.serve("https://corp.example/index/config.json", Answer::json(200, &serde_json::json!({"dl": "https://corp.example/files/{crate}-{version}"})));
+    m.up.serve("https://public.example/config.json", Answer::json(200, &serde_json::json!({"dl": "https://cdn.public.example/crates"})));
+    for (name, index_url, crate_url) in [
+        ("corp-tool", "https://corp.example/index/co/rp/corp-tool", "https://corp.example/files/corp-tool-1.0.0"),
+        ("serde", "https://public.example/se/rd/serde", "https://cdn.public.example/crates/serde/1.0.0/download"),
+    ] {
+        let bytes = crate_bytes(name, "1.0.0");
+        m.up.serve(index_url, Answer::bytes(200, "text/plain", format!("{}\n", index_line(name, "1.0.0", &bytes)).into_bytes()));
+        m.up.serve(crate_url, Answer::bytes(200, "application/octet-stream", bytes.clone()));
+        let r = m.download(name, "1.0.0");
+        assert_eq!((r.status, r.header("x-cache-upstream"), r.body == bytes), (200, Some(if name == "serde" { "public" } else { "corp" }), true), "{name}: {r:?}");
+        assert_eq!(m.up.calls_to(crate_url), 1, "{name}");
+    }
+    assert_eq!(m.up.calls_with("public.example/co/rp"), 0, "a corp name is not asked of the public registry once corp has it");
+}
+
+/// A yanked version stays downloadable (a lockfile may name it: the Cargo book, "cargo
+/// yank").
+#[test]
+fn yanked_versions_are_still_downloaded() {
+    let m = Mirror::start("");
+    serve_config(&m.up, &format!("{UP}/dl"));
+    let bytes = crate_bytes("alpha", "1.0.0");
+    let mut line: serde_json::Value = serde_json::from_str(&index_line("alpha", "1.0.0", &bytes)).unwrap();
+    line["yanked"] = serde_json::json!(true);
+    serve_index(&m.up, "alpha", &[line.to_string()]);
+    m.up.serve("/dl/alpha/1.0.0/download", Answer::bytes(200, "application/octet-stream", bytes.clone()));
+    let r = m.download("alpha", "1.0.0");
+    assert_eq!((r.status, r.body == bytes), (200, true), "{r:?}");
+}
