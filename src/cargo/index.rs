@@ -2,10 +2,10 @@
 //! object per version of a crate, one per line, in the order published.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::names::prefix;
-use super::publish::{is_false, PublishMetadata};
+use super::publish::{is_false, yes, PublishMetadata};
 
 /// One version of a crate in the index. Fields in the order crates.io writes them.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -28,13 +28,13 @@ pub struct IndexLine {
     pub links: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rust_version: Option<String>,
-    /// The schema version: 2 when `features2` is present; absent means 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub v: Option<u32>,
     /// When the version was published (RFC 3339, e.g. `2025-09-27T16:51:35Z`), as crates.io
     /// writes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pubtime: Option<String>,
+    /// The schema version: 2 when `features2` is present; absent means 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v: Option<u32>,
 }
 
 /// One dependency of an index line.
@@ -68,13 +68,10 @@ pub struct IndexDep {
     pub lib: bool,
 }
 
-fn yes() -> bool {
-    true
-}
-
 /// The index line for a publish, as crates.io writes it: `version_req` becomes `req`; a
 /// renamed dependency (`explicit_name_in_toml`) is listed under its alias with the real name
-/// in `package`; features using `dep:` or `?/` go to `features2` with `v: 2`; dependencies
+/// in `package`; features using `dep:` or `?/`, and those enabling them, go to `features2`
+/// with `v: 2`; dependencies
 /// sorted by name, then kind, then target.
 ///
 /// `registry` passes through as cargo sent it: cargo already writes it the way the index
@@ -106,8 +103,8 @@ pub fn line_for(meta: &PublishMetadata, cksum_hex: &str) -> IndexLine {
         })
         .collect();
     deps.sort_by(|a, b| (&a.name, kind_rank(&a.kind), &a.target).cmp(&(&b.name, kind_rank(&b.kind), &b.target)));
-    let (features, features2): (BTreeMap<_, _>, BTreeMap<_, _>) =
-        meta.features.clone().into_iter().partition(|(_, values)| !values.iter().any(|v| v.starts_with("dep:") || v.contains("?/")));
+    let newer = needs_features2(&meta.features);
+    let (features2, features): (BTreeMap<_, _>, BTreeMap<_, _>) = meta.features.clone().into_iter().partition(|(name, _)| newer.contains(name.as_str()));
     let (features2, v) = if features2.is_empty() { (None, None) } else { (Some(features2), Some(2)) };
     IndexLine {
         name: meta.name.clone(),
@@ -122,6 +119,32 @@ pub fn line_for(meta: &PublishMetadata, cksum_hex: &str) -> IndexLine {
         v,
         pubtime: None,
     }
+}
+
+/// The features that must go to `features2`: those using `dep:` or `?/`, and those enabling
+/// such a feature, however indirectly (an older cargo reading `features` would otherwise
+/// meet a feature it does not know: crates.io moves them too, e.g. reqwest 0.13's
+/// `default`, which enables `default-tls`, which enables `dep:` features).
+fn needs_features2(features: &BTreeMap<String, Vec<String>>) -> BTreeSet<&str> {
+    // Who enables each feature: walked backwards from the features using the new syntax.
+    let mut enabled_by: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, values) in features {
+        for value in values.iter().filter(|v| features.contains_key(v.as_str())) {
+            enabled_by.entry(value.as_str()).or_default().push(name.as_str());
+        }
+    }
+    let mut todo: Vec<&str> = features
+        .iter()
+        .filter(|(_, values)| values.iter().any(|v| v.starts_with("dep:") || v.contains("?/")))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let mut newer = BTreeSet::new();
+    while let Some(name) = todo.pop() {
+        if newer.insert(name) {
+            todo.extend(enabled_by.get(name).into_iter().flatten());
+        }
+    }
+    newer
 }
 
 fn kind_rank(kind: &Option<String>) -> u8 {
@@ -234,4 +257,30 @@ pub fn download_url(dl: &str, name: &str, version: &str, cksum_hex: &str) -> Str
         .replace("{prefix}", &prefix)
         .replace("{lowerprefix}", &prefix.to_ascii_lowercase())
         .replace("{sha256-checksum}", cksum_hex)
+}
+
+/// A registry's `config.json` at the root of its index (the Cargo book, "Registry Index",
+/// index configuration): where crates are downloaded from, the web API, and whether every
+/// request needs a token (`auth-required`, cargo 1.74+).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct RegistryConfig {
+    pub dl: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+    #[serde(rename = "auth-required", default, skip_serializing_if = "is_false")]
+    pub auth_required: bool,
+}
+
+impl RegistryConfig {
+    /// This registry's own: crates downloaded through its web API, as crates.io's
+    /// `https://crates.io/api/v1/crates` (`registry` is the public URL of the base path,
+    /// without a trailing `/`).
+    pub fn for_registry(registry: &str, auth_required: bool) -> RegistryConfig {
+        RegistryConfig { dl: format!("{registry}/api/v1/crates"), api: Some(registry.to_owned()), auth_required }
+    }
+
+    /// An upstream's `config.json`, read from its bytes; `None` unless it has a `dl`.
+    pub fn parse(bytes: &[u8]) -> Option<RegistryConfig> {
+        serde_json::from_slice::<RegistryConfig>(bytes).ok().filter(|c| !c.dl.is_empty())
+    }
 }

@@ -93,6 +93,9 @@ impl FrameParser {
     /// Parses `chunk`, appending what it completes to `out`. After an error the parser is
     /// spent (every later call fails): the request must be refused.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Event>) -> Result<(), PublishError> {
+        if matches!(self.state, State::Failed) {
+            return Err(spent());
+        }
         let result = self.step_all(chunk, out);
         if result.is_err() {
             self.state = State::Failed;
@@ -147,7 +150,7 @@ impl FrameParser {
                     }
                 }
                 State::Done => return Err(PublishError::Trailing),
-                State::Failed => return Err(PublishError::Malformed("the request was already refused".to_owned())),
+                State::Failed => return Err(spent()),
             };
             self.state = next;
             chunk = chunk.get(used..).unwrap_or_default();
@@ -159,10 +162,14 @@ impl FrameParser {
     pub fn finish(self) -> Result<(), PublishError> {
         match self.state {
             State::Done => Ok(()),
-            State::Failed => Err(PublishError::Malformed("the request was already refused".to_owned())),
+            State::Failed => Err(spent()),
             _ => Err(PublishError::Truncated),
         }
     }
+}
+
+fn spent() -> PublishError {
+    PublishError::Malformed("the request was already refused".to_owned())
 }
 
 /// Moves bytes of a 32-bit length from `chunk` into `len` (up to 4 in all); returns how many.
@@ -258,7 +265,8 @@ pub struct PublishDep {
     pub lib: bool,
 }
 
-fn yes() -> bool {
+/// Serde's default for `default_features`: cargo's default is on.
+pub(crate) fn yes() -> bool {
     true
 }
 
