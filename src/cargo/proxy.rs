@@ -25,7 +25,7 @@ use futures::future::{FutureExt, LocalBoxFuture};
 use futures::StreamExt;
 use serde::Deserialize;
 
-use super::index::{download_url, find_version, IndexLine};
+use super::index::{download_url, find_version, IndexLine, RegistryConfig};
 use super::names::CrateName;
 use crate::config::Protocol;
 use crate::error::{Error, Result};
@@ -487,11 +487,6 @@ struct ConfigCheck {
     bytes: Vec<u8>,
 }
 
-#[derive(Deserialize)]
-struct RegistryConfig {
-    dl: String,
-}
-
 impl Rewrite for ConfigCheck {
     type Output = String;
 
@@ -505,7 +500,7 @@ impl Rewrite for ConfigCheck {
     }
 
     fn finish(self) -> std::result::Result<String, String> {
-        let config: RegistryConfig = serde_json::from_slice(&self.bytes).map_err(|e| format!("config.json unreadable: {e}"))?;
+        let config = RegistryConfig::parse(&self.bytes).ok_or("config.json unreadable or without dl")?;
         // Markers are not URL syntax: check the URL with them filled in.
         let sample = download_url(&config.dl, "a", "0.0.0", &"0".repeat(64));
         match url::Url::parse(&sample) {
