@@ -29,13 +29,13 @@ use super::index::{download_url, find_version, IndexLine, RegistryConfig};
 use super::names::CrateName;
 use crate::config::Protocol;
 use crate::error::{Error, Result};
-use crate::http::{Actor, Body, Headers, Method, Request, Response};
+use crate::http::{Actor, Headers, Method, Request, Response};
 use crate::platform::{Checksum, ObjectStore, StoreResult};
 use crate::router::App;
 use crate::storage::key::{self, Key};
 use crate::upstream::cache::{self, Entry};
-use crate::upstream::client::{fetch_one, Failure, Failures, Outcome, UpstreamRequest};
-use crate::upstream::engine::{resolve, Adapter, Blob, DocumentError, Fetched, Kept, NewCopy, Refresh, Resolved, Rewrite, Served};
+use crate::upstream::client::{Failures, UpstreamRequest};
+use crate::upstream::engine::{resolve, Adapter, Blob, DocumentError, Fetched, NewCopy, Refresh, Resolved, Rewrite, Served};
 use crate::upstream::{mark, CacheStatus, Engine, ProtocolUpstreams, ResolveContext, Upstream};
 
 /// The `crates-io` preset: crates.io's sparse index (the Cargo book, "Registry Index",
@@ -333,26 +333,9 @@ impl CargoProxy {
             return Err(Error::upstream(format!("the index line of {name} {version} has no sha256 cksum")));
         }
         let key = crate_key(&cksum);
-        let store = &self.engine.platform.store;
-        let respond = |status: CacheStatus, body: Body, length: Option<u64>, from: &str| {
-            let mut r = key.cache_headers(Response::new(200))
-                .with_header("Content-Type", key.kind.content_type)
-                // Keeps the runtime from compressing, which would drop Content-Length.
-                .with_header("Content-Encoding", "identity");
-            if let Some(n) = length {
-                r = r.with_header("Content-Length", n.to_string());
-            }
-            r.body = body;
-            mark(r, status, from)
-        };
-        if req.method == Method::Head {
-            if let Some(meta) = store.head(key.as_str()).await? {
-                let from = meta.custom.get("upstream").cloned().unwrap_or_default();
-                return Ok(respond(CacheStatus::Hit, Body::Empty, Some(meta.size), &from));
-            }
-        } else if let Some(obj) = store.get(key.as_str(), None).await? {
-            let from = obj.meta.custom.get("upstream").cloned().unwrap_or_default();
-            return Ok(respond(CacheStatus::Hit, obj.body, Some(obj.meta.size), &from));
+        let head = req.method == Method::Head;
+        if let Some(hit) = self.engine.cached_blob(head, key.as_str(), key.kind).await? {
+            return Ok(hit);
         }
         let upstream = self.engine.upstream(&name.lower(), &upstream_id).ok_or_else(not_found)?;
         let dl = self.dl(&upstream, name).await?;
@@ -364,26 +347,10 @@ impl CargoProxy {
         let mut headers = Headers::new();
         headers.set("Accept", "*/*");
         let request = UpstreamRequest { method: Method::Get, url, headers, body: None };
-        let failed = |f: Failure| CargoAdapter.failed(&Failures::one(&upstream.id, f));
-        let response = match fetch_one(&self.engine.platform, &upstream, &name.lower(), request).await {
-            Outcome::Answer(r) if r.status == 200 => r,
-            Outcome::Answer(r) | Outcome::Rejected(r) => return Err(failed(Failure::Rejected(r.status))),
-            Outcome::NotFound => return Err(not_found()),
-            Outcome::Failed(e) => return Err(failed(e)),
-        };
-        if req.method == Method::Head {
-            return Ok(respond(CacheStatus::Miss, Body::Empty, response.body.known_length(), &upstream.id));
-        }
         let checksum = hex::decode(&cksum).ok().map(Checksum::Sha256);
-        let blob = Blob { key: key.path.clone(), checksum, marker: None, label: format!("{name}/{version}") };
-        match self.engine.keep_blob(&upstream, blob, key.kind.content_type, response.body).await.map_err(|why| CargoAdapter.failed(&why))? {
-            Kept::Streaming { body, length } => Ok(respond(CacheStatus::Miss, body, length, &upstream.id)),
-            // Served from the verified copy, which R2 streams.
-            Kept::Stored(_) => {
-                let obj = store.get(key.as_str(), None).await?.ok_or_else(|| Error::upstream("cached crate vanished"))?;
-                Ok(respond(CacheStatus::Miss, obj.body, Some(obj.meta.size), &upstream.id))
-            }
-        }
+        let label = format!("{name} {version}");
+        let blob = Blob { key: key.path.clone(), checksum, marker: None, label: label.clone() };
+        self.engine.fetch_blob(head, &upstream, &name.lower(), request, blob, key.kind, &CargoAdapter, &label).await
     }
 }
 
