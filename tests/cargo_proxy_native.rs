@@ -163,6 +163,9 @@ fn index_files_are_revalidated() {
     let first = m.index("alpha");
     assert_eq!((first.status, state(&first)), (200, Some("MISS")));
     assert_eq!(first.header("content-type"), Some("text/plain"));
+    assert_eq!(first.header("content-length"), Some(first.body.len().to_string().as_str()));
+    let head = m.send(Request::new(Method::Head, &format!("/cargo/{}", index_path("alpha"))));
+    assert_eq!((head.status, head.body.len(), head.header("content-length")), (200, 0, first.header("content-length")));
     assert_eq!(first.text(), format!("{}\n", index_line("alpha", "1.0.0", &crate_bytes("alpha", "1.0.0"))));
     let etag = first.header("etag").unwrap().to_string();
     let not_modified = m.send(Request::new(Method::Get, &format!("/cargo/{}", index_path("alpha"))).with_header("If-None-Match", &etag));

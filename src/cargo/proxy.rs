@@ -230,7 +230,10 @@ impl CargoProxy {
                 _ => Err(Error::upstream("cached index file missing")),
             };
         };
-        let mut resp = Response::new(200).with_header("Content-Type", INDEX_MEDIA_TYPE).with_header("ETag", etag);
+        let mut resp = Response::new(200)
+            .with_header("Content-Type", INDEX_MEDIA_TYPE)
+            .with_header("Content-Length", obj.meta.size.to_string())
+            .with_header("ETag", etag);
         if req.method != Method::Head {
             resp.body = obj.body;
         }
