@@ -358,3 +358,34 @@ fn yanked_versions_are_still_downloaded() {
     let r = m.download("alpha", "1.0.0");
     assert_eq!((r.status, r.body == bytes), (200, true), "{r:?}");
 }
+
+/// Real crates.io index files (tests/fixtures/cargo/crates-io-index, taken by
+/// fetch_index.sh: `features2`, `v`, `links`, `rust_version`, `pubtime`, renamed and
+/// target-specific dependencies) pass the line check and are served byte for byte; a
+/// download is checked against the `cksum` of its own line.
+#[test]
+fn real_crates_io_index_files() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cargo/crates-io-index");
+    let m = Mirror::start("");
+    serve_config(&m.up, &format!("{UP}/dl"));
+    let mut seen = 0;
+    for file in std::fs::read_dir(&dir).unwrap() {
+        let path = file.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let bytes = std::fs::read(&path).unwrap();
+        m.up.serve(&format!("/{}", index_path(&name)), Answer::bytes(200, "text/plain", bytes.clone()));
+        let r = m.index(&name);
+        assert_eq!((r.status, state(&r)), (200, Some("MISS")), "{name}: {r:?}");
+        assert!(r.body == bytes, "{name}: served as it came");
+        let last: serde_json::Value = serde_json::from_slice(bytes.trim_ascii_end().rsplit(|b| *b == b'\n').next().unwrap()).unwrap();
+        let vers = last["vers"].as_str().unwrap();
+        let dl_path = format!("/dl/{}/{vers}/download", last["name"].as_str().unwrap());
+        m.up.serve(&dl_path, Answer::bytes(200, "application/octet-stream", b"not the real crate".to_vec()));
+        let d = m.download(&name, vers);
+        assert_eq!(d.status, 502, "{name} {vers}: checked against the real cksum: {d:?}");
+        assert_eq!(m.up.calls_to(&dl_path), 1, "{name} {vers}");
+        assert!(m.reg.keys_with(proxy::crate_key(last["cksum"].as_str().unwrap()).as_str()).is_empty());
+        seen += 1;
+    }
+    assert!(seen >= 5, "fixtures read: {seen}");
+}
