@@ -288,6 +288,12 @@ fn purges_and_upstream_has() {
     let alpha = CrateName::parse("alpha").unwrap();
     assert!(block_on(proxy::upstream_has(&m.reg.app, &alpha)).unwrap());
     assert!(!block_on(proxy::upstream_has(&m.reg.app, &CrateName::parse("nosuch").unwrap())).unwrap());
+    // Other spellings of an upstream crate's name are its name too.
+    m.serves("serde_json", &["1.0.0"], |v| format!("/dl/serde_json/{v}/download"));
+    m.serves("tokio-util", &["1.0.0"], |v| format!("/dl/tokio-util/{v}/download"));
+    for (spelling, has) in [("Serde-Json", true), ("serde_json", true), ("tokio_util", true), ("tokio-utils", false)] {
+        assert_eq!(block_on(proxy::upstream_has(&m.reg.app, &CrateName::parse(spelling).unwrap())).unwrap(), has, "{spelling}");
+    }
     assert_eq!(m.download("alpha", "1.0.0").status, 200);
     for name in ["alpha_two", "alpha-two", "alphatwo"] {
         assert_eq!(m.index(name).status, 200);

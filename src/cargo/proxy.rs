@@ -148,15 +148,26 @@ pub async fn download(app: &App, req: &Request, name: &CrateName, version: &str)
 
 /// Whether an upstream serves a crate of this name (its index file there exists): a first
 /// publish of such a name is refused rather than silently shadowing the upstream's crate.
-/// `false` when no upstream may serve the name; an error when the upstreams cannot say.
+/// Spellings cargo treats as the same crate count too: the name as given, with every `_`
+/// as `-`, and with every `-` as `_` (crates.io allows only one of them). `false` when no
+/// upstream may serve the name; an error when the upstreams cannot say.
 pub async fn upstream_has(app: &App, name: &CrateName) -> Result<bool> {
-    let Some(found) = upstreams(app, &Actor::default(), name, "index").await else { return Ok(false) };
-    let engine = Engine::new(app.platform.clone(), found);
-    if !engine.serves(&name.lower()) {
-        return Ok(false);
+    let lower = name.lower();
+    let mut spellings = vec![lower.replace('_', "-"), lower.replace('-', "_"), lower];
+    spellings.sort_unstable();
+    spellings.dedup();
+    for spelling in spellings.iter().filter_map(|s| CrateName::parse(s)) {
+        let Some(found) = upstreams(app, &Actor::default(), &spelling, "index").await else { continue };
+        let engine = Engine::new(app.platform.clone(), found);
+        if !engine.serves(&spelling.lower()) {
+            continue;
+        }
+        let doc = CargoProxy { engine }.index_document(&spelling).await?;
+        if doc.entry.status == 200 {
+            return Ok(true);
+        }
     }
-    let doc = CargoProxy { engine }.index_document(name).await?;
-    Ok(doc.entry.status == 200)
+    Ok(false)
 }
 
 /// The proxy for one request: owned, so background work can carry it past the response.
