@@ -517,6 +517,19 @@ mod tests {
     }
 
     #[test]
+    fn any_split_gives_the_same_lines() {
+        let file = b"{\"a\":1}\n\n{\"b\":[2,3]}\nlast";
+        let whole = lines_of(&[file]).unwrap();
+        for i in 0..=file.len() {
+            for j in i..=file.len() {
+                let (a, rest) = file.split_at(i);
+                let (b, c) = rest.split_at(j - i);
+                assert_eq!(lines_of(&[a, b, c]).unwrap(), whole, "split at {i}, {j}");
+            }
+        }
+    }
+
+    #[test]
     fn index_check_refuses_other_crates_and_cut_lines() {
         let cksum = "a".repeat(64);
         let good = format!("{{\"name\":\"Serde\",\"vers\":\"1.0.0\",\"deps\":[],\"cksum\":\"{cksum}\",\"features\":{{}},\"yanked\":false}}\n");
