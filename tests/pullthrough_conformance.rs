@@ -328,7 +328,108 @@ impl<const HTML: bool> Mirror for PypiMirror<HTML> {
     }
 }
 
+// ---------------------------------------------------------------- Cargo
+
+/// Cargo: the document is the sparse index file (`GET /cargo/{index path}`), the blob the
+/// `.crate` of 1.0.0 from the `dl` of the upstream's `config.json` (here without markers:
+/// `{dl}/{crate}/{version}/download`). Generation `g` adds the line of `1.g.0`. The line of
+/// 1.0.0 is the longest, so a body cut in half ends inside a line (natively only the content
+/// tells a cut body; the Worker's fetch also fails one shorter than its Content-Length).
+/// Requests go through the small router of tests/common/cargo_proxy.rs until the Cargo
+/// module routes them.
+struct CargoMirror {
+    reg: Reg,
+    up: FakeUpstream,
+    hosted: common::cargo_proxy::Hosted,
+}
+
+impl Mirror for CargoMirror {
+    fn start(extra_resilience: &str) -> Self {
+        let reg = Reg::with_vars(&[("CARGO_UPSTREAMS", upstreams_json(extra_resilience).as_str())]);
+        let up = FakeUpstream::install(&reg.mem);
+        common::cargo_proxy::serve_config(&up, &format!("{}/dl", common::pullthrough::UPSTREAM));
+        CargoMirror { reg, up, hosted: Default::default() }
+    }
+
+    fn reg(&self) -> &Reg {
+        &self.reg
+    }
+
+    fn answer_all(&self, reqs: Vec<Request>) -> Vec<(Resp, f64)> {
+        common::cargo_proxy::answer_all(&self.reg, &self.hosted, reqs)
+    }
+
+    fn upstream(&self) -> &FakeUpstream {
+        &self.up
+    }
+
+    fn upstream_serves(&self, name: &str, generation: u32) {
+        use common::cargo_proxy::{crate_bytes, index_line, serve_index};
+        let latest = format!("1.{generation}.0");
+        let first = crate_bytes(name, "1.0.0");
+        let mut long: serde_json::Value = serde_json::from_str(&index_line(name, "1.0.0", &first)).unwrap();
+        long["features"] = json!({"default": ["std", "alloc"], "std": ["alloc"], "alloc": []});
+        long["rust_version"] = json!("1.60");
+        serve_index(&self.up, name, &[long.to_string(), index_line(name, &latest, &crate_bytes(name, &latest))]);
+        for v in ["1.0.0", latest.as_str()] {
+            self.up.serve(&format!("/dl/{name}/{v}/download"), Answer::bytes(200, "application/octet-stream", crate_bytes(name, v)));
+        }
+    }
+
+    fn host(&self, name: &str) {
+        self.hosted.add(name);
+    }
+
+    fn document_request(&self, name: &str) -> Request {
+        Request::new(Method::Get, &format!("/cargo/{}", common::cargo_proxy::index_path(name)))
+    }
+
+    fn generation(&self, doc: &Resp) -> u32 {
+        let text = doc.text();
+        let minors = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["vers"].as_str().unwrap().to_string());
+        minors.filter_map(|v| v.split('.').nth(1).and_then(|m| m.parse().ok())).max().unwrap_or_else(|| panic!("no generation in {text}"))
+    }
+
+    fn blob_request(&self, name: &str) -> Request {
+        Request::new(Method::Get, &format!("/cargo/api/v1/crates/{name}/1.0.0/download"))
+    }
+
+    fn blob_bytes(&self, name: &str) -> Vec<u8> {
+        common::cargo_proxy::crate_bytes(name, "1.0.0")
+    }
+
+    fn document_path(&self, name: &str) -> String {
+        format!("/{}", common::cargo_proxy::index_path(name))
+    }
+
+    fn document_body_path(&self, name: &str, _generation: u32) -> String {
+        self.document_path(name)
+    }
+
+    fn blob_path(&self, name: &str) -> String {
+        format!("/dl/{name}/1.0.0/download")
+    }
+
+    fn purge_path(&self, name: &str) -> String {
+        format!("/-/admin/cache/cargo/{name}")
+    }
+
+    fn blob_cached(&self, name: &str) -> bool {
+        let key = edgeregistry::cargo::proxy::crate_key(&sha256_hex(&self.blob_bytes(name)));
+        !self.reg.keys_with(key.as_str()).is_empty()
+    }
+
+    fn cached(&self, name: &str) -> Vec<String> {
+        self.reg.keys_with(&edgeregistry::cargo::proxy::cache_prefix(&edgeregistry::cargo::names::CrateName::parse(name).unwrap()))
+    }
+
+    fn passthrough(&self) -> Option<(Request, String)> {
+        None
+    }
+}
+
 conformance!(npm, NpmMirror);
 conformance!(pypi_json, PypiMirror<false>);
 conformance!(pypi_html, PypiMirror<true>);
 conformance!(oci_mirror, OciMirror);
+conformance!(cargo, CargoMirror);

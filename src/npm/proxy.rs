@@ -23,8 +23,8 @@ use crate::error::{Error, Result};
 use crate::http::{Body, Headers, Method, PlatformStream, Request, Response};
 use crate::platform::{Checksum, Platform, PutOptions};
 use crate::upstream::cache::{self, Entry};
-use crate::upstream::client::{fetch_one, Failure, Failures, Outcome, UpstreamRequest};
-use crate::upstream::engine::{Adapter, Blob, DocumentError, Fetched, Kept, NewCopy, Refresh};
+use crate::upstream::client::{Failure, Failures, UpstreamRequest};
+use crate::upstream::engine::{Adapter, Blob, DocumentError, Fetched, NewCopy, Refresh};
 use crate::upstream::{mark, CacheStatus, Engine, ProtocolUpstreams, Upstream};
 
 /// The two packument views npm asks for.
@@ -280,35 +280,8 @@ impl NpmProxy {
         let mut headers = Headers::new();
         headers.set("Accept", "application/octet-stream, */*");
         let request = UpstreamRequest { method: Method::Get, url: record.tarball.clone(), headers, body: None };
-        let failed = |f: Failure| NpmAdapter.failed(&Failures::one(&upstream.id, f));
-        let response = match fetch_one(&self.platform, &upstream, name.as_str(), request).await {
-            Outcome::Answer(r) if r.status == 200 => r,
-            Outcome::Answer(r) | Outcome::Rejected(r) => return Err(failed(Failure::Rejected(r.status))),
-            Outcome::NotFound => return Err(NpmAdapter.not_found(file)),
-            Outcome::Failed(e) => return Err(failed(e)),
-        };
-        let respond = |body: Body, length: Option<u64>| {
-            let mut r = key.cache_headers(Response::new(200))
-                .with_header("Content-Type", key.kind.content_type)
-                .with_header("Content-Encoding", "identity");
-            if let Some(n) = length {
-                r = r.with_header("Content-Length", n.to_string());
-            }
-            r.body = body;
-            mark(r, CacheStatus::Miss, &upstream.id)
-        };
-        if req.method == Method::Head {
-            return Ok(respond(Body::Empty, response.body.known_length()));
-        }
         let blob = Blob { key: key.path.clone(), checksum: expected_checksum(&record), marker: None, label: format!("{name}/{file}") };
-        match engine.keep_blob(&upstream, blob, key.kind.content_type, response.body).await.map_err(|why| NpmAdapter.failed(&why))? {
-            Kept::Streaming { body, length } => Ok(respond(body, length)),
-            // Served from the verified copy, which R2 streams.
-            Kept::Stored(_) => {
-                let obj = self.platform.store.get(key.as_str(), None).await?.ok_or_else(|| Error::upstream("cached tarball vanished"))?;
-                Ok(respond(obj.body, Some(obj.meta.size)))
-            }
-        }
+        engine.fetch_blob(req.method == Method::Head, &upstream, name.as_str(), request, blob, key.kind, &NpmAdapter, file).await
     }
 
     /// The record for `file`; refetches the packument once if it is not known yet (a version

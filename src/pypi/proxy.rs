@@ -41,8 +41,8 @@ use crate::platform::Checksum;
 use crate::router::App;
 use crate::storage::key::{self, Key};
 use crate::upstream::cache::{self, Entry};
-use crate::upstream::client::{fetch_one, Failure, Failures, Outcome, UpstreamRequest};
-use crate::upstream::engine::{resolve, Adapter, Blob, DocumentError, Fetched, Kept, NewCopy, Refresh, Resolved};
+use crate::upstream::client::{Failures, UpstreamRequest};
+use crate::upstream::engine::{resolve, Adapter, Blob, DocumentError, Fetched, NewCopy, Refresh, Resolved};
 use crate::upstream::config::UpstreamAuth;
 use crate::upstream::{mark, CacheStatus, Engine, ProtocolUpstreams, ResolveContext, Upstream};
 
@@ -436,54 +436,20 @@ impl PypiProxy {
 
     /// A file from the cache, or from `upstream` verified into the cache on the way.
     async fn fetch_file(&self, req: &Request, link: &FileLink, upstream: &Upstream) -> Result<Response> {
-        let store = &self.engine.platform.store;
-        let respond = |status: CacheStatus, body: Body, length: Option<u64>, from: &str| {
-            let mut r = Response::new(200)
-                .with_header("Content-Type", link.content_type())
-                // Keeps the runtime from compressing, which would drop Content-Length.
-                .with_header("Content-Encoding", "identity")
-                .with_header("Cache-Control", key::cache_control::IMMUTABLE);
-            if let Some(n) = length {
-                r = r.with_header("Content-Length", n.to_string());
-            }
-            r.body = body;
-            mark(r, status, from)
-        };
+        let kind = key::ObjectKind::new(link.content_type(), key::cache_control::IMMUTABLE);
+        let head = req.method == Method::Head;
         let cached_key = link.sha256.as_deref().map(file_key);
         if let Some(k) = &cached_key {
-            if req.method == Method::Head {
-                if let Some(meta) = store.head(k.as_str()).await? {
-                    let from = meta.custom.get("upstream").cloned().unwrap_or_default();
-                    return Ok(respond(CacheStatus::Hit, Body::Empty, Some(meta.size), &from));
-                }
-            } else if let Some(obj) = store.get(k.as_str(), None).await? {
-                let from = obj.meta.custom.get("upstream").cloned().unwrap_or_default();
-                return Ok(respond(CacheStatus::Hit, obj.body, Some(obj.meta.size), &from));
+            if let Some(hit) = self.engine.cached_blob(head, k.as_str(), kind).await? {
+                return Ok(hit);
             }
         }
         let mut headers = Headers::new();
         headers.set("Accept", "*/*");
         let request = UpstreamRequest { method: Method::Get, url: link.url.to_string(), headers, body: None };
-        let failed = |f: Failure| PypiAdapter.failed(&Failures::one(&upstream.id, f));
-        let response = match fetch_one(&self.engine.platform, upstream, &link.project, request).await {
-            Outcome::Answer(r) if r.status == 200 => r,
-            Outcome::Answer(r) | Outcome::Rejected(r) => return Err(failed(Failure::Rejected(r.status))),
-            Outcome::NotFound => return Err(PypiAdapter.not_found(&link.filename)),
-            Outcome::Failed(e) => return Err(failed(e)),
-        };
-        if req.method == Method::Head {
-            return Ok(respond(CacheStatus::Miss, Body::Empty, response.body.known_length(), &upstream.id));
-        }
         let checksum = link.sha256.as_deref().and_then(|h| hex::decode(h).ok()).map(Checksum::Sha256);
         let key = cached_key.map(|k| k.path).unwrap_or_default();
-        let blob = Blob { key: key.clone(), checksum, marker: None, label: format!("{}/{}", link.project, link.filename) };
-        match self.engine.keep_blob(upstream, blob, link.content_type(), response.body).await.map_err(|why| PypiAdapter.failed(&why))? {
-            Kept::Streaming { body, length } => Ok(respond(CacheStatus::Miss, body, length, &upstream.id)),
-            // Served from the verified copy, which R2 streams.
-            Kept::Stored(_) => {
-                let obj = store.get(&key, None).await?.ok_or_else(|| Error::upstream("cached file vanished"))?;
-                Ok(respond(CacheStatus::Miss, obj.body, Some(obj.meta.size), &upstream.id))
-            }
-        }
+        let blob = Blob { key, checksum, marker: None, label: format!("{}/{}", link.project, link.filename) };
+        self.engine.fetch_blob(head, upstream, &link.project, request, blob, kind, &PypiAdapter, &link.filename).await
     }
 }

@@ -28,6 +28,7 @@ use futures::StreamExt;
 use super::cache::{self, Entry};
 use super::client::{self, fetch_first, record_fault, Failure, Failures, UpstreamRequest};
 use super::{CachePolicy, CacheStatus, ProtocolUpstreams, Upstream};
+use crate::storage::key::ObjectKind;
 use crate::error::{Error, Result};
 use crate::http::{Body, PlatformStream, Response};
 use crate::platform::{Checksum, Clock, ObjectMeta, ObjectStore, Platform, PutOptions, PutOutcome};
@@ -515,6 +516,57 @@ impl Engine {
         }
     }
 
+    /// The blob kept at `key`, if it is (`HIT`): for a HEAD its headers only. `kind` gives
+    /// its content type and caching.
+    pub async fn cached_blob(&self, head: bool, key: &str, kind: ObjectKind) -> Result<Option<Response>> {
+        let store = &self.platform.store;
+        let from = |meta: &ObjectMeta| meta.custom.get("upstream").cloned().unwrap_or_default();
+        if head {
+            return Ok(store.head(key).await?.map(|meta| blob_response(kind, Body::Empty, Some(meta.size), CacheStatus::Hit, &from(&meta))));
+        }
+        Ok(store.get(key, None).await?.map(|obj| {
+            let upstream = from(&obj.meta);
+            blob_response(kind, obj.body, Some(obj.meta.size), CacheStatus::Hit, &upstream)
+        }))
+    }
+
+    /// A blob fetched from `upstream` with `request` (`MISS`) and kept as `blob` says
+    /// ([`Engine::keep_blob`]); for a HEAD only the upstream's headers, nothing kept.
+    /// `adapter` writes the failures, a 404 as `not_found(missing)`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn fetch_blob(
+        &self,
+        head: bool,
+        upstream: &Upstream,
+        resource: &str,
+        request: UpstreamRequest,
+        blob: Blob,
+        kind: ObjectKind,
+        adapter: &dyn Adapter,
+        missing: &str,
+    ) -> Result<Response> {
+        let failed = |f: Failure| adapter.failed(&Failures::one(&upstream.id, f));
+        let response = match client::fetch_one(&self.platform, upstream, resource, request).await {
+            client::Outcome::Answer(r) if r.status == 200 => r,
+            client::Outcome::Answer(r) | client::Outcome::Rejected(r) => return Err(failed(Failure::Rejected(r.status))),
+            client::Outcome::NotFound => return Err(adapter.not_found(missing)),
+            client::Outcome::Failed(e) => return Err(failed(e)),
+        };
+        let respond = |body: Body, length: Option<u64>| blob_response(kind, body, length, CacheStatus::Miss, &upstream.id);
+        if head {
+            return Ok(respond(Body::Empty, response.body.known_length()));
+        }
+        let (key, label) = (blob.key.clone(), blob.label.clone());
+        match self.keep_blob(upstream, blob, kind.content_type, response.body).await.map_err(|why| adapter.failed(&why))? {
+            Kept::Streaming { body, length } => Ok(respond(body, length)),
+            // Served from the verified copy, which R2 streams.
+            Kept::Stored(_) => {
+                let obj = self.platform.store.get(&key, None).await?.ok_or_else(|| Error::upstream(format!("{label} vanished from the cache")))?;
+                Ok(respond(obj.body, Some(obj.meta.size)))
+            }
+        }
+    }
+
     /// The `tee` and the gate of [`Engine::keep_blob`]; the stream's length must be known.
     pub(crate) fn cache_while_streaming(&self, blob: Blob, stream: PlatformStream, opts: PutOptions) -> PlatformStream {
         let (to_client, to_store) = stream.tee();
@@ -570,6 +622,23 @@ impl Rewrite for Verbatim {
     fn finish(self) -> std::result::Result<(), String> {
         Ok(())
     }
+}
+
+/// The answer for a blob of `kind` (content type and caching), its length when known, how
+/// it was served and from which upstream.
+pub fn blob_response(kind: ObjectKind, body: Body, length: Option<u64>, status: CacheStatus, upstream: &str) -> Response {
+    let mut r = Response::new(200)
+        .with_header("Content-Type", kind.content_type)
+        // Keeps the runtime from compressing, which would drop Content-Length.
+        .with_header("Content-Encoding", "identity");
+    if !kind.cache_control.is_empty() {
+        r = r.with_header("Cache-Control", kind.cache_control);
+    }
+    if let Some(n) = length {
+        r = r.with_header("Content-Length", n.to_string());
+    }
+    r.body = body;
+    mark(r, status, upstream)
 }
 
 /// Marks a response with how it was served and from which upstream.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod builders;
+pub mod cargo_proxy;
 #[cfg(feature = "e2e")]
 pub mod e2e;
 pub mod pullthrough;
