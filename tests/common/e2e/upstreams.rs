@@ -258,9 +258,9 @@ fn serve_one(mut conn: TcpStream, upstream: &str, fault: &Mutex<Fault>, log: &Mu
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
         .collect();
     let mut data = resp.into_body().with_config().limit(4 << 30).read_to_vec().unwrap_or_default();
-    // npm tarballs, OCI blobs, Python wheels and sdists (not their PEP 658 `.metadata`).
+    // npm tarballs, OCI blobs, Python wheels and sdists (not their PEP 658 `.metadata`), crates.
     let file = path.split(['?', '#']).next().unwrap_or_default();
-    let artifact = [".tgz", ".whl", ".tar.gz", ".zip"].iter().any(|e| file.ends_with(e)) || path.contains("/blobs/");
+    let artifact = [".tgz", ".whl", ".tar.gz", ".zip", ".crate"].iter().any(|e| file.ends_with(e)) || path.contains("/blobs/");
     // Links the upstream writes into its documents lead back through this proxy.
     if !artifact {
         if let (Ok(text), Some(me)) = (std::str::from_utf8(&data), conn.local_addr().ok()) {
