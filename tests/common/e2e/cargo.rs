@@ -185,7 +185,8 @@ impl StaticRegistry {
 }
 
 /// A forwarding proxy to crates.io (tests/common/e2e/cargo_forward.py): its sparse index is
-/// `{url}/`, whose `config.json` sends downloads through `{url}/static/`; it logs every request.
+/// `{url}/`, whose `config.json` sends downloads through it too; it logs every request, each
+/// `.crate` download as a line starting `DOWNLOAD `.
 pub struct PublicCrates(pub Service);
 
 impl PublicCrates {

@@ -3,10 +3,11 @@
     python3 cargo_forward.py PORT LOG
 
 `/static/...` goes to https://static.crates.io/... and every other path to the sparse index
-https://index.crates.io/...; in the index's `config.json` the `dl` URL on static.crates.io is
-rewritten to lead back through this proxy (the Cargo book, "Registry Index": `dl` names where
-crates are downloaded from), so stopping it cuts the Worker off from both origins. Every
-request's method and path is appended to LOG, one a line, so a test counts what was fetched.
+https://index.crates.io/...; in the index's `config.json` the `dl` URL (the Cargo book,
+"Registry Index": where crates are downloaded from; static.crates.io, or a path on the index
+host where a network mirrors crates.io) is rewritten to lead back through this proxy, so
+stopping it cuts the Worker off from both. Every request's method and path is appended to LOG,
+one a line, downloads of `.crate` files marked `DOWNLOAD`, so a test counts what was fetched.
 """
 
 import http.server
@@ -29,8 +30,9 @@ class Forward(http.server.BaseHTTPRequestHandler):
         pass
 
     def answer(self, head_only):
+        download = self.path.startswith("/static/") or self.path.endswith("/download") or self.path.endswith(".crate")
         with open(LOG, "a") as log:
-            log.write(f"{self.command} {self.path}\n")
+            log.write(f"{'DOWNLOAD ' if download else ''}{self.command} {self.path}\n")
         if self.path.startswith("/static/"):
             target = STATIC + self.path[len("/static"):]
         else:
@@ -47,7 +49,9 @@ class Forward(http.server.BaseHTTPRequestHandler):
             return self.reply(502, {}, f"{e}\n".encode(), head_only)
         kept = {k: v for k, v in got.items() if k.lower() in RETURNED}
         if self.path == "/config.json":
-            body = body.replace(STATIC.encode(), f"http://127.0.0.1:{PORT}/static".encode())
+            me = f"http://127.0.0.1:{PORT}"
+            for origin, through in ((STATIC, me + "/static"), (INDEX + ":443", me), (INDEX, me)):
+                body = body.replace(origin.encode(), through.encode())
         self.reply(status, kept, body, head_only)
 
     def reply(self, status, headers, body, head_only):
