@@ -369,5 +369,5 @@ fn bad_uploads_get_errors_and_store_nothing() {
 /// (413). The body is sent in full, as a client would (see [`send_declared`]).
 fn oversize_upload(w: &Worker, token: &str) -> Resp {
     let auth = basic("__token__", token);
-    send_declared(w, "POST", "/pypi/legacy/", &[("Authorization", &auth), ("Content-Type", "multipart/form-data; boundary=b")], (100 << 20) + 1)
+    send_declared(w, "POST", "/pypi/legacy/", &[("Authorization", &auth), ("Content-Type", "multipart/form-data; boundary=b")], b"", (100 << 20) + 1)
 }

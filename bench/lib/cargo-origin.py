@@ -12,6 +12,7 @@ starter, which knows the port.
 """
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -47,7 +48,7 @@ for name, kept in versions.items():
     request = urllib.request.Request(f"https://index.crates.io/{index_path(name)}", headers={"User-Agent": "edgeregistry-bench"})
     with urllib.request.urlopen(request, timeout=60) as r:
         lines = r.read().decode().splitlines()
-    mine = [l for l in lines if re.search(r'"vers":"([^"]+)"', l) and re.search(r'"vers":"([^"]+)"', l).group(1) in kept]
+    mine = [l for l in lines if l.strip() and json.loads(l).get("vers") in kept]
     if len(mine) != len(kept):
         sys.exit(f"{name}: the index has {len(mine)} of the {len(kept)} pinned versions")
     dst = os.path.join(OUT, index_path(name))

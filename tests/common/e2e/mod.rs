@@ -331,10 +331,11 @@ pub fn settled_objects(w: &Worker, expected: usize) -> usize {
     }
 }
 
-/// Sends `method path` with `headers` and a declared body of `length` bytes (`x`), written in
-/// full from another thread as a client would: with most of a declared body never sent, workerd
-/// gave no answer within a minute. For bodies over a limit, read raw from the socket.
-pub fn send_declared(w: &Worker, method: &str, path: &str, headers: &[(&str, &str)], length: usize) -> Resp {
+/// Sends `method path` with `headers` and a declared body of `length` bytes: `prefix`, then
+/// `x` to the end, written in full from another thread as a client would (with most of a
+/// declared body never sent, workerd gave no answer within a minute). For bodies over a limit;
+/// the answer is read raw from the socket.
+pub fn send_declared(w: &Worker, method: &str, path: &str, headers: &[(&str, &str)], prefix: &[u8], length: usize) -> Resp {
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", w.port)).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n", w.port);
@@ -343,10 +344,12 @@ pub fn send_declared(w: &Worker, method: &str, path: &str, headers: &[(&str, &st
     }
     head.push_str(&format!("Content-Length: {length}\r\nConnection: close\r\n\r\n"));
     conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(prefix).unwrap();
+    let rest = length - prefix.len();
     let mut writer = conn.try_clone().unwrap();
     let sender = std::thread::spawn(move || {
         let piece = vec![b'x'; 1 << 20];
-        let mut left = length;
+        let mut left = rest;
         while left > 0 {
             let n = left.min(piece.len());
             if writer.write_all(&piece[..n]).is_err() {
