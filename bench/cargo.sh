@@ -15,9 +15,9 @@
 #      mirror (bench/lib/http-bench.mjs);
 #   4. the Worker's wasm memory high-water mark (GET /-/admin/stats) after each round;
 #   5. prints raw figures and ratios. No timing assertions: exits 0 when every step worked.
-# Why crates-io-proxy: it installs here with `cargo install` in about a minute, has no
-# services to set up, and takes any upstream index and download URL, so it fronts the same
-# local origin; kellnr would need its own database and web setup for a mirror of one origin.
+# Why crates-io-proxy: it builds here with `cargo install` in a few minutes, needs no other
+# service, and takes any upstream index and download URL (--index-url, --upstream-url), so it
+# fronts the same local origin; kellnr was not tried.
 # All servers are stopped on exit, even on failure. Everything lives under bench/work/cargo/.
 #
 # Usage: bash bench/cargo.sh
