@@ -3,7 +3,7 @@
 //! settings; test crates written and packaged at test time (`cargo package`, no network);
 //! publish frames and raw Web API calls for the bad-input tests; and two local origins for
 //! the pull-through tests: a static sparse-registry tree served by `python3 -m http.server`,
-//! and a forwarding proxy to crates.io (tests/common/e2e/cargo_forward.py) that can be
+//! and a forwarding proxy to crates.io (tests/common/e2e/forward.py) that can be
 //! stopped. The Cargo book's "Registries", "Registry Index" and "Registry Web API" chapters
 //! describe what is served and sent.
 
@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
-use super::upstreams::Service;
+use super::upstreams::{Forwarder, Service};
 use super::*;
 
 /// The cargo running these tests (the same toolchain builds the scratch projects).
@@ -184,30 +184,14 @@ impl StaticRegistry {
     }
 }
 
-/// A forwarding proxy to crates.io (tests/common/e2e/cargo_forward.py): its sparse index is
+/// A forwarding proxy to crates.io (tests/common/e2e/forward.py): its sparse index is
 /// `{url}/`, whose `config.json` sends downloads through it too; it logs every request, each
 /// `.crate` download as a line starting `DOWNLOAD `.
-pub struct PublicCrates(pub Service);
+pub struct PublicCrates;
 
 impl PublicCrates {
-    pub fn start() -> PublicCrates {
-        let script = root().join("tests/common/e2e/cargo_forward.py");
-        let command = format!("exec python3 {} $PORT requests.log", script.display());
-        PublicCrates(Service::start("crates.io forwarder", &command, "/config.json", |_, _| {}))
-    }
-
-    pub fn url(&self) -> &str {
-        &self.0.url
-    }
-
-    /// The requests it forwarded whose line contains `needle`.
-    pub fn count(&self, needle: &str) -> usize {
-        let log = std::fs::read_to_string(self.0.dir.path().join("requests.log")).unwrap_or_default();
-        log.lines().filter(|l| l.contains(needle)).count()
-    }
-
-    pub fn stop(&mut self) {
-        self.0.stop();
+    pub fn start() -> Forwarder {
+        Forwarder::start("cargo", "/config.json")
     }
 }
 
