@@ -241,10 +241,18 @@ fn cargo_search_and_cargo_owner() {
 
     let list = ok(cargo(&s, ".", &["owner", "--registry", "edge", "--list", "e2e-search-alpha"], &with_token(&token)));
     assert!(list.contains("cargo-owner"), "the publisher owns the crate:\n{list}");
+    // An owner added may publish; removed, may not.
     ok(cargo(&s, ".", &["owner", "--registry", "edge", "--add", "cargo-friend", "e2e-search-alpha"], &with_token(&token)));
+    let list = ok(cargo(&s, ".", &["owner", "--registry", "edge", "--list", "e2e-search-alpha"], &with_token(&token)));
+    assert!(list.contains("cargo-owner") && list.contains("cargo-friend"), "{list}");
+    write_crate(&s, "alpha-1.3.0", "e2e-search-alpha", "1.3.0", "", "");
+    ok(publish(&s, "alpha-1.3.0", Some(&friend), false));
     ok(cargo(&s, ".", &["owner", "--registry", "edge", "--remove", "cargo-friend", "e2e-search-alpha"], &with_token(&token)));
     let list = ok(cargo(&s, ".", &["owner", "--registry", "edge", "--list", "e2e-search-alpha"], &with_token(&token)));
     assert!(list.contains("cargo-owner") && !list.contains("cargo-friend"), "{list}");
+    write_crate(&s, "alpha-1.4.0", "e2e-search-alpha", "1.4.0", "", "");
+    let denied = publish(&s, "alpha-1.4.0", Some(&friend), false);
+    assert!(!denied.0 && denied.1.contains("403"), "a former owner publishes no more:\n{}", denied.1);
     // Someone who owns nothing changes nothing.
     let refused = cargo(&s, ".", &["owner", "--registry", "edge", "--add", "cargo-friend", "e2e-search-beta"], &with_token(&friend));
     assert!(!refused.0 && refused.1.contains("403"), "{}", refused.1);

@@ -186,11 +186,17 @@ fn a_flipped_byte_is_never_cached_and_failing_throttling_or_hanging_upstreams_se
 fn a_hosted_crate_is_never_shadowed_by_the_upstream() {
     let f = faulty();
     let w = &f.worker;
-    let token = w.cargo_token("cargo-shadow", json!({}));
     let s = Scratch::new();
     cargo_config(&s, &hosted_config(&w.cargo_index()));
     write_crate(&s, "shadow", "e2e-shadow", "1.0.0", "", "");
-    ok(cargo(&s, "shadow", &["publish", "--registry", "edge", "--allow-dirty", "--no-verify"], &[("CARGO_REGISTRIES_EDGE_TOKEN", &token)]));
+    let publish = ["publish", "--registry", "edge", "--allow-dirty", "--no-verify"];
+    // A name the upstream has is not claimed silently: a plain token is refused, and cargo
+    // prints why; a token granted that crate by an admin publishes it.
+    let plain = w.cargo_token("cargo-shadow", json!({}));
+    let refused = cargo(&s, "shadow", &publish, &[("CARGO_REGISTRIES_EDGE_TOKEN", &plain)]);
+    assert!(!refused.0 && refused.1.contains("403") && refused.1.contains("e2e-shadow"), "{}", refused.1);
+    let granted = w.cargo_token("cargo-shadow-owner", json!({"scopes": ["cargo:crate:e2e-shadow:write"]}));
+    ok(cargo(&s, "shadow", &publish, &[("CARGO_REGISTRIES_EDGE_TOKEN", &granted)]));
 
     let m = mirrored(&w.cargo_index());
     ok(fetch_app(&m, "app", "e2e-shadow = \"*\""));
