@@ -65,9 +65,25 @@ fn locked_version(s: &Scratch, dir: &str, name: &str) -> String {
     panic!("{name} is not in the lockfile:\n{lock}")
 }
 
-/// The `.crate` file `cargo publish` made of `name@version` in the scratch target dir.
+/// The `.crate` file `cargo publish` made of `name@version`, wherever below the scratch target
+/// dir this cargo leaves it.
 fn published_file(s: &Scratch, name: &str, version: &str) -> Vec<u8> {
-    std::fs::read(s.path().join("target/package").join(format!("{name}-{version}.crate"))).unwrap()
+    let file = format!("{name}-{version}.crate");
+    let mut dirs = vec![s.path().join("target")];
+    let mut seen = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if entry.file_name().to_string_lossy() == file {
+                return std::fs::read(path).unwrap();
+            } else {
+                seen.push(path);
+            }
+        }
+    }
+    panic!("cargo publish left no {file}: {seen:?}")
 }
 
 #[test]
@@ -335,7 +351,9 @@ fn bad_publishes_get_errors_cargo_can_print_and_store_nothing() {
     let crate_bytes = good.bytes();
     let whole = frame("e2e-bad", "1.0.0", &crate_bytes);
 
-    refused("garbage", put(Some(&token), b"garbage".to_vec()), 400);
+    // "garb" read as the JSON part's length declares ~1.7 GB: over the cap before anything else.
+    refused("garbage", put(Some(&token), b"garbage".to_vec()), 413);
+    refused("shorter than a length", put(Some(&token), vec![1, 0]), 400);
     refused("an empty body", put(Some(&token), Vec::new()), 400);
     refused("truncated in the .crate", put(Some(&token), whole[..whole.len() - 100].to_vec()), 400);
     refused("truncated in the JSON", put(Some(&token), whole[..20].to_vec()), 400);
@@ -347,9 +365,6 @@ fn bad_publishes_get_errors_cargo_can_print_and_store_nothing() {
     not_json.extend_from_slice(&(crate_bytes.len() as u32).to_le_bytes());
     not_json.extend_from_slice(&crate_bytes);
     refused("metadata that is not JSON", put(Some(&token), not_json), 400);
-    refused("a .crate that is not a gzipped tarball", put(Some(&token), frame("e2e-bad", "1.0.0", b"plain bytes, not gzip")), 400);
-    refused("the JSON names another crate than the .crate", put(Some(&token), frame("e2e-bad-other", "1.0.0", &crate_bytes)), 400);
-    refused("the JSON has another version than the .crate", put(Some(&token), frame("e2e-bad", "1.0.1", &crate_bytes)), 400);
     for vers in ["1.0", "not-a-version", "01.0.0", "1.0.0-", ""] {
         refused(&format!("invalid version {vers:?}"), put(Some(&token), frame("e2e-bad", vers, &crate_bytes)), 400);
     }
@@ -372,6 +387,12 @@ fn bad_publishes_get_errors_cargo_can_print_and_store_nothing() {
         let r = cargo_call("GET", &format!("{}{path}", w.url), Some(&token), None);
         assert!((400..500).contains(&r.status), "{path}: {}", r.text());
     }
+
+    // The .crate must be the crate the JSON describes (its `{name}-{version}/Cargo.toml`), as
+    // crates.io checks: else one could publish any bytes under any name.
+    refused("a .crate that is not a gzipped tarball", put(Some(&token), frame("e2e-bad", "1.0.0", b"plain bytes, not gzip")), 400);
+    refused("the JSON names another crate than the .crate", put(Some(&token), frame("e2e-bad-other", "1.0.0", &crate_bytes)), 400);
+    refused("the JSON has another version than the .crate", put(Some(&token), frame("e2e-bad", "1.0.1", &crate_bytes)), 400);
 
     // Then the good frame publishes, and once only.
     let r = put(Some(&token), whole.clone());
