@@ -106,14 +106,15 @@ pub fn write_app(s: &Scratch, dir: &str, deps: &str, main: &str) {
 pub struct Packaged {
     pub name: String,
     pub vers: String,
-    pub path: PathBuf,
+    /// The file's bytes (kept: the scratch dir it was made in may be gone).
+    pub data: Vec<u8>,
     /// sha256 of the file, hex (the index's `cksum`).
     pub cksum: String,
 }
 
 impl Packaged {
     pub fn bytes(&self) -> Vec<u8> {
-        std::fs::read(&self.path).unwrap()
+        self.data.clone()
     }
 }
 
@@ -123,8 +124,8 @@ pub fn package_crate(s: &Scratch, dir: &str, name: &str, version: &str, lib: &st
     ok(cargo(s, dir, &["package", "--offline", "--no-verify", "--allow-dirty", "--quiet"], &[]));
     let path = s.path().join("target/package").join(format!("{name}-{version}.crate"));
     assert!(path.exists(), "cargo package made no {}", path.display());
-    let cksum = sha256_hex(&std::fs::read(&path).unwrap());
-    Packaged { name: name.into(), vers: version.into(), path, cksum }
+    let data = std::fs::read(&path).unwrap();
+    Packaged { name: name.into(), vers: version.into(), cksum: sha256_hex(&data), data }
 }
 
 /// The index file of a crate under the index root (the Cargo book, "Registry Index", Index
@@ -163,7 +164,7 @@ impl StaticRegistry {
                 lines.entry(index_path(&c.name)).or_default().push_str(&format!("{}\n", index_line(c)));
                 let file = tree.join(format!("crates/{}/{}-{}.crate", c.name, c.name, c.vers));
                 std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-                std::fs::copy(&c.path, file).unwrap();
+                std::fs::write(file, &c.data).unwrap();
             }
             for (path, text) in lines {
                 let file = tree.join(path);
