@@ -219,14 +219,7 @@ done
 
 # ---------------------------------------------------------------------------------------------
 say "5. results"
-row() { # METRIC WORKER OTHER higher|lower
-  local ratio
-  ratio=$(awk -v w="$2" -v v="$3" -v k="$4" 'BEGIN{ if (k=="higher") r=(v>0)?w/v:0; else r=(w>0)?v/w:0; printf "%.2f", r }')
-  printf '%-50s %12s %12s %8s\n' "$1" "$2" "$3" "$ratio"
-}
-head_row() { printf '%-50s %12s %12s %8s\n' "$1" worker "$2" ratio; printf '%-50s %12s %12s %8s\n' ------ ------ "${2//?/-}" -----; }
 r2() { awk -v x="$1" 'BEGIN{printf "%.2f", x}'; }
-mib() { awk -v x="$1" 'BEGIN{printf "%.1f", x/1048576}'; }
 runner=$([ "$WRANGLER_DEV" = 1 ] && echo "wrangler dev (inspector on)" || echo "wrangler startWorker, inspector off (miniflare/worker.mjs)")
 echo "machine: $(nproc) cores, node $(node --version), npm $(npm --version 2>/dev/null); Worker in workerd via $runner, local R2/KV/DO;"
 echo "verdaccio 6.8.0 and $("$REGISTRY_BIN" --version 2>/dev/null | awk '{print "docker-registry", $3}'); origins, mirrors and clients share the machine"

@@ -199,13 +199,6 @@ stop_server "$W_PG"
 
 # ---------------------------------------------------------------------------------------------
 say "5. results"
-row() { # METRIC WORKER OTHER higher|lower
-  local ratio
-  ratio=$(awk -v w="$2" -v v="$3" -v k="$4" 'BEGIN{ if (k=="higher") r=(v>0)?w/v:0; else r=(w>0)?v/w:0; printf "%.2f", r }')
-  printf '%-52s %12s %12s %8s\n' "$1" "$2" "$3" "$ratio"
-}
-head_row() { printf '%-52s %12s %12s %8s\n' "$1" worker "$2" ratio; printf '%-52s %12s %12s %8s\n' ------ ------ "${2//?/-}" -----; }
-mib() { awk -v x="$1" 'BEGIN{printf "%.1f", x/1048576}'; }
 echo "machine: $(nproc) cores; $("$PY/pip" --version | awk '{print "pip", $2}'), $("$PY/uv" --version), $("$PY/devpi-server" --version 2>/dev/null | head -1 | awk '{print "devpi-server", $NF}'), pypiserver $("$PY/python" -c 'import pypiserver; print(pypiserver.__version__)');"
 echo "Worker in workerd via wrangler startWorker (miniflare/worker.mjs), local R2/KV/DO; origin, mirrors and clients share the machine"
 echo "ratio: >1 means the Worker is better (other/worker for times, worker/other for rates)"

@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use common::e2e::pypi::*;
 use common::e2e::upstreams::FaultProxy;
@@ -279,24 +278,6 @@ fn wheel_fields(name: &str, version: &str, data: &[u8]) -> Vec<(String, String)>
     .collect()
 }
 
-/// The R2 objects of a Worker's local bucket (miniflare keeps one blob file per object).
-fn stored_objects(w: &Worker) -> usize {
-    std::fs::read_dir(w.state_dir().join("v3/r2/edgeregistry/blobs")).map(|d| d.count()).unwrap_or(0)
-}
-
-/// Waits up to 5 s for the bucket to hold `expected` objects again (a refused streamed upload
-/// may be removed just after its answer); the count seen.
-fn settled_objects(w: &Worker, expected: usize) -> usize {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let n = stored_objects(w);
-        if n == expected || std::time::Instant::now() > deadline {
-            return n;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn bad_uploads_get_errors_and_store_nothing() {
     let w = Worker::start(&[("MAX_BODY_BYTES", MAX_BODY)]);
@@ -385,53 +366,8 @@ fn bad_uploads_get_errors_and_store_nothing() {
 }
 
 /// An upload over the Worker's upload limit (100 MiB), with its length declared: refused
-/// (413). The body is sent in full from another thread, as a client would: with most of a
-/// declared body never sent, workerd gave no answer within a minute.
+/// (413). The body is sent in full, as a client would (see [`send_declared`]).
 fn oversize_upload(w: &Worker, token: &str) -> Resp {
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", w.port)).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let length: usize = (100 << 20) + 1;
-    let head = format!(
-        "POST /pypi/legacy/ HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: {}\r\n\
-         Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        w.port,
-        basic("__token__", token),
-        length
-    );
-    conn.write_all(head.as_bytes()).unwrap();
-    let mut writer = conn.try_clone().unwrap();
-    let sender = std::thread::spawn(move || {
-        let piece = vec![b'x'; 1 << 20];
-        let mut left = length;
-        while left > 0 {
-            let n = left.min(piece.len());
-            if writer.write_all(&piece[..n]).is_err() {
-                break;
-            }
-            left -= n;
-        }
-    });
-    let mut raw = Vec::new();
-    let _ = conn.read_to_end(&mut raw);
-    let _ = sender.join();
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let headers = headers_of(head.lines().skip(1).filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())));
-    let body = if headers.get("transfer-encoding").is_some_and(|t| t.contains("chunked")) { dechunk(body) } else { body.to_string() };
-    Resp { status, body: body.into_bytes(), headers }
-}
-
-/// An HTTP/1.1 chunked body's data (RFC 9112, section 7.1).
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
-        if n == 0 || after.len() < n {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = after[n..].trim_start_matches("\r\n");
-    }
-    out
+    let auth = basic("__token__", token);
+    send_declared(w, "POST", "/pypi/legacy/", &[("Authorization", &auth), ("Content-Type", "multipart/form-data; boundary=b")], b"", (100 << 20) + 1)
 }

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::e2e::pypi::*;
-use common::e2e::upstreams::{Fault, FaultProxy};
+use common::e2e::upstreams::{Fault, FaultProxy, Forwarder};
 use common::e2e::*;
 use serde_json::json;
 
@@ -25,7 +25,7 @@ fn assert_all_installed(s: &Scratch, dir: &str) {
 }
 
 /// File fetches (not PEP 658 metadata) the forwarder passed on.
-fn file_fetches(origin: &PublicPypi) -> usize {
+fn file_fetches(origin: &Forwarder) -> usize {
     origin.count("/files/") - origin.count(".metadata")
 }
 

@@ -41,3 +41,13 @@ ensure_worker_built() {
     bash scripts/build-worker.sh
   fi
 }
+
+# The results table: one row per metric, the Worker first, and the ratio (>1: the Worker is
+# better; other/worker for times and sizes, worker/other for rates).
+row() { # METRIC WORKER OTHER higher|lower
+  local ratio
+  ratio=$(awk -v w="$2" -v v="$3" -v k="$4" 'BEGIN{ if (k=="higher") r=(v>0)?w/v:0; else r=(w>0)?v/w:0; printf "%.2f", r }')
+  printf '%-52s %12s %12s %8s\n' "$1" "$2" "$3" "$ratio"
+}
+head_row() { printf '%-52s %12s %12s %8s\n' "$1" worker "$2" ratio; printf '%-52s %12s %12s %8s\n' ------ ------ "${2//?/-}" -----; }
+mib() { awk -v x="$1" 'BEGIN{printf "%.1f", x/1048576}'; }

@@ -3,12 +3,13 @@
 //! `scripts/test.sh` builds the Worker and installs the clients before these tests run.
 //! A test file takes it with `mod common; use common::e2e::*;` (the builders come along).
 
+pub mod cargo;
 pub mod pypi;
 pub mod upstreams;
 
 pub use super::builders::*;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -310,4 +311,74 @@ pub fn layer(s: &Scratch, name: &str, size: usize) -> PathBuf {
     tar.append_path_with_name(&src, "payload.bin").unwrap();
     tar.finish().unwrap();
     tar_path
+}
+
+/// The R2 objects of a Worker's local bucket (miniflare keeps one blob file per object).
+pub fn stored_objects(w: &Worker) -> usize {
+    std::fs::read_dir(w.state_dir().join("v3/r2/edgeregistry/blobs")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// Waits up to 5 s for the bucket to hold `expected` objects again (a refused streamed upload
+/// may be removed just after its answer); the count seen.
+pub fn settled_objects(w: &Worker, expected: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let n = stored_objects(w);
+        if n == expected || Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Sends `method path` with `headers` and a declared body of `length` bytes: `prefix`, then
+/// `x` to the end, written in full from another thread as a client would (with most of a
+/// declared body never sent, workerd gave no answer within a minute). For bodies over a limit;
+/// the answer is read raw from the socket.
+pub fn send_declared(w: &Worker, method: &str, path: &str, headers: &[(&str, &str)], prefix: &[u8], length: usize) -> Resp {
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", w.port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n", w.port);
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {length}\r\nConnection: close\r\n\r\n"));
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(prefix).unwrap();
+    let rest = length - prefix.len();
+    let mut writer = conn.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let piece = vec![b'x'; 1 << 20];
+        let mut left = rest;
+        while left > 0 {
+            let n = left.min(piece.len());
+            if writer.write_all(&piece[..n]).is_err() {
+                break;
+            }
+            left -= n;
+        }
+    });
+    let mut raw = Vec::new();
+    let _ = conn.read_to_end(&mut raw);
+    let _ = sender.join();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let headers = headers_of(head.lines().skip(1).filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())));
+    let body = if headers.get("transfer-encoding").is_some_and(|t| t.contains("chunked")) { dechunk(body) } else { body.to_string() };
+    Resp { status, body: body.into_bytes(), headers }
+}
+
+/// An HTTP/1.1 chunked body's data (RFC 9112, section 7.1).
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
 }

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::upstreams::Service;
+use super::upstreams::{Forwarder, Service};
 use super::*;
 
 /// The virtual environment scripts/setup-python.sh fills.
@@ -279,29 +279,13 @@ impl PypiServer {
     }
 }
 
-/// A forwarding proxy to the public PyPI (tests/common/e2e/pypi_forward.py): its simple index
-/// is `{url}/simple/`, files come through it too, and it logs every request.
-pub struct PublicPypi(pub Service);
+/// A forwarding proxy to the public PyPI (tests/common/e2e/forward.py): its simple index is
+/// `{url}/simple/`, files come through it too, and it logs every request.
+pub struct PublicPypi;
 
 impl PublicPypi {
-    pub fn start() -> PublicPypi {
-        let script = root().join("tests/common/e2e/pypi_forward.py");
-        let command = format!("{} {} $PORT requests.log", tool("python").display(), script.display());
-        PublicPypi(Service::start("pypi forwarder", &command, "/simple/pip/", |_, _| {}))
-    }
-
-    pub fn url(&self) -> &str {
-        &self.0.url
-    }
-
-    /// The requests it forwarded whose line contains `needle`.
-    pub fn count(&self, needle: &str) -> usize {
-        let log = std::fs::read_to_string(self.0.dir.path().join("requests.log")).unwrap_or_default();
-        log.lines().filter(|l| l.contains(needle)).count()
-    }
-
-    pub fn stop(&mut self) {
-        self.0.stop();
+    pub fn start() -> Forwarder {
+        Forwarder::start("pypi", "/simple/pip/")
     }
 }
 

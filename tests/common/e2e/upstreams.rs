@@ -71,6 +71,32 @@ impl Drop for Service {
     }
 }
 
+/// A forwarding proxy to a public registry (tests/common/e2e/forward.py, `mode` `pypi` or
+/// `cargo`) that logs every request and can be stopped to cut the Worker off.
+pub struct Forwarder(pub Service);
+
+impl Forwarder {
+    pub fn start(mode: &str, ready_path: &str) -> Forwarder {
+        let script = root().join("tests/common/e2e/forward.py");
+        let command = format!("exec python3 {} {mode} $PORT requests.log", script.display());
+        Forwarder(Service::start(&format!("{mode} forwarder"), &command, ready_path, |_, _| {}))
+    }
+
+    pub fn url(&self) -> &str {
+        &self.0.url
+    }
+
+    /// The requests it forwarded whose line contains `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        let log = std::fs::read_to_string(self.0.dir.path().join("requests.log")).unwrap_or_default();
+        log.lines().filter(|l| l.contains(needle)).count()
+    }
+
+    pub fn stop(&mut self) {
+        self.0.stop();
+    }
+}
+
 /// verdaccio (npm) with no uplinks and fresh storage.
 pub struct Verdaccio(pub Service);
 
@@ -258,9 +284,9 @@ fn serve_one(mut conn: TcpStream, upstream: &str, fault: &Mutex<Fault>, log: &Mu
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
         .collect();
     let mut data = resp.into_body().with_config().limit(4 << 30).read_to_vec().unwrap_or_default();
-    // npm tarballs, OCI blobs, Python wheels and sdists (not their PEP 658 `.metadata`).
+    // npm tarballs, OCI blobs, Python wheels and sdists (not their PEP 658 `.metadata`), crates.
     let file = path.split(['?', '#']).next().unwrap_or_default();
-    let artifact = [".tgz", ".whl", ".tar.gz", ".zip"].iter().any(|e| file.ends_with(e)) || path.contains("/blobs/");
+    let artifact = [".tgz", ".whl", ".tar.gz", ".zip", ".crate"].iter().any(|e| file.ends_with(e)) || path.contains("/blobs/");
     // Links the upstream writes into its documents lead back through this proxy.
     if !artifact {
         if let (Ok(text), Some(me)) = (std::str::from_utf8(&data), conn.local_addr().ok()) {
