@@ -229,10 +229,16 @@ fn refused_publishes_store_nothing() {
     trailing.extend_from_slice(b"more");
     refused(&reg, publish_req(&token, trailing), 400, "");
     refused(&reg, publish_req(&token, Vec::new()), 400, "");
-    // The .crate must be gzip (a .tar.gz), empty or not.
+    // The .crate must be a gzipped tarball of `fine-1.0.0/…` with a Cargo.toml.
     for krate in [b"PK\x03\x04 a zip".as_slice(), b"", b"\x1f"] {
-        refused(&reg, publish_req(&token, cargo_publish_body(&cargo_metadata("fine", "1.0.0", json!({})), krate)), 400, "not a gzip file");
+        refused(&reg, publish_req(&token, cargo_publish_body(&cargo_metadata("fine", "1.0.0", json!({})), krate)), 400, "invalid .crate file");
     }
+    let other = crate_file("other", "1.0.0", 10);
+    refused(&reg, publish_req(&token, cargo_publish_body(&cargo_metadata("fine", "1.0.0", json!({})), &other)), 400, "invalid .crate file");
+    let mut flipped = crate_file("fine", "1.0.0", 10);
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x55;
+    refused(&reg, publish_req(&token, cargo_publish_body(&cargo_metadata("fine", "1.0.0", json!({})), &flipped)), 400, "invalid .crate file");
     // Nothing of `fine` was kept anywhere.
     assert!(cargo_keys(&reg).iter().all(|k| !k.contains("fine")), "{:?}", cargo_keys(&reg));
 }
@@ -257,9 +263,9 @@ fn oversize_crates_are_413_with_or_without_a_length() {
     req.headers.remove("Content-Length");
     req.body = Body::Stream(PlatformStream::from_pieces(Box::pin(futures::stream::iter(pieces)), None));
     refused(&reg, req, 413, "");
-    // Just under the limit is accepted.
-    let mut krate = vec![3u8; (10 << 20) - 1];
-    krate[..2].copy_from_slice(&[0x1f, 0x8b]);
+    // Just under the limit is accepted (incompressible filler: the .crate stays that large).
+    let krate = crate_file("big", "1.0.0", (10 << 20) - (64 << 10));
+    assert!(krate.len() < 10 << 20 && krate.len() > (10 << 20) - (64 << 10), "{}", krate.len());
     let r = reg.send(publish_req(&token, cargo_publish_body(&cargo_metadata("big", "1.0.0", json!({})), &krate)));
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(reg.send(Request::new(Method::Get, "/cargo/api/v1/crates/big/1.0.0/download")).body.len(), krate.len());

@@ -7,9 +7,10 @@
 
 mod common;
 
-use common::cargo_proxy::{crate_bytes, index_line, index_path, send, serve_config, serve_index, Hosted};
+use common::cargo_proxy::{crate_bytes, index_line, index_path, serve_config, serve_index};
 use common::upstream::{Answer, FakeUpstream};
 use common::*;
+use serde_json::json;
 use edgeregistry::cargo::names::CrateName;
 use edgeregistry::cargo::proxy;
 use edgeregistry::http::{Method, Request};
@@ -20,7 +21,6 @@ const UP: &str = "https://index.up.example";
 struct Mirror {
     reg: Reg,
     up: FakeUpstream,
-    hosted: Hosted,
 }
 
 impl Mirror {
@@ -33,11 +33,26 @@ impl Mirror {
         );
         let reg = Reg::with_vars(&[("CARGO_UPSTREAMS", upstreams.as_str()), ("UP_TOKEN", "s3cret-upstream-token")]);
         let up = FakeUpstream::install(&reg.mem);
-        Mirror { reg, up, hosted: Hosted::default() }
+        Mirror { reg, up }
     }
 
     fn send(&self, req: Request) -> Resp {
-        send(&self.reg, &self.hosted, req)
+        self.reg.send(req)
+    }
+
+    /// Publishes 0.1.0 of `name` with a token whose scope names it: hosted from now on.
+    fn host(&self, name: &str) {
+        self.reg.create_user("host-owner");
+        // A scope naming the crate: an admin's grant, which may claim a name the upstream has.
+        let token = self.reg.create_token("host-owner", json!({"protocol": "cargo", "scopes": [format!("cargo:crate:{name}:write")]}));
+        let krate = crate_file(name, "0.1.0", 100);
+        let body = cargo_publish_body(&cargo_metadata(name, "0.1.0", json!({})), &krate);
+        let req = Request::new(Method::Put, "/cargo/api/v1/crates/new")
+            .with_header("Authorization", &token)
+            .with_header("Content-Length", &body.len().to_string())
+            .with_body(body);
+        let r = self.reg.send(req);
+        assert_eq!(r.status, 200, "hosted publish of {name}: {r:?}");
     }
 
     fn index(&self, name: &str) -> Resp {
@@ -268,7 +283,7 @@ fn hosted_crates_are_never_proxied() {
     let m = Mirror::start("");
     serve_config(&m.up, &format!("{UP}/dl"));
     m.serves("mine", &["1.0.0"], |v| format!("/dl/mine/{v}/download"));
-    m.hosted.add("mine");
+    m.host("mine");
     let idx = m.index("mine");
     assert_eq!((idx.status, state(&idx)), (200, None), "{idx:?}");
     assert!(idx.text().contains("\"0.1.0\""), "the hosted file");
@@ -333,7 +348,7 @@ fn each_upstream_downloads_from_its_own_dl() {
         {"id":"public","url":"https://public.example","resilience":{"maxRetries":0}}]}"#;
     let reg = Reg::with_vars(&[("CARGO_UPSTREAMS", upstreams)]);
     let up = FakeUpstream::install(&reg.mem);
-    let m = Mirror { reg, up, hosted: Hosted::default() };
+    let m = Mirror { reg, up };
     m.up.serve("https://corp.example/index/config.json", Answer::json(200, &serde_json::json!({"dl": "https://corp.example/files/{crate}-{version}"})));
     m.up.serve("https://public.example/config.json", Answer::json(200, &serde_json::json!({"dl": "https://cdn.public.example/crates"})));
     for (name, index_url, crate_url) in [

@@ -340,7 +340,6 @@ impl<const HTML: bool> Mirror for PypiMirror<HTML> {
 struct CargoMirror {
     reg: Reg,
     up: FakeUpstream,
-    hosted: common::cargo_proxy::Hosted,
 }
 
 impl Mirror for CargoMirror {
@@ -348,15 +347,11 @@ impl Mirror for CargoMirror {
         let reg = Reg::with_vars(&[("CARGO_UPSTREAMS", upstreams_json(extra_resilience).as_str())]);
         let up = FakeUpstream::install(&reg.mem);
         common::cargo_proxy::serve_config(&up, &format!("{}/dl", common::pullthrough::UPSTREAM));
-        CargoMirror { reg, up, hosted: Default::default() }
+        CargoMirror { reg, up }
     }
 
     fn reg(&self) -> &Reg {
         &self.reg
-    }
-
-    fn answer_all(&self, reqs: Vec<Request>) -> Vec<(Resp, f64)> {
-        common::cargo_proxy::answer_all(&self.reg, &self.hosted, reqs)
     }
 
     fn upstream(&self) -> &FakeUpstream {
@@ -376,8 +371,19 @@ impl Mirror for CargoMirror {
         }
     }
 
+    /// Publishes 0.1.0 of the name with a token whose scope names it.
     fn host(&self, name: &str) {
-        self.hosted.add(name);
+        self.reg.create_user("host-owner");
+        // A scope naming the crate: an admin's grant, which may claim a name the upstream has.
+        let token = self.reg.create_token("host-owner", json!({"protocol": "cargo", "scopes": [format!("cargo:crate:{name}:write")]}));
+        let krate = crate_file(name, "0.1.0", 100);
+        let body = cargo_publish_body(&cargo_metadata(name, "0.1.0", json!({})), &krate);
+        let req = Request::new(Method::Put, "/cargo/api/v1/crates/new")
+            .with_header("Authorization", &token)
+            .with_header("Content-Length", &body.len().to_string())
+            .with_body(body);
+        let r = self.reg.send(req);
+        assert_eq!(r.status, 200, "hosted publish of {name}: {r:?}");
     }
 
     fn document_request(&self, name: &str) -> Request {

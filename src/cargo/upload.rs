@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::jobs::{self, CargoJob, Writer};
 use super::names::CrateName;
-use super::publish::{Event, FrameParser, Limits, PublishError, PublishMetadata};
+use super::publish::{CrateFileCheck, CrateFileError, Event, FrameParser, Limits, PublishError, PublishMetadata, MAX_UNPACKED};
 use super::record::VersionRecord;
 use super::{errors, index, keys, proxy, Ctx};
 use crate::auth::Action;
@@ -45,16 +45,16 @@ struct Incoming {
     writer: Writer,
     out: ObjectWriter,
     hasher: Sha256,
-    /// The first bytes of the `.crate`, up to the gzip magic's length.
-    head: Vec<u8>,
+    /// A `.crate` is a gzipped tarball of `{name}-{vers}/…` (Cargo book, "Registry Web API",
+    /// publish): checked as it streams past, so a file cargo could not unpack is never stored.
+    check: CrateFileCheck,
 }
 
-/// A `.crate` is a gzipped tarball (Cargo book, "Registry Web API", publish); gzip members
-/// start with these two bytes (RFC 1952 §2.3.1).
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
-fn not_gzip() -> Error {
-    Error::invalid("the .crate is not a gzip file (a crate is a .tar.gz made by `cargo package`)")
+fn crate_file_error(e: CrateFileError) -> Error {
+    match e {
+        CrateFileError::TooLarge => Error::too_large(e.to_string()),
+        CrateFileError::Invalid(_) => Error::invalid(e.to_string()),
+    }
 }
 
 /// `PUT api/v1/crates/new`.
@@ -70,10 +70,10 @@ pub async fn publish(ctx: &Ctx<'_>, req: Request) -> Result<Response> {
         return Err(too_large());
     }
     let incoming = receive(ctx, req.body).await?;
-    let Incoming { meta, name, id, key, writer, out, hasher, head } = incoming;
-    if head != GZIP_MAGIC {
+    let Incoming { meta, name, id, key, writer, out, hasher, check } = incoming;
+    if let Err(e) = check.finish() {
         out.abort().await;
-        return Err(not_gzip());
+        return Err(crate_file_error(e));
     }
     let stored = out.finish().await.map_err(store_error)?;
     let cksum = hex::encode(hasher.finalize());
@@ -146,12 +146,7 @@ async fn read_body(ctx: &Ctx<'_>, body: Body, incoming: &mut Option<Incoming>) -
                     let Some(file) = incoming.as_mut() else {
                         return Err(Error::invalid("malformed publish body: crate data before the metadata"));
                     };
-                    if file.head.len() < GZIP_MAGIC.len() {
-                        file.head.extend(data.iter().take(GZIP_MAGIC.len() - file.head.len()));
-                        if !GZIP_MAGIC.starts_with(&file.head) {
-                            return Err(not_gzip());
-                        }
-                    }
+                    file.check.update(&data).map_err(crate_file_error)?;
                     file.hasher.update(&data);
                     file.out.write(&data).await.map_err(store_error)?;
                 }
@@ -185,7 +180,8 @@ async fn start(ctx: &Ctx<'_>, meta: PublishMetadata) -> Result<Incoming> {
     ctx.storage.check(Operation::Put, key.as_str(), hook.clone()).await?;
     let store: Rc<dyn ObjectStore> = Rc::new(HookedStore { storage: ctx.storage.clone(), meta: hook });
     let out = ObjectWriter::new(store, key.as_str(), key.put_options(BTreeMap::new()));
-    Ok(Incoming { meta, name, id, key, writer, out, hasher: Sha256::new(), head: Vec::new() })
+    let check = CrateFileCheck::new(&meta.name, &meta.vers, MAX_UNPACKED);
+    Ok(Incoming { meta, name, id, key, writer, out, hasher: Sha256::new(), check })
 }
 
 /// The first publish of a name an upstream (crates.io) also has is refused: claiming it here

@@ -1,110 +1,11 @@
-//! Cargo's pull-through functions (`edgeregistry::cargo::proxy`) behind a small router until
-//! the Cargo module routes them: index files at cargo's paths under `/cargo/`, downloads at
-//! `/cargo/api/v1/crates/{crate}/{version}/download`, the admin purge under
-//! `/-/admin/cache/cargo/{name}`; hosted crates are a set the test fills (each gets a
-//! one-line hosted index file and no downloads). Everything else goes to the registry. Also
-//! what a sparse-registry upstream serves: index lines, `.crate` bytes, `config.json`.
+//! What a sparse-registry upstream serves, for the Cargo mirror's tests: index lines,
+//! `.crate` bytes, `config.json`.
 
-use std::cell::RefCell;
-use std::collections::BTreeSet;
-
-use edgeregistry::cargo::names::{name_from_index_path, CrateName};
-use edgeregistry::cargo::proxy;
-use edgeregistry::error::Error;
-use edgeregistry::http::{Method, Request, Response};
-use edgeregistry::App;
-use serde_json::json;
+use edgeregistry::cargo::names::CrateName;
 
 use super::upstream::{Answer, FakeUpstream};
-use super::{pseudo_random, sha256_hex, Reg, Resp, ADMIN_TOKEN};
-
-/// The crates "hosted" here (canonical names: every spelling of one is hosted).
-#[derive(Default)]
-pub struct Hosted(pub RefCell<BTreeSet<String>>);
-
-impl Hosted {
-    pub fn add(&self, name: &str) {
-        self.0.borrow_mut().insert(CrateName::parse(name).expect("valid crate name").canonical());
-    }
-
-    pub fn has(&self, name: &CrateName) -> bool {
-        self.0.borrow().contains(&name.canonical())
-    }
-}
-
-/// An error in cargo's shape (the Cargo book, "Registry Web API": `{"errors":[{"detail"}]}`).
-fn render(e: Error) -> Response {
-    let body = Response::json(e.status(), &json!({"errors": [{"detail": e.public_detail()}]}));
-    e.decorate(body)
-}
-
-fn not_found() -> Response {
-    render(Error::not_found("not found"))
-}
-
-/// Answers `req` as the Cargo module will.
-pub async fn route(app: &App, hosted: &Hosted, req: Request) -> Response {
-    let path = req.path.clone();
-    if let Some(rest) = path.strip_prefix("/cargo/api/v1/crates/") {
-        let parts: Vec<&str> = rest.split('/').collect();
-        let [name, version, "download"] = parts.as_slice() else { return not_found() };
-        let Some(name) = CrateName::parse(name) else { return not_found() };
-        // Hosted first, as the Cargo module's download route: a hosted crate's versions are
-        // its own (none here).
-        if hosted.has(&name) {
-            return not_found();
-        }
-        return match proxy::download(app, &req, &name, version).await {
-            Ok(Some(r)) => r,
-            Ok(None) => not_found(),
-            Err(e) => render(e),
-        };
-    }
-    if let Some(name) = path.strip_prefix("/cargo/").and_then(name_from_index_path) {
-        if hosted.has(&name) {
-            return Response::bytes(200, "text/plain", format!("{}\n", index_line(name.as_str(), "0.1.0", b"hosted")).into_bytes());
-        }
-        return match proxy::index_file(app, &req, &name).await {
-            Ok(Some(r)) => r,
-            Ok(None) => not_found(),
-            Err(e) => render(e),
-        };
-    }
-    if let (Method::Delete, Some(name)) = (req.method, path.strip_prefix("/-/admin/cache/cargo/")) {
-        if req.header("authorization") != Some(format!("Bearer {ADMIN_TOKEN}").as_str()) {
-            return render(Error::denied("admin only"));
-        }
-        return match proxy::purge_cache(app, name).await {
-            Ok(n) => Response::json(200, &json!({"purged": n})),
-            Err(e) => render(e),
-        };
-    }
-    app.handle(req).await
-}
-
-/// Sends the requests at once through [`route`], as `Reg::answer_all` does through the app.
-pub fn answer_all(reg: &Reg, hosted: &Hosted, reqs: Vec<Request>) -> Vec<(Resp, f64)> {
-    use edgeregistry::platform::Clock;
-    let clock = reg.mem.clock.clone();
-    let start = clock.now_ms();
-    let timed = reqs.into_iter().map(|req| {
-        let clock = clock.clone();
-        async move {
-            let resp = route(&reg.app, hosted, req).await;
-            let (status, headers) = (resp.status, resp.headers.clone());
-            let resp = Resp { status, headers, body: resp.into_bytes().await };
-            (resp, clock.now_ms() - start)
-        }
-    });
-    reg.mem.background.run(futures::future::join_all(timed)).expect("a request waits for something no timer will bring")
-}
-
-/// One request through [`route`], then the background work it left.
-pub fn send(reg: &Reg, hosted: &Hosted, req: Request) -> Resp {
-    let resp = answer_all(reg, hosted, vec![req]).remove(0).0;
-    reg.settle();
-    resp
-}
+use super::{pseudo_random, sha256_hex};
+use serde_json::json;
 
 // ---------------------------------------------------------------- the upstream's side
 
