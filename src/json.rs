@@ -32,15 +32,10 @@ impl std::fmt::Display for JsonError {
 pub fn value_count(bytes: &[u8]) -> usize {
     let mut count = 1;
     let mut in_string = false;
-    let mut escaped = false;
+    let mut string_end = StringEnd::default();
     for &b in bytes {
         if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
+            in_string = !string_end.closes(b);
             continue;
         }
         match b {
@@ -64,6 +59,28 @@ pub fn check_complexity(bytes: &[u8], limit: usize) -> Result<(), JsonError> {
 pub fn parse_bounded<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, JsonError> {
     check_complexity(bytes, limit)?;
     serde_json::from_slice(bytes).map_err(|e| JsonError::Malformed(e.to_string()))
+}
+
+/// Finds where a JSON string ends when it is scanned byte by byte (RFC 8259 §7: a `"` not
+/// escaped by a backslash), for the streaming rewriters that never parse a whole document.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StringEnd {
+    escaped: bool,
+}
+
+impl StringEnd {
+    /// Whether `b`, the next byte inside a string, closes it.
+    pub fn closes(&mut self, b: u8) -> bool {
+        if self.escaped {
+            self.escaped = false;
+            false
+        } else if b == b'\\' {
+            self.escaped = true;
+            false
+        } else {
+            b == b'"'
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ mod common;
 use common::cargo_proxy::{crate_bytes, index_line, index_path, serve_config, serve_index};
 use common::upstream::{Answer, FakeUpstream};
 use common::*;
-use serde_json::json;
 use edgeregistry::cargo::names::CrateName;
 use edgeregistry::cargo::proxy;
 use edgeregistry::http::{Method, Request};
@@ -42,17 +41,7 @@ impl Mirror {
 
     /// Publishes 0.1.0 of `name` with a token whose scope names it: hosted from now on.
     fn host(&self, name: &str) {
-        self.reg.create_user("host-owner");
-        // A scope naming the crate: an admin's grant, which may claim a name the upstream has.
-        let token = self.reg.create_token("host-owner", json!({"protocol": "cargo", "scopes": [format!("cargo:crate:{name}:write")]}));
-        let krate = crate_file(name, "0.1.0", 100);
-        let body = cargo_publish_body(&cargo_metadata(name, "0.1.0", json!({})), &krate);
-        let req = Request::new(Method::Put, "/cargo/api/v1/crates/new")
-            .with_header("Authorization", &token)
-            .with_header("Content-Length", &body.len().to_string())
-            .with_body(body);
-        let r = self.reg.send(req);
-        assert_eq!(r.status, 200, "hosted publish of {name}: {r:?}");
+        self.reg.host_crate(name);
     }
 
     fn index(&self, name: &str) -> Resp {

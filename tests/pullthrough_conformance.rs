@@ -265,16 +265,7 @@ impl<const HTML: bool> Mirror for PypiMirror<HTML> {
 
     /// Uploads an sdist of the name with twine's fields.
     fn host(&self, name: &str) {
-        self.reg.create_user("host-owner");
-        let token = self.reg.create_token("host-owner", json!({"protocol": "pypi"}));
-        let (filename, bytes) = sdist(name, "0.1.0");
-        let boundary = "conformance-boundary";
-        let body = multipart_form(boundary, &pypi_upload_fields(name, "0.1.0", &filename, &bytes), Some(("content", &filename, &bytes)));
-        let req = basic(Request::new(Method::Post, "/pypi/"), "__token__", &token)
-            .with_header("Content-Type", &format!("multipart/form-data; boundary={boundary}"))
-            .with_body(body);
-        let r = self.reg.send(req);
-        assert_eq!(r.status, 200, "hosted upload of {name}: {r:?}");
+        self.reg.host_pypi_project(name);
     }
 
     fn document_request(&self, name: &str) -> Request {
@@ -373,17 +364,7 @@ impl Mirror for CargoMirror {
 
     /// Publishes 0.1.0 of the name with a token whose scope names it.
     fn host(&self, name: &str) {
-        self.reg.create_user("host-owner");
-        // A scope naming the crate: an admin's grant, which may claim a name the upstream has.
-        let token = self.reg.create_token("host-owner", json!({"protocol": "cargo", "scopes": [format!("cargo:crate:{name}:write")]}));
-        let krate = crate_file(name, "0.1.0", 100);
-        let body = cargo_publish_body(&cargo_metadata(name, "0.1.0", json!({})), &krate);
-        let req = Request::new(Method::Put, "/cargo/api/v1/crates/new")
-            .with_header("Authorization", &token)
-            .with_header("Content-Length", &body.len().to_string())
-            .with_body(body);
-        let r = self.reg.send(req);
-        assert_eq!(r.status, 200, "hosted publish of {name}: {r:?}");
+        self.reg.host_crate(name);
     }
 
     fn document_request(&self, name: &str) -> Request {

@@ -39,16 +39,7 @@ impl Mirror {
 
     /// Uploads an sdist of `project`: from now on it is hosted here.
     fn host(&self, project: &str) {
-        self.reg.create_user("host-owner");
-        let token = self.reg.create_token("host-owner", json!({"protocol": "pypi"}));
-        let (filename, bytes) = sdist(project, "0.1.0");
-        let boundary = "hosting-boundary";
-        let body = multipart_form(boundary, &pypi_upload_fields(project, "0.1.0", &filename, &bytes), Some(("content", &filename, &bytes)));
-        let req = basic(Request::new(Method::Post, "/pypi/"), "__token__", &token)
-            .with_header("Content-Type", &format!("multipart/form-data; boundary={boundary}"))
-            .with_body(body);
-        let r = self.send(req);
-        assert_eq!(r.status, 200, "hosted upload of {project}: {r:?}");
+        self.reg.host_pypi_project(project);
     }
 
     fn page(&self, project: &str, accept: &str) -> Resp {

@@ -61,7 +61,7 @@ pub struct Rewriter {
     name: PackageName,
     stack: Vec<Frame>,
     in_string: bool,
-    escaped: bool,
+    string_end: crate::json::StringEnd,
     capture: Capture,
     captured: Vec<u8>,
     overflow: bool,
@@ -79,7 +79,7 @@ impl Rewriter {
             name: name.clone(),
             stack: Vec::new(),
             in_string: false,
-            escaped: false,
+            string_end: Default::default(),
             capture: Capture::None,
             captured: Vec::new(),
             overflow: false,
@@ -95,11 +95,7 @@ impl Rewriter {
         let mut copy_from = 0;
         for (i, &b) in input.iter().enumerate() {
             if self.in_string {
-                if self.escaped {
-                    self.escaped = false;
-                } else if b == b'\\' {
-                    self.escaped = true;
-                } else if b == b'"' {
+                if self.string_end.closes(b) {
                     self.in_string = false;
                     if self.capture == Capture::Tarball {
                         out.extend_from_slice(self.end_tarball()?.as_bytes());

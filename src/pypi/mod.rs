@@ -32,7 +32,7 @@ pub use module::MODULE;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use serde_json::json;
 
-use crate::auth::{Action, Auth, Principal};
+use crate::auth::{owners, Action, Auth, Principal};
 use crate::config::Protocol;
 use crate::error::{Error, Result};
 use crate::http::{decode_path, Method, Request, Response};
@@ -70,26 +70,15 @@ impl Ctx<'_> {
 
     /// Read access: anonymous when the protocol allows it, else a credential with read scope.
     fn check_read(&self, name: &ProjectName) -> Result<()> {
-        match &self.principal {
-            _ if self.anonymous_read() => Ok(()),
-            None => Err(unauthorized("authentication required")),
-            Some(p) if p.can(Protocol::Pypi, name.as_str(), Action::Read) => Ok(()),
-            Some(p) => Err(Error::denied(format!("user {} may not read {name}", p.user))),
-        }
+        owners::read_access(self.principal.as_ref(), self.anonymous_read(), Protocol::Pypi, name.as_str())
+            .map_err(|r| r.into_error(|| unauthorized("authentication required")))
     }
 
     /// Whom a write is for: the caller must be authenticated and hold the scope. Ownership
     /// is checked early against the record and again by the job under the project's lock.
     fn writer(&self, name: &ProjectName, action: Action) -> Result<Writer> {
-        match &self.principal {
-            None => Err(unauthorized("authentication required")),
-            Some(p) if p.can(Protocol::Pypi, name.as_str(), action) => Ok(Writer {
-                user: p.user.clone(),
-                may_override: crate::auth::owners::bypasses(p, Protocol::Pypi, name.as_str(), action),
-            }),
-            Some(p) if p.readonly => Err(Error::denied("this token is read-only")),
-            Some(p) => Err(Error::denied(format!("user {} may not {} {name}", p.user, action.as_str()))),
-        }
+        owners::writer(self.principal.as_ref(), Protocol::Pypi, name.as_str(), action)
+            .map_err(|r| r.into_error(|| unauthorized("authentication required")))
     }
 
     fn hook_meta(&self, name: &ProjectName, version: Option<&str>) -> HookMetadata {
@@ -101,16 +90,12 @@ impl Ctx<'_> {
         Ok(jobs::load(&*self.app.platform.store, name).await?)
     }
 
-    /// Runs a change of the record under its lock. The storage hooks are asked first, as for
-    /// any write (the job itself runs where no request context exists).
+    /// Runs a change of the record under its lock (`Storage::run_job`: the hooks are asked
+    /// first and told after).
     async fn run(&self, name: &ProjectName, job: PypiJob) -> Result<serde_json::Value> {
         let operation = if job.deletes() { Operation::Delete } else { Operation::Put };
-        let key = keys::project(name);
-        let meta = HookMetadata { content_type: Some(key.kind.content_type.into()), ..self.hook_meta(name, None) };
-        self.storage.check(operation, key.as_str(), meta.clone()).await?;
-        let result = crate::jobs::run(&*self.app.platform.coordinator, &name.lock(), Protocol::Pypi, &job).await?;
-        self.storage.notify(operation, key.as_str(), meta).await;
-        Ok(result)
+        let coordinator = &*self.app.platform.coordinator;
+        self.storage.run_job(coordinator, &name.lock(), operation, &keys::project(name), self.hook_meta(name, None), &job).await
     }
 }
 

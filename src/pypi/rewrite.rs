@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::simple::escape_html;
+
 /// The longest single file entry, `meta` or version string kept while it is read.
 pub const MAX_CAPTURE: usize = 64 * 1024;
 /// The deepest nesting accepted in a JSON page.
@@ -128,7 +130,7 @@ pub struct JsonScanner {
     /// Open containers: `true` for an object.
     stack: Vec<bool>,
     in_string: bool,
-    escaped: bool,
+    string_end: crate::json::StringEnd,
     /// In the top-level object, the next string is a key.
     expecting_key: bool,
     reading_key: bool,
@@ -222,11 +224,7 @@ impl Scanner for JsonScanner {
         for &b in chunk {
             if self.in_string {
                 if self.reading_key {
-                    if self.escaped {
-                        self.escaped = false;
-                    } else if b == b'\\' {
-                        self.escaped = true;
-                    } else if b == b'"' {
+                    if self.string_end.closes(b) {
                         self.in_string = false;
                         self.reading_key = false;
                         continue;
@@ -237,11 +235,7 @@ impl Scanner for JsonScanner {
                     continue;
                 }
                 self.push(b)?;
-                if self.escaped {
-                    self.escaped = false;
-                } else if b == b'\\' {
-                    self.escaped = true;
-                } else if b == b'"' {
+                if self.string_end.closes(b) {
                     self.in_string = false;
                     if self.capture_depth == Some(self.stack.len()) {
                         self.end_capture(events);
@@ -581,22 +575,6 @@ fn unescape(s: &str) -> String {
     out
 }
 
-/// Escapes text for an HTML attribute value or element content.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The last path segment of a URL, percent-decoded.
 pub fn last_segment(url: &str) -> String {
     let path = url.split(['?', '#']).next().unwrap_or_default();
@@ -734,7 +712,7 @@ impl HtmlWriter {
 
     fn start(&mut self, out: &mut Vec<u8>) {
         if !std::mem::replace(&mut self.started, true) {
-            let name = escape(&self.name);
+            let name = escape_html(&self.name);
             out.extend_from_slice(
                 format!("<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.0\">\n    <title>Links for {name}</title>\n  </head>\n  <body>\n    <h1>Links for {name}</h1>\n")
                     .as_bytes(),
@@ -746,20 +724,20 @@ impl HtmlWriter {
 /// The anchor of one file in a PEP 503 page.
 pub fn anchor(f: &FileEntry) -> String {
     let fragment = f.hashes.get_key_value("sha256").or_else(|| f.hashes.iter().next()).map(|(k, v)| format!("#{k}={v}")).unwrap_or_default();
-    let mut a = format!("<a href=\"{}{}\"", escape(&f.url), escape(&fragment));
+    let mut a = format!("<a href=\"{}{}\"", escape_html(&f.url), escape_html(&fragment));
     if let Some(rp) = &f.requires_python {
-        a.push_str(&format!(" data-requires-python=\"{}\"", escape(rp)));
+        a.push_str(&format!(" data-requires-python=\"{}\"", escape_html(rp)));
     }
     match &f.yanked {
-        Some(Yanked::Reason(r)) => a.push_str(&format!(" data-yanked=\"{}\"", escape(r))),
+        Some(Yanked::Reason(r)) => a.push_str(&format!(" data-yanked=\"{}\"", escape_html(r))),
         Some(Yanked::Flag(true)) => a.push_str(" data-yanked=\"\""),
         _ => {}
     }
     if let Some(m) = f.metadata() {
         let value = m.sha256().map(|h| format!("sha256={h}")).unwrap_or_else(|| "true".into());
-        a.push_str(&format!(" data-core-metadata=\"{}\" data-dist-info-metadata=\"{}\"", escape(&value), escape(&value)));
+        a.push_str(&format!(" data-core-metadata=\"{}\" data-dist-info-metadata=\"{}\"", escape_html(&value), escape_html(&value)));
     }
-    a.push_str(&format!(">{}</a><br />\n", escape(&f.filename)));
+    a.push_str(&format!(">{}</a><br />\n", escape_html(&f.filename)));
     a
 }
 

@@ -141,6 +141,36 @@ impl Reg {
         self.create_token(name, json!({}))
     }
 
+    /// Uploads an sdist of PyPI project `name` 0.1.0 as twine does, asserting success: the
+    /// project is hosted from then on.
+    pub fn host_pypi_project(&self, name: &str) {
+        self.create_user("host-owner");
+        let token = self.create_token("host-owner", json!({"protocol": "pypi"}));
+        let (filename, bytes) = sdist(name, "0.1.0");
+        let boundary = "hosting-boundary";
+        let body = multipart_form(boundary, &pypi_upload_fields(name, "0.1.0", &filename, &bytes), Some(("content", &filename, &bytes)));
+        let req = basic(Request::new(Method::Post, "/pypi/"), "__token__", &token)
+            .with_header("Content-Type", &format!("multipart/form-data; boundary={boundary}"))
+            .with_body(body);
+        let r = self.send(req);
+        assert_eq!(r.status, 200, "hosted upload of {name}: {r:?}");
+    }
+
+    /// Publishes crate `name` 0.1.0 as cargo does, asserting success, with a token whose
+    /// scope names the crate (an admin's grant, which may claim a name an upstream has).
+    pub fn host_crate(&self, name: &str) {
+        self.create_user("host-owner");
+        let token = self.create_token("host-owner", json!({"protocol": "cargo", "scopes": [format!("cargo:crate:{name}:write")]}));
+        let krate = crate_file(name, "0.1.0", 100);
+        let body = cargo_publish_body(&cargo_metadata(name, "0.1.0", json!({})), &krate);
+        let req = Request::new(Method::Put, "/cargo/api/v1/crates/new")
+            .with_header("Authorization", &token)
+            .with_header("Content-Length", &body.len().to_string())
+            .with_body(body);
+        let r = self.send(req);
+        assert_eq!(r.status, 200, "hosted publish of {name}: {r:?}");
+    }
+
     /// Publishes `name@version` (path built from the name as-is), asserting success.
     pub fn publish_ok(&self, token: &str, name: &str, version: &str) -> Vec<u8> {
         let tgz = tarball(name, version);
