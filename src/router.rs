@@ -16,13 +16,14 @@ use crate::upstream::{StaticProvider, UpstreamProvider};
 
 pub struct App {
     pub platform: Platform,
-    pub config: Config,
+    pub config: Rc<Config>,
     pub hooks: Rc<Vec<Rc<dyn StorageHooks>>>,
     pub upstreams: Rc<dyn UpstreamProvider>,
 }
 
 impl App {
-    pub fn new(platform: Platform, config: Config) -> App {
+    pub fn new(platform: Platform, config: impl Into<Rc<Config>>) -> App {
+        let config = config.into();
         let mut hooks: Vec<Rc<dyn StorageHooks>> = Vec::new();
         if config.read_only {
             hooks.push(Rc::new(ReadOnlyHook));

@@ -131,9 +131,26 @@ fn runtime_response(resp: Response) -> worker::Result<worker::Response> {
         .body(body))
 }
 
+thread_local! {
+    /// The settings, read once per isolate: vars and secrets cannot change under a running
+    /// isolate (a new deploy or `wrangler secret put` starts new ones), and reading some
+    /// thirty bindings and parsing the upstream lists on every request cost more than
+    /// answering a cached GET.
+    static CONFIG: std::cell::RefCell<Option<Rc<Config>>> = const { std::cell::RefCell::new(None) };
+}
+
+fn config(env: &Env) -> Result<Rc<Config>, crate::config::ConfigError> {
+    if let Some(c) = CONFIG.with(|c| c.borrow().clone()) {
+        return Ok(c);
+    }
+    let c = Rc::new(Config::from_vars(&EnvVars(env))?);
+    CONFIG.with(|slot| *slot.borrow_mut() = Some(c.clone()));
+    Ok(c)
+}
+
 #[event(fetch)]
 async fn fetch(req: worker::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
-    let config = match Config::from_vars(&EnvVars(&env)) {
+    let config = match config(&env) {
         Ok(c) => c,
         Err(e) => {
             crate::logging::error(&e.to_string());
