@@ -7,6 +7,8 @@
 #   bash bench/ab.sh OTHER_CHECKOUT
 #   BENCH_ROUNDS=8 BENCH_REQUESTS=1000 BENCH_CONCURRENCY=16 BENCH_PACKAGES=50 BENCH_KINDS="packument tarball"
 #   BENCH_SKIP_BUILD=1  use build/worker of this checkout as it is
+#   BENCH_A_VARS="EDGE_CACHE:off" BENCH_B_VARS=…  settings for one side (NAME:VALUE, space-separated):
+#     `bash bench/ab.sh . ` with BENCH_B_VARS=EDGE_CACHE:off measures what one setting gives
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
 cd "$ROOT"
@@ -39,24 +41,26 @@ trap 'exit 130' INT TERM
 
 ensure_worker_built
 declare -A URL TOKEN
-start() { # LABEL CHECKOUT
-  local label=$1 dir=$2 port admin
+start() { # LABEL CHECKOUT VARS
+  local label=$1 dir=$2 port admin extra=()
+  for v in $3; do extra+=(--var "$v"); done
   port=$(free_port)
   admin=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
   rm -rf "$WORK/state-$label"
   (cd "$dir" && exec setsid node miniflare/worker.mjs --port "$port" --persist "$WORK/state-$label" --log-level warn \
-    --var "ADMIN_TOKEN:$admin") </dev/null >"$WORK/logs/$label.log" 2>&1 &
+    --var "ADMIN_TOKEN:$admin" "${extra[@]}") </dev/null >"$WORK/logs/$label.log" 2>&1 &
   PGIDS+=($!)
   URL[$label]="http://127.0.0.1:$port"
   wait_http "${URL[$label]}/-/health" 120 "${PGIDS[-1]}" "Worker $label"
+  URL[$label]=$(worker_direct_url "$WORK/logs/$label.log")
   curl -fsS -X POST "${URL[$label]}/-/admin/users" -H "Authorization: Bearer $admin" \
     -d '{"name":"bench","password":"bench-password-123"}' >/dev/null
   TOKEN[$label]=$(curl -fsS -X POST "${URL[$label]}/-/admin/tokens" -H "Authorization: Bearer $admin" \
     -d '{"user":"bench","protocol":"npm"}' | json_field token)
 }
-say "two Workers: A = this checkout, B = $OTHER"
-start A "$ROOT"
-start B "$OTHER"
+say "two Workers: A = this checkout ${BENCH_A_VARS:-}, B = $OTHER ${BENCH_B_VARS:-}"
+start A "$ROOT" "${BENCH_A_VARS:-}"
+start B "$OTHER" "${BENCH_B_VARS:-}"
 
 node "$LIB/fixture.mjs" "$WORK/fixture" "$PACKAGES"
 mapfile -t NAMES < <(cd "$WORK/fixture/packages" && ls -1 | sort)

@@ -72,6 +72,8 @@ setsid node "$ROOT/miniflare/worker.mjs" --port "$WPORT" --persist "$WORK/wrangl
 PGIDS+=($!)
 WURL="http://127.0.0.1:$WPORT"
 wait_http "$WURL/-/health" 120 "${PGIDS[-1]}" "the Worker"
+WURL=$(worker_direct_url "$LOGS/worker.log")
+WPORT=${WURL##*:}
 echo "Worker up on $WURL (log: bench/work/logs/worker.log)"
 admin() { curl -fsS --max-time 30 -X POST "$WURL/-/admin/$1" -H "Authorization: Bearer $ADMIN_TOKEN" \
   -H 'Content-Type: application/json' -d "$2"; }

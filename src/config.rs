@@ -134,6 +134,9 @@ pub struct Config {
     /// `STORE_SELFTEST`: the admin API may run the object-store conformance suite against the
     /// bucket (`POST /-/admin/selftest/store`); it writes and deletes under `selftest/`.
     pub store_selftest: bool,
+    /// `EDGE_CACHE`: the tiers of the edge cache in front of storage (`memory`, `http`;
+    /// default both, `off` for none).
+    pub edge_cache: crate::platform::EdgeTiers,
     /// Pull-through upstreams by protocol, from `<PROTO>_UPSTREAMS` (see `upstream::config`).
     pub upstreams: BTreeMap<Protocol, std::rc::Rc<crate::upstream::ProtocolUpstreams>>,
 }
@@ -252,7 +255,24 @@ impl Config {
                 upstreams.insert(p, std::rc::Rc::new(u));
             }
         }
+        let edge_cache = match get("EDGE_CACHE").map(|v| v.trim().to_ascii_lowercase()) {
+            None => crate::platform::EdgeTiers::ALL,
+            Some(v) if v == "off" || v == "none" => crate::platform::EdgeTiers::NONE,
+            Some(v) => {
+                let mut tiers = crate::platform::EdgeTiers::NONE;
+                for tier in v.split(',').map(str::trim) {
+                    match tier {
+                        "memory" => tiers.memory = true,
+                        "http" => tiers.http = true,
+                        "on" | "all" => tiers = crate::platform::EdgeTiers::ALL,
+                        _ => return Err(ConfigError(format!("EDGE_CACHE must be off, on, or a list of memory and http, not {v:?}"))),
+                    }
+                }
+                tiers
+            }
+        };
         Ok(Config {
+            edge_cache,
             upstreams,
             public_url: get("PUBLIC_URL").map(|u| u.trim().trim_end_matches('/').to_string()),
             protocols,
@@ -324,6 +344,11 @@ mod tests {
         assert!(Config::from_vars(&vars(&[("ENABLED_PROTOCOLS", "npm,nuget")])).is_err());
         assert!(Config::from_vars(&vars(&[("MAX_BODY_BYTES", "lots")])).is_err());
         assert!(Config::from_vars(&vars(&[("MAX_BODY_BYTES", "104857600")])).is_err());
+        assert!(Config::from_vars(&vars(&[("EDGE_CACHE", "disk")])).is_err());
+        let c = Config::from_vars(&vars(&[("EDGE_CACHE", "memory")])).unwrap();
+        assert!(c.edge_cache.memory && !c.edge_cache.http);
+        assert!(!Config::from_vars(&vars(&[("EDGE_CACHE", "off")])).unwrap().edge_cache.any());
+        assert_eq!(Config::from_vars(&vars(&[])).unwrap().edge_cache, crate::platform::EdgeTiers::ALL);
     }
 
     #[test]

@@ -275,6 +275,8 @@ pub struct Response {
     pub reason: Option<String>,
     pub headers: Headers,
     pub body: Body,
+    /// Set by a handler whose answer the router may keep in the edge cache.
+    pub edge: Option<Box<crate::platform::EdgeHint>>,
 }
 
 impl Response {
@@ -284,7 +286,14 @@ impl Response {
             reason: None,
             headers: Headers::new(),
             body: Body::Empty,
+            edge: None,
         }
+    }
+
+    /// Lets the router keep this answer in the edge cache (see `platform::EdgeCache`).
+    pub fn with_edge(mut self, hint: crate::platform::EdgeHint) -> Response {
+        self.edge = Some(Box::new(hint));
+        self
     }
 
     pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Response {

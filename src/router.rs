@@ -58,17 +58,60 @@ impl App {
             actor.clone(),
             self.platform.now_ms(),
         )
+        .with_edge(self.platform.edge.clone())
     }
 
     pub async fn handle(&self, req: Request) -> Response {
         let head = req.method == Method::Head;
+        let edge_key = self.edge_key(&req);
+        let kept = match &edge_key {
+            Some(key) => self.platform.edge.lookup(key, req.header("if-none-match")).await,
+            None => None,
+        };
+        let resp = match kept {
+            // Whatever the pull-through cache said when the answer was kept, it is a hit now.
+            Some(hit) if hit.headers.get("x-cache").is_some() => hit.with_header("X-Cache", "HIT").with_header("X-Edge-Cache", "HIT"),
+            Some(hit) => hit.with_header("X-Edge-Cache", "HIT"),
+            None => {
+                let mut resp = self.dispatch(req).await;
+                match (&edge_key, resp.edge.take()) {
+                    (Some(key), Some(hint)) if resp.status == 200 && !head => self.platform.edge.keep(key, &hint, resp).await,
+                    _ => resp,
+                }
+            }
+        };
         // Nothing served here is meant to be sniffed into HTML or script by a browser.
-        let resp = self.dispatch(req).await.with_header("X-Content-Type-Options", "nosniff");
+        let resp = resp.with_header("X-Content-Type-Options", "nosniff");
         if head {
             resp.without_body()
         } else {
             resp
         }
+    }
+
+    /// The edge cache's key for a request whose answer anyone may be given: a GET or HEAD
+    /// without credentials or a range, to a protocol whose packages anyone may read. The
+    /// answer depends on the URL (the origin is in links the answer holds) and on `Accept`
+    /// (npm's abbreviated packuments, PyPI's HTML or JSON pages), so both are in it.
+    fn edge_key(&self, req: &Request) -> Option<String> {
+        if !self.config.edge_cache.any() || !req.method.is_read() {
+            return None;
+        }
+        if ["authorization", "range", "cookie"].iter().any(|h| req.header(h).is_some()) {
+            return None;
+        }
+        let protocol = self.protocol_of(&req.path)?;
+        if !self.config.protocol(protocol).anonymous_read {
+            return None;
+        }
+        let query: Vec<String> = req.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        Some(format!("{}{}?{}\n{}", req.origin, req.path, query.join("&"), req.header("accept").unwrap_or("")))
+    }
+
+    /// The enabled protocol a path falls under, as `dispatch` finds it.
+    fn protocol_of(&self, path: &str) -> Option<Protocol> {
+        let root_mounted = self.enabled().find(|m| m.root_mounts().iter().any(|mount| below(path, mount).is_some()));
+        root_mounted.or_else(|| self.route(path).map(|(m, _, _)| m)).map(|m| m.protocol())
     }
 
     async fn dispatch(&self, req: Request) -> Response {

@@ -14,7 +14,7 @@ use edgeregistry::config::{Config, Protocol};
 use edgeregistry::http::{Method, Request};
 use edgeregistry::jobs::{JobEnv, JobRequest, JobResult};
 use edgeregistry::npm::jobs::{NpmJob, Writer};
-use edgeregistry::platform::{Coordinator, ObjectStore, PutOptions};
+use edgeregistry::platform::{Coordinator, EdgeHint, ObjectStore, PutOptions};
 use edgeregistry::protocols;
 use edgeregistry::App;
 use futures::executor::block_on;
@@ -239,10 +239,14 @@ fn a_job_round_trips_through_the_memory_coordinator_as_data() {
     let job: JobRequest = serde_json::from_value(wire).unwrap();
     assert_eq!(job.protocol, Protocol::Npm);
     block_on(coordinator.run("npm/pkg", job)).unwrap();
+    // Written where no request purged the edge cache (as by another isolate): seen once the
+    // kept answer is as old as a hosted document may be served.
+    reg.mem.clock.advance(f64::from(EdgeHint::DOCUMENT_SECONDS) * 1000.0);
     assert_eq!(reg.get_json("/npm/pkg")["dist-tags"]["next"], "1.0.0");
     // The typed way a handler sends one.
     let typed = NpmJob::RemoveDistTag { name: "pkg".into(), tag: "next".into(), writer: Writer { user: "alice".into(), may_override: false } };
     block_on(edgeregistry::jobs::run(&*coordinator, "npm/pkg", Protocol::Npm, &typed)).unwrap();
+    reg.mem.clock.advance(f64::from(EdgeHint::DOCUMENT_SECONDS) * 1000.0);
     assert!(reg.get_json("/npm/pkg")["dist-tags"].get("next").is_none());
     // The job's own checks still run where it runs: bob maintains nothing.
     let stranger = NpmJob::SetDistTag { name: "pkg".into(), tag: "x".into(), version: "1.0.0".into(), writer: Writer { user: "bob".into(), may_override: false } };

@@ -27,6 +27,16 @@ wait_http() { # URL SECONDS PGID NAME
   die "$4 did not answer $1 within $2 s"
 }
 
+# The Worker's own listener, as miniflare/worker.mjs prints it (`worker.mjs: direct URL`):
+# the benchmarks talk to it, not to the dev proxy wrangler puts in front (a second workerd
+# that relays every request and does not exist in production). The tests do the same.
+worker_direct_url() { # LOG
+  local u
+  u=$(grep -o 'worker.mjs: direct [^ ]*' "$1" | head -n 1 | cut -d' ' -f3)
+  [ -n "$u" ] || die "no 'worker.mjs: direct' line in $1"
+  echo "${u%/}"
+}
+
 # Installs what is missing and builds the Worker when src/ is newer than the build
 # (BENCH_SKIP_BUILD=1: use build/worker as it is).
 ensure_worker_built() {

@@ -60,6 +60,7 @@ start_worker() { # NAME VAR:VALUE... (fresh state)
   fi
   PG=$!; PGIDS+=("$PG"); URL="http://127.0.0.1:$port"
   wait_http "$URL/-/health" 120 "$PG" "the Worker ($name)"
+  if [ "$WRANGLER_DEV" != 1 ]; then URL=$(worker_direct_url "$LOGS/worker-$name.log"); fi
 }
 verdaccio_config() { # DIR PORT [UPLINK_URL]
   {

@@ -238,6 +238,9 @@ async fn purge_cache(app: &App, protocol: &str, name: &str) -> Response {
         Ok(m) => m,
         Err(r) => return r,
     };
+    // The edge cache knows answers by storage key, not by name: this isolate forgets them
+    // all (a purge is rare).
+    app.platform.edge.purge_all();
     answer(module.purge_cache(app, name).await.map(|n| {
         crate::logging::event("info", "cache_purged", json!({"protocol": protocol, "name": name, "objects": n}));
         Response::json(200, &json!({"purged": n}))

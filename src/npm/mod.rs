@@ -27,7 +27,7 @@ use crate::auth::{Action, Auth, NewToken, Principal};
 use crate::config::Protocol;
 use crate::error::{Error, Result};
 use crate::http::{decode_path, Method, Request, Response};
-use crate::platform::{Checksum, PutOutcome};
+use crate::platform::{Checksum, EdgeHint, PutOutcome};
 use crate::router::App;
 use crate::storage::key::Key;
 use crate::storage::{HookMetadata, Operation, Storage};
@@ -286,7 +286,11 @@ async fn get_packument(ctx: &Ctx<'_>, req: &Request, name: &PackageName) -> Resu
         (doc, key.kind.content_type)
     };
     let body = serde_json::to_vec(&body).map_err(Error::internal)?;
-    Ok(key.cache_headers(Response::bytes(200, content_type, body)).with_header("ETag", etag).with_header("Vary", "Accept"))
+    Ok(key
+        .cache_headers(Response::bytes(200, content_type, body))
+        .with_header("ETag", etag)
+        .with_header("Vary", "Accept")
+        .with_edge(EdgeHint::document(vec![key.to_string()])))
 }
 
 async fn get_version(ctx: &Ctx<'_>, name: &PackageName, version_or_tag: &str) -> Result<Response> {
@@ -322,7 +326,7 @@ async fn get_tarball(ctx: &Ctx<'_>, req: &Request, name: &PackageName, file: &st
     if req.header("if-none-match") == Some(&format!("\"{}\"", obj.meta.etag)) {
         return Ok(Response::new(304).with_header("ETag", format!("\"{}\"", obj.meta.etag)));
     }
-    let mut r = tarball_response(Response::new(200), &obj.meta);
+    let mut r = tarball_response(Response::new(200), &obj.meta).with_edge(EdgeHint::artifact(vec![key.to_string()]));
     r.body = obj.body;
     Ok(r)
 }

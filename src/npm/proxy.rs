@@ -146,7 +146,11 @@ impl NpmProxy {
         match engine.document(&entry_key(name, variant), name.as_str(), full_copy, refresh).await {
             Ok(doc) => {
                 let served = if doc.fallback { Variant::Full } else { variant };
-                self.serve_packument(req, name, served, &doc.entry, doc.status).await
+                let resp = self.serve_packument(req, name, served, &doc.entry, doc.status).await?;
+                Ok(match doc.edge_hint(self.platform.now_ms(), vec![keys::packument(name).to_string()]) {
+                    Some(hint) => resp.with_edge(hint),
+                    None => resp,
+                })
             }
             Err(DocumentError::Store(e)) => Err(Error::internal(format!("npm proxy: cache storage failed for {name}: {e}"))),
             Err(DocumentError::Upstream(why)) => Err(NpmAdapter.failed(&why)),

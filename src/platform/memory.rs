@@ -675,6 +675,92 @@ impl Background for MemoryBackground {
     }
 }
 
+/// The edge cache's memory tier, natively: the same keys, expiry and purges as the Worker's.
+pub struct MemoryEdgeCache {
+    clock: Rc<dyn Clock>,
+    entries: RefCell<BTreeMap<String, EdgeEntry>>,
+}
+
+struct EdgeEntry {
+    status: u16,
+    headers: crate::http::Headers,
+    body: Vec<u8>,
+    tags: Vec<String>,
+    expires_ms: f64,
+}
+
+/// Bodies larger than this are not kept (as in the Worker's memory tier).
+const EDGE_ENTRY_BYTES: u64 = 1024 * 1024;
+
+impl MemoryEdgeCache {
+    pub fn new(clock: Rc<dyn Clock>) -> Self {
+        MemoryEdgeCache { clock, entries: RefCell::default() }
+    }
+
+    /// How many answers are kept (tests).
+    pub fn len(&self) -> usize {
+        self.entries.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait(?Send)]
+impl super::EdgeCache for MemoryEdgeCache {
+    async fn lookup(&self, key: &str, if_none_match: Option<&str>) -> Option<Response> {
+        let now = self.clock.now_ms();
+        let mut entries = self.entries.borrow_mut();
+        let fresh = entries.get(key).is_some_and(|e| e.expires_ms > now);
+        if !fresh {
+            entries.remove(key);
+            return None;
+        }
+        let e = entries.get(key)?;
+        let etag = e.headers.get("etag").map(|t| t.trim_start_matches("W/").to_string());
+        if let (Some(tag), Some(wanted)) = (&etag, if_none_match) {
+            if wanted.split(',').any(|t| t.trim().trim_start_matches("W/") == tag) {
+                return Some(Response::new(304).with_header("ETag", tag.clone()));
+            }
+        }
+        let mut resp = Response::new(e.status);
+        resp.headers = e.headers.clone();
+        resp.body = Body::Bytes(e.body.clone());
+        Some(resp)
+    }
+
+    async fn keep(&self, key: &str, hint: &super::EdgeHint, mut resp: Response) -> Response {
+        if resp.body.known_length().is_none_or(|l| l > EDGE_ENTRY_BYTES) {
+            return resp;
+        }
+        let body = std::mem::replace(&mut resp.body, Body::Empty);
+        let Ok(bytes) = body.read_capped(EDGE_ENTRY_BYTES).await else {
+            return Response::new(500);
+        };
+        self.entries.borrow_mut().insert(
+            key.to_string(),
+            EdgeEntry {
+                status: resp.status,
+                headers: resp.headers.clone(),
+                body: bytes.clone(),
+                tags: hint.tags.clone(),
+                expires_ms: self.clock.now_ms() + f64::from(hint.seconds) * 1000.0,
+            },
+        );
+        resp.body = Body::Bytes(bytes);
+        resp
+    }
+
+    fn purge(&self, tag: &str) {
+        self.entries.borrow_mut().retain(|_, e| !e.tags.iter().any(|t| t == tag));
+    }
+
+    fn purge_all(&self) {
+        self.entries.borrow_mut().clear();
+    }
+}
+
 /// A whole in-memory platform with handles to its parts.
 pub struct MemoryPlatform {
     pub platform: Platform,
@@ -684,6 +770,7 @@ pub struct MemoryPlatform {
     pub clock: Rc<ManualClock>,
     pub sessions: Rc<MemorySessions>,
     pub background: Rc<MemoryBackground>,
+    pub edge: Rc<MemoryEdgeCache>,
 }
 
 impl MemoryPlatform {
@@ -706,6 +793,7 @@ impl MemoryPlatform {
             clock: clock.clone(),
         });
         let background = Rc::new(MemoryBackground::new((*clock).clone()));
+        let edge = Rc::new(MemoryEdgeCache::new(clock.clone()));
         MemoryPlatform {
             platform: Platform {
                 store: store.clone(),
@@ -716,6 +804,7 @@ impl MemoryPlatform {
                 clock: clock.clone(),
                 crypto: Rc::new(RustCrypto),
                 background: background.clone(),
+                edge: edge.clone(),
             },
             store,
             kv,
@@ -723,6 +812,7 @@ impl MemoryPlatform {
             clock,
             sessions,
             background,
+            edge,
         }
     }
 }

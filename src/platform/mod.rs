@@ -28,6 +28,7 @@ pub struct Platform {
     pub clock: Rc<dyn Clock>,
     pub crypto: Rc<dyn Crypto>,
     pub background: Rc<dyn Background>,
+    pub edge: Rc<dyn EdgeCache>,
 }
 
 /// Why a platform call (R2, KV, a Durable Object, fetch, WebCrypto) failed. A checksum that
@@ -310,6 +311,97 @@ pub trait Background {
 #[async_trait(?Send)]
 pub trait Crypto {
     async fn pbkdf2_sha256(&self, password: &str, salt: &[u8], iterations: u32) -> StoreResult<[u8; 32]>;
+}
+
+/// Which tiers of the edge cache are on (`EDGE_CACHE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeTiers {
+    /// Answers kept in this isolate's memory.
+    pub memory: bool,
+    /// Immutable answers kept in the data center's HTTP cache (the Cache API).
+    pub http: bool,
+}
+
+impl EdgeTiers {
+    pub const ALL: EdgeTiers = EdgeTiers { memory: true, http: true };
+    pub const NONE: EdgeTiers = EdgeTiers { memory: false, http: false };
+
+    pub fn any(&self) -> bool {
+        self.memory || self.http
+    }
+}
+
+/// How a handler lets the router keep its answer (`Response::edge`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EdgeHint {
+    /// The storage keys the answer was made from: a write to any of them (through
+    /// `Storage`) purges it.
+    pub tags: Vec<String>,
+    /// How long it may be served without asking storage again.
+    pub seconds: u32,
+    /// The same bytes forever under this URL (an artifact, a content-addressed blob): also
+    /// kept in the HTTP tier.
+    pub immutable: bool,
+}
+
+impl EdgeHint {
+    /// How long another isolate may serve a hosted document after a write here (this one
+    /// purges at once; the HTTP tier never holds documents).
+    pub const DOCUMENT_SECONDS: u32 = 2;
+    /// Artifacts: a day in the HTTP tier (a deleted one may be served that long by data
+    /// centers other than the one that deleted it, as from any CDN).
+    pub const ARTIFACT_SECONDS: u32 = 86_400;
+    /// The most a mirrored document is kept, whatever the upstream's TTL.
+    pub const MIRRORED_SECONDS: u32 = 300;
+
+    /// A hosted document made from the storage keys `tags`.
+    pub fn document(tags: Vec<String>) -> EdgeHint {
+        EdgeHint { tags, seconds: Self::DOCUMENT_SECONDS, immutable: false }
+    }
+
+    /// A mirrored document fresh for `fresh_ms` more in the pull-through cache.
+    pub fn mirrored(tags: Vec<String>, fresh_ms: f64) -> Option<EdgeHint> {
+        let seconds = (fresh_ms / 1000.0).floor().min(f64::from(Self::MIRRORED_SECONDS));
+        (seconds >= 1.0).then_some(EdgeHint { tags, seconds: seconds as u32, immutable: false })
+    }
+
+    /// An artifact: the same bytes forever under its URL.
+    pub fn artifact(tags: Vec<String>) -> EdgeHint {
+        EdgeHint { tags, seconds: Self::ARTIFACT_SECONDS, immutable: true }
+    }
+}
+
+/// Answers to anonymous GETs kept in front of the object store, so a hot path costs no
+/// storage operation. The router looks answers up by request (URL and `Accept`) and keeps
+/// those a handler marked with an [`EdgeHint`]; `Storage` purges by tag on every write.
+#[async_trait(?Send)]
+pub trait EdgeCache {
+    /// A kept answer for `key` (a 304 when `if_none_match` names its ETag).
+    async fn lookup(&self, key: &str, if_none_match: Option<&str>) -> Option<Response>;
+    /// Keeps a copy of a 200 answer as it is sent; returns what to send.
+    async fn keep(&self, key: &str, hint: &EdgeHint, resp: Response) -> Response;
+    /// Forgets every answer made from the storage key `tag`.
+    fn purge(&self, tag: &str);
+    /// Forgets every answer this isolate keeps (the admin API's cache purge).
+    fn purge_all(&self);
+}
+
+/// No edge cache (`EDGE_CACHE=off`, and platforms without one).
+pub struct NoEdgeCache;
+
+#[async_trait(?Send)]
+impl EdgeCache for NoEdgeCache {
+    async fn lookup(&self, _key: &str, _if_none_match: Option<&str>) -> Option<Response> {
+        None
+    }
+
+    async fn keep(&self, _key: &str, _hint: &EdgeHint, resp: Response) -> Response {
+        resp
+    }
+
+    fn purge(&self, _tag: &str) {}
+
+    fn purge_all(&self) {}
 }
 
 impl Platform {

@@ -56,6 +56,7 @@ pub struct Storage {
     protocol: Protocol,
     actor: Actor,
     now_ms: f64,
+    edge: Rc<dyn crate::platform::EdgeCache>,
 }
 
 impl Storage {
@@ -66,7 +67,13 @@ impl Storage {
         actor: Actor,
         now_ms: f64,
     ) -> Self {
-        Storage { store, hooks, protocol, actor, now_ms }
+        Storage { store, hooks, protocol, actor, now_ms, edge: Rc::new(crate::platform::NoEdgeCache) }
+    }
+
+    /// Purges `edge`'s answers made from whatever this storage writes.
+    pub fn with_edge(mut self, edge: Rc<dyn crate::platform::EdgeCache>) -> Self {
+        self.edge = edge;
+        self
     }
 
     fn ctx<'a>(&'a self, operation: Operation, key: &'a str, metadata: HookMetadata) -> HookContext<'a> {
@@ -98,6 +105,10 @@ impl Storage {
 
     /// Tells every `after*` hook; hooks cannot fail the request.
     pub async fn notify(&self, operation: Operation, key: &str, metadata: HookMetadata) {
+        // Every write reaches here once done: answers made from `key` are stale now.
+        if operation != Operation::Get {
+            self.edge.purge(key);
+        }
         let ctx = self.ctx(operation, key, metadata);
         for h in self.hooks.iter() {
             match operation {

@@ -142,6 +142,18 @@ pub struct Served {
     pub fallback: bool,
 }
 
+impl Served {
+    /// How the router may keep the answer made of this document: while it is fresh, unless
+    /// it was served stale or in place of another. `tags`: the hosted keys whose writes
+    /// make it stale (a publish of the name here).
+    pub fn edge_hint(&self, now_ms: f64, tags: Vec<String>) -> Option<crate::platform::EdgeHint> {
+        if self.fallback || matches!(self.status, CacheStatus::Stale) || self.entry.status != 200 {
+            return None;
+        }
+        crate::platform::EdgeHint::mirrored(tags, self.entry.expires_ms - now_ms)
+    }
+}
+
 /// What [`Engine::keep_blob`] made of an upstream body.
 pub enum Kept {
     /// On its way to the client (and into the store, unless it could not be verified or had
@@ -527,6 +539,7 @@ impl Engine {
         Ok(store.get(key, None).await?.map(|obj| {
             let upstream = from(&obj.meta);
             blob_response(kind, obj.body, Some(obj.meta.size), CacheStatus::Hit, &upstream)
+                .with_edge(crate::platform::EdgeHint::artifact(vec![key.to_string()]))
         }))
     }
 

@@ -241,14 +241,14 @@ fn respond(req: &Request, answer: Answer, fault: Option<&Fault>, stream: bool) -
         _ => {}
     }
     if answer.etag().is_some() && answer.etag() == req.header("if-none-match") && answer.status == 200 {
-        return Response { status: 304, reason: None, headers: headers_of(answer.headers.into_iter().filter(|(k, _)| !k.eq_ignore_ascii_case("content-type"))), body: Body::Empty };
+        return Response { status: 304, reason: None, headers: headers_of(answer.headers.into_iter().filter(|(k, _)| !k.eq_ignore_ascii_case("content-type"))), body: Body::Empty, edge: None };
     }
     let full = answer.body.len();
     let mut body = answer.body;
     if matches!(fault, Some(Fault::Truncate | Fault::StallBody)) {
         body.truncate(full / 2);
     }
-    let mut response = Response { status: answer.status, reason: None, headers: headers_of(answer.headers), body: Body::Empty };
+    let mut response = Response { status: answer.status, reason: None, headers: headers_of(answer.headers), body: Body::Empty, edge: None };
     response.headers.set("Content-Length", full.to_string());
     if req.method != Method::Head {
         response.body = match fault {

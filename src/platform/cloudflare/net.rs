@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use wasm_bindgen::JsCast;
 
-use crate::http::{Body, Headers, Request, Response};
+use crate::http::{Body, Request, Response};
 use crate::platform::stream::PlatformStream;
 use crate::platform::{Fetcher, StoreError, StoreResult};
 
@@ -43,11 +43,7 @@ impl Fetcher for WorkerFetcher {
             .await
             .map_err(err)?
             .unchecked_into();
-        let mut out_headers = Headers::new();
-        for entry in js_sys::try_iter(&resp.headers()).map_err(err)?.into_iter().flatten() {
-            let pair: js_sys::Array = entry.map_err(err)?.unchecked_into();
-            out_headers.append(&pair.get(0).as_string().unwrap_or_default(), pair.get(1).as_string().unwrap_or_default());
-        }
+        let out_headers = super::headers_of(&resp.headers());
         let length = out_headers.get("content-length").and_then(|l| l.parse().ok());
         let status = resp.status();
         let body = match resp.body() {
@@ -60,6 +56,6 @@ impl Fetcher for WorkerFetcher {
             Some(s) => Body::Stream(PlatformStream::new(s, length)),
             None => Body::Empty,
         };
-        Ok(Response { status, reason: None, body, headers: out_headers })
+        Ok(Response { status, reason: None, body, headers: out_headers, edge: None })
     }
 }
