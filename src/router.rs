@@ -73,9 +73,10 @@ impl App {
             Some(hit) if hit.headers.get("x-cache").is_some() => hit.with_header("X-Cache", "HIT").with_header("X-Edge-Cache", "HIT"),
             Some(hit) => hit.with_header("X-Edge-Cache", "HIT"),
             None => {
+                let generation = self.platform.edge.generation();
                 let mut resp = self.dispatch(req).await;
                 match (&edge_key, resp.edge.take()) {
-                    (Some(key), Some(hint)) if resp.status == 200 && !head => self.platform.edge.keep(key, &hint, resp).await,
+                    (Some(key), Some(hint)) if resp.status == 200 && !head => self.platform.edge.keep(key, &hint, generation, resp).await,
                     _ => resp,
                 }
             }
@@ -90,14 +91,14 @@ impl App {
     }
 
     /// The edge cache's key for a request whose answer anyone may be given: a GET or HEAD
-    /// without credentials or a range, to a protocol whose packages anyone may read. The
+    /// without credentials, a range or a date to compare (ETags are compared), to a protocol whose packages anyone may read. The
     /// answer depends on the URL (the origin is in links the answer holds) and on `Accept`
     /// (npm's abbreviated packuments, PyPI's HTML or JSON pages), so both are in it.
     fn edge_key(&self, req: &Request) -> Option<String> {
         if !self.config.edge_cache.any() || !req.method.is_read() {
             return None;
         }
-        if ["authorization", "range", "cookie"].iter().any(|h| req.header(h).is_some()) {
+        if ["authorization", "cookie", "range", "if-modified-since"].iter().any(|h| req.header(h).is_some()) {
             return None;
         }
         let protocol = self.protocol_of(&req.path)?;

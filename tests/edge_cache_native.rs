@@ -128,3 +128,58 @@ fn a_write_no_request_here_made_is_seen_once_the_document_seconds_pass() {
     reg.mem.clock.advance(f64::from(EdgeHint::DOCUMENT_SECONDS) * 1000.0);
     assert_eq!(reg.send(anonymous("/npm/pkg")).json()["dist-tags"]["elsewhere"], "1.0.0");
 }
+
+#[test]
+fn a_cargo_index_file_is_kept_until_a_publish_or_yank_changes_it() {
+    let reg = Reg::new();
+    reg.create_user("carol");
+    let token = reg.create_token("carol", json!({"protocol": "cargo"}));
+    reg.publish_crate(&token, "edgecrate", "0.1.0");
+    let path = "/cargo/ed/ge/edgecrate";
+    reg.send(anonymous(path));
+    let hit = reg.send(anonymous(path));
+    assert!(edge_hit(&hit), "{:?}", hit.headers);
+    assert_eq!(hit.text().lines().count(), 1);
+    reg.publish_crate(&token, "edgecrate", "0.2.0");
+    let after = reg.send(anonymous(path));
+    assert!(!edge_hit(&after));
+    assert_eq!(after.text().lines().count(), 2);
+    let r = reg.send(Request::new(Method::Delete, "/cargo/api/v1/crates/edgecrate/0.1.0/yank").with_header("Authorization", &token));
+    assert_eq!(r.status, 200, "{r:?}");
+    let yanked = reg.send(anonymous(path)).text();
+    assert!(yanked.lines().next().unwrap().contains("\"yanked\":true"), "{yanked}");
+    let download = "/cargo/api/v1/crates/edgecrate/0.1.0/download";
+    reg.send(anonymous(download));
+    assert!(edge_hit(&reg.send(anonymous(download))), "a .crate is kept as an artifact");
+}
+
+#[test]
+fn a_pypi_page_is_kept_until_an_upload_yank_or_delete_changes_it() {
+    let reg = Reg::new();
+    reg.create_user("pat");
+    let token = reg.create_token("pat", json!({"protocol": "pypi"}));
+    reg.upload_pypi_sdist(&token, "edge-proj", "0.1.0");
+    let page = || anonymous("/pypi/simple/edge-proj/").with_header("Accept", "application/vnd.pypi.simple.v1+json");
+    reg.send(page());
+    let hit = reg.send(page());
+    assert!(edge_hit(&hit), "{:?}", hit.headers);
+    assert_eq!(hit.json()["files"].as_array().unwrap().len(), 1);
+    reg.upload_pypi_sdist(&token, "edge-proj", "0.2.0");
+    let files = reg.send(page()).json()["files"].as_array().unwrap().clone();
+    assert_eq!(files.len(), 2, "the new upload shows at once");
+    let r = reg.send(basic(Request::new(Method::Post, "/pypi/-/yank/edge-proj/0.1.0"), "__token__", &token));
+    assert!(r.status < 300, "{r:?}");
+    let files = reg.send(page()).json()["files"].as_array().unwrap().clone();
+    assert!(files.iter().any(|f| f["yanked"] != json!(false)), "the yank shows at once: {files:?}");
+
+    // A file kept as an artifact is gone as soon as it is deleted.
+    let url = files.iter().find(|f| f["filename"].as_str().unwrap().contains("0.2.0")).unwrap()["url"].as_str().unwrap().to_string();
+    let path = url.strip_prefix("http://localhost").unwrap().to_string();
+    reg.send(anonymous(&path));
+    assert!(edge_hit(&reg.send(anonymous(&path))));
+    let filename = files.iter().find(|f| f["filename"].as_str().unwrap().contains("0.2.0")).unwrap()["filename"].as_str().unwrap().to_string();
+    let r = reg.send(basic(Request::new(Method::Delete, &format!("/pypi/-/files/edge-proj/{filename}")), "__token__", &token));
+    assert!(r.status < 300, "{r:?}");
+    assert_eq!(reg.send(anonymous(&path)).status, 404);
+    assert_eq!(reg.send(page()).json()["files"].as_array().unwrap().len(), 1);
+}

@@ -162,16 +162,21 @@ fn hosted_packages_are_never_shadowed_by_upstream_ones() {
 }
 
 #[test]
-fn a_cached_tarball_costs_two_store_reads() {
+fn a_cached_tarball_costs_two_store_reads_then_none() {
     let (reg, up) = setup(&[]);
     add_package(&up, "lodash", &["4.17.21"]);
     let path = "/npm/lodash/-/lodash-4.17.21.tgz";
     assert_eq!(reg.send(Request::new(Method::Get, path)).header("x-cache"), Some("MISS"));
+    let before = reg.mem.store.reads();
+    let hit = reg.send(Request::new(Method::Get, path));
+    assert_eq!((hit.status, hit.header("x-cache")), (200, Some("HIT")));
+    assert_eq!(reg.mem.store.reads() - before, 2, "the hosted copy, then the cached one");
+    // Kept in the edge cache from then on: no store operation at all.
     for method in [Method::Get, Method::Head] {
         let before = reg.mem.store.reads();
-        let hit = reg.send(Request::new(method, path));
-        assert_eq!((hit.status, hit.header("x-cache")), (200, Some("HIT")), "{method:?}");
-        assert_eq!(reg.mem.store.reads() - before, 2, "{method:?}: the hosted copy, then the cached one");
+        let again = reg.send(Request::new(method, path));
+        assert_eq!((again.status, again.header("x-cache"), again.header("x-edge-cache")), (200, Some("HIT"), Some("HIT")), "{method:?}");
+        assert_eq!(reg.mem.store.reads() - before, 0, "{method:?}");
     }
 }
 

@@ -32,6 +32,7 @@ use crate::auth::{owners, Action, Auth, Principal};
 use crate::config::Protocol;
 use crate::error::{Error, Result};
 use crate::http::{decode_path, Method, Request, Response};
+use crate::platform::EdgeHint;
 use crate::router::App;
 use crate::storage::{HookMetadata, Operation, Storage};
 use errors::{not_found, unauthorized};
@@ -181,7 +182,10 @@ async fn index_file(ctx: &Ctx<'_>, req: &Request, path: &str) -> Result<Response
         if unchanged {
             return Ok(base(304));
         }
-        let mut resp = base(200).with_header("Content-Type", key.kind.content_type).with_header("Content-Length", obj.meta.size.to_string());
+        let mut resp = base(200)
+            .with_header("Content-Type", key.kind.content_type)
+            .with_header("Content-Length", obj.meta.size.to_string())
+            .with_edge(EdgeHint::document(vec![key.to_string()]));
         resp.body = obj.body;
         return Ok(resp);
     }
@@ -224,7 +228,7 @@ async fn download(ctx: &Ctx<'_>, req: &Request, krate: &str, version: &str) -> R
         return Ok(base(200).with_header("Content-Length", meta.size.to_string()));
     }
     let obj = ctx.storage.get(key.as_str(), None, ctx.hook_meta(&name, Some(vers))).await?.ok_or_else(missing)?;
-    let mut resp = base(200).with_header("Content-Length", obj.meta.size.to_string());
+    let mut resp = base(200).with_header("Content-Length", obj.meta.size.to_string()).with_edge(EdgeHint::artifact(vec![key.to_string()]));
     resp.body = obj.body;
     Ok(resp)
 }

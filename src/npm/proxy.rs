@@ -272,7 +272,8 @@ impl NpmProxy {
         let upstream = obj.meta.custom.get("upstream").cloned().unwrap_or_default();
         let mut r = super::tarball_response(Response::new(200), &obj.meta);
         r.body = obj.body;
-        Ok(Some(mark(r, CacheStatus::Hit, &upstream)))
+        let tags = vec![key.to_string(), keys::tarball(name, file).to_string()];
+        Ok(Some(mark(r, CacheStatus::Hit, &upstream).with_edge(crate::platform::EdgeHint::artifact(tags))))
     }
 
     /// A tarball that is not cached: from its upstream, verified into the cache on the way.

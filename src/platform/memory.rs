@@ -679,6 +679,7 @@ impl Background for MemoryBackground {
 pub struct MemoryEdgeCache {
     clock: Rc<dyn Clock>,
     entries: RefCell<BTreeMap<String, EdgeEntry>>,
+    purges: Cell<u64>,
 }
 
 struct EdgeEntry {
@@ -694,7 +695,7 @@ const EDGE_ENTRY_BYTES: u64 = 1024 * 1024;
 
 impl MemoryEdgeCache {
     pub fn new(clock: Rc<dyn Clock>) -> Self {
-        MemoryEdgeCache { clock, entries: RefCell::default() }
+        MemoryEdgeCache { clock, entries: RefCell::default(), purges: Cell::new(0) }
     }
 
     /// How many answers are kept (tests).
@@ -730,7 +731,11 @@ impl super::EdgeCache for MemoryEdgeCache {
         Some(resp)
     }
 
-    async fn keep(&self, key: &str, hint: &super::EdgeHint, mut resp: Response) -> Response {
+    fn generation(&self) -> u64 {
+        self.purges.get()
+    }
+
+    async fn keep(&self, key: &str, hint: &super::EdgeHint, generation: u64, mut resp: Response) -> Response {
         if resp.body.known_length().is_none_or(|l| l > EDGE_ENTRY_BYTES) {
             return resp;
         }
@@ -748,15 +753,20 @@ impl super::EdgeCache for MemoryEdgeCache {
                 expires_ms: self.clock.now_ms() + f64::from(hint.seconds) * 1000.0,
             },
         );
+        if self.purges.get() != generation {
+            self.entries.borrow_mut().remove(key);
+        }
         resp.body = Body::Bytes(bytes);
         resp
     }
 
     fn purge(&self, tag: &str) {
+        self.purges.set(self.purges.get() + 1);
         self.entries.borrow_mut().retain(|_, e| !e.tags.iter().any(|t| t == tag));
     }
 
     fn purge_all(&self) {
+        self.purges.set(self.purges.get() + 1);
         self.entries.borrow_mut().clear();
     }
 }

@@ -378,8 +378,12 @@ impl EdgeHint {
 pub trait EdgeCache {
     /// A kept answer for `key` (a 304 when `if_none_match` names its ETag).
     async fn lookup(&self, key: &str, if_none_match: Option<&str>) -> Option<Response>;
-    /// Keeps a copy of a 200 answer as it is sent; returns what to send.
-    async fn keep(&self, key: &str, hint: &EdgeHint, resp: Response) -> Response;
+    /// A number that changes with every purge: an answer made while it changed may have
+    /// been read before a write and must not be kept.
+    fn generation(&self) -> u64;
+    /// Keeps a copy of a 200 answer as it is sent, unless a purge came after `generation`
+    /// (taken before the answer was made) by the time it is kept; returns what to send.
+    async fn keep(&self, key: &str, hint: &EdgeHint, generation: u64, resp: Response) -> Response;
     /// Forgets every answer made from the storage key `tag`.
     fn purge(&self, tag: &str);
     /// Forgets every answer this isolate keeps (the admin API's cache purge).
@@ -395,7 +399,11 @@ impl EdgeCache for NoEdgeCache {
         None
     }
 
-    async fn keep(&self, _key: &str, _hint: &EdgeHint, resp: Response) -> Response {
+    fn generation(&self) -> u64 {
+        0
+    }
+
+    async fn keep(&self, _key: &str, _hint: &EdgeHint, _generation: u64, resp: Response) -> Response {
         resp
     }
 

@@ -36,7 +36,7 @@ use crate::auth::{owners, Action, Auth, Principal};
 use crate::config::Protocol;
 use crate::error::{Error, Result};
 use crate::http::{decode_path, Method, Request, Response};
-use crate::platform::ByteRange;
+use crate::platform::{ByteRange, EdgeHint};
 use crate::router::App;
 use crate::storage::{HookMetadata, Operation, Storage};
 use errors::{not_found, unauthorized};
@@ -196,7 +196,7 @@ async fn project_page(ctx: &Ctx<'_>, req: &Request, segment: &str) -> Result<Res
     let negotiated = negotiated(req)?;
     if let Some(project) = ctx.load(&name).await? {
         let body = simple::project_page(&project, &name, &ctx.registry_url, negotiated.format);
-        return Ok(simple::page_response(req, negotiated, body));
+        return Ok(simple::page_response(req, negotiated, body).with_edge(EdgeHint::document(vec![keys::project(&name).to_string()])));
     }
     // Not hosted (no record): the mirror's page, when an upstream may serve the name.
     let not_hosted = async |_: &str| Ok(false);
@@ -273,7 +273,7 @@ async fn download(ctx: &Ctx<'_>, req: &Request, project: &str, id: &str, file: &
     let obj = ctx.storage.get(key.as_str(), byte_range, ctx.hook_meta(&name, None)).await?.ok_or_else(not_found)?;
     let mut resp = match range {
         Some((a, b)) => base(206, b - a + 1).with_header("Content-Range", format!("bytes {a}-{b}/{}", meta.size)),
-        None => base(200, meta.size),
+        None => base(200, meta.size).with_edge(EdgeHint::artifact(vec![key.to_string()])),
     };
     resp.body = obj.body;
     Ok(resp)

@@ -320,7 +320,15 @@ impl PypiProxy {
     async fn page(&self, req: &Request, project: &str, media_type: &str) -> Result<Response> {
         let refresh = || self.refresh_collapsed(project);
         match self.engine.document(&entry_key(project), project, || async { None }, refresh).await {
-            Ok(doc) => self.serve_page(req, project, media_type, &doc.entry, doc.status, true).await,
+            Ok(doc) => {
+                let resp = self.serve_page(req, project, media_type, &doc.entry, doc.status, true).await?;
+                // An upload of the project here (its hosted record) ends the mirrored answer.
+                let hosted = super::names::ProjectName::parse(project).map(|n| super::names::keys::project(&n).to_string());
+                Ok(match doc.edge_hint(self.engine.platform.now_ms(), hosted.into_iter().collect()) {
+                    Some(hint) => resp.with_edge(hint),
+                    None => resp,
+                })
+            }
             Err(DocumentError::Store(e)) => Err(Error::internal(format!("pypi proxy: cache storage failed for {project}: {e}"))),
             Err(DocumentError::Upstream(why)) => Err(PypiAdapter.failed(&why)),
         }

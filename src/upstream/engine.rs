@@ -136,6 +136,8 @@ pub struct NewCopy<O> {
 
 /// A document as [`Engine::document`] serves it.
 pub struct Served {
+    /// The cache entry's key.
+    pub key: String,
     pub entry: Entry,
     pub status: CacheStatus,
     /// The entry is the copy `fallback` found, not this document's own.
@@ -144,12 +146,14 @@ pub struct Served {
 
 impl Served {
     /// How the router may keep the answer made of this document: while it is fresh, unless
-    /// it was served stale or in place of another. `tags`: the hosted keys whose writes
-    /// make it stale (a publish of the name here).
-    pub fn edge_hint(&self, now_ms: f64, tags: Vec<String>) -> Option<crate::platform::EdgeHint> {
+    /// it was served stale or in place of another; a new copy (`Engine::save`) or a write
+    /// to a hosted key of `hosted` (a publish of the name here) purges it.
+    pub fn edge_hint(&self, now_ms: f64, hosted: Vec<String>) -> Option<crate::platform::EdgeHint> {
         if self.fallback || matches!(self.status, CacheStatus::Stale) || self.entry.status != 200 {
             return None;
         }
+        let mut tags = hosted;
+        tags.push(self.key.clone());
         crate::platform::EdgeHint::mirrored(tags, self.entry.expires_ms - now_ms)
     }
 }
@@ -272,7 +276,7 @@ impl Engine {
     ) -> std::result::Result<Served, DocumentError> {
         let platform = &self.platform;
         let store = &*platform.store;
-        let served = |entry: Entry, status: CacheStatus, fallback: bool| Ok(Served { entry, status, fallback });
+        let served = |entry: Entry, status: CacheStatus, fallback: bool| Ok(Served { key: key.to_string(), entry, status, fallback });
         let cached = cache::load(store, key).await.ok().flatten();
         if let Some(entry) = cached.as_ref() {
             match entry.freshness(platform.now_ms(), &self.policy(name, &entry.upstream)) {
@@ -326,7 +330,11 @@ impl Engine {
 
     /// Writes the entry at `key`.
     pub async fn save(&self, key: &str, entry: &Entry) -> std::result::Result<(), Failures> {
-        cache::save(&*self.platform.store, key, entry).await.map_err(|e| Failures::one(&entry.upstream, Failure::Store(e.to_string())))
+        let saved = cache::save(&*self.platform.store, key, entry).await;
+        // Answers made from the old entry are stale now (cache entries are not written
+        // through `Storage`, which purges for hosted writes).
+        self.platform.edge.purge(key);
+        saved.map_err(|e| Failures::one(&entry.upstream, Failure::Store(e.to_string())))
     }
 
     /// A new entry for a document from `upstream`, fresh for its TTL from now.

@@ -146,14 +146,19 @@ impl Reg {
     pub fn host_pypi_project(&self, name: &str) {
         self.create_user("host-owner");
         let token = self.create_token("host-owner", json!({"protocol": "pypi"}));
-        let (filename, bytes) = sdist(name, "0.1.0");
+        self.upload_pypi_sdist(&token, name, "0.1.0");
+    }
+
+    /// Uploads an sdist of `name` `version` as twine does with `token`, asserting success.
+    pub fn upload_pypi_sdist(&self, token: &str, name: &str, version: &str) {
+        let (filename, bytes) = sdist(name, version);
         let boundary = "hosting-boundary";
-        let body = multipart_form(boundary, &pypi_upload_fields(name, "0.1.0", &filename, &bytes), Some(("content", &filename, &bytes)));
-        let req = basic(Request::new(Method::Post, "/pypi/"), "__token__", &token)
+        let body = multipart_form(boundary, &pypi_upload_fields(name, version, &filename, &bytes), Some(("content", &filename, &bytes)));
+        let req = basic(Request::new(Method::Post, "/pypi/"), "__token__", token)
             .with_header("Content-Type", &format!("multipart/form-data; boundary={boundary}"))
             .with_body(body);
         let r = self.send(req);
-        assert_eq!(r.status, 200, "hosted upload of {name}: {r:?}");
+        assert_eq!(r.status, 200, "hosted upload of {name} {version}: {r:?}");
     }
 
     /// Publishes crate `name` 0.1.0 as cargo does, asserting success, with a token whose
@@ -161,14 +166,19 @@ impl Reg {
     pub fn host_crate(&self, name: &str) {
         self.create_user("host-owner");
         let token = self.create_token("host-owner", json!({"protocol": "cargo", "scopes": [format!("cargo:crate:{name}:write")]}));
-        let krate = crate_file(name, "0.1.0", 100);
-        let body = cargo_publish_body(&cargo_metadata(name, "0.1.0", json!({})), &krate);
+        self.publish_crate(&token, name, "0.1.0");
+    }
+
+    /// Publishes crate `name` `version` as cargo does with `token`, asserting success.
+    pub fn publish_crate(&self, token: &str, name: &str, version: &str) {
+        let krate = crate_file(name, version, 100);
+        let body = cargo_publish_body(&cargo_metadata(name, version, json!({})), &krate);
         let req = Request::new(Method::Put, "/cargo/api/v1/crates/new")
-            .with_header("Authorization", &token)
+            .with_header("Authorization", token)
             .with_header("Content-Length", &body.len().to_string())
             .with_body(body);
         let r = self.send(req);
-        assert_eq!(r.status, 200, "hosted publish of {name}: {r:?}");
+        assert_eq!(r.status, 200, "hosted publish of {name} {version}: {r:?}");
     }
 
     /// Publishes `name@version` (path built from the name as-is), asserting success.

@@ -17,6 +17,8 @@ use crate::platform::{Background, EdgeCache, EdgeHint, EdgeTiers};
 const entries = new Map();
 const byTag = new Map();
 let used = 0;
+// Counts purges: an answer made while one happened may hold what was there before it.
+let purges = 0;
 const MEMORY_BYTES = 16 * 1024 * 1024;
 const ENTRY_BYTES = 1024 * 1024;
 // The HTTP tier's keys: a URL of our own, never fetched.
@@ -90,7 +92,11 @@ function etagOf(headers) {
 // Keeps a copy of `response` (its body read on the side, as the client reads the other half)
 // and returns the response to send. Only bodies of a known length up to the memory tier's
 // entry size are kept in memory; immutable ones also go to the HTTP tier.
-export function edge_keep(key, tags, seconds, immutable, useMemory, useHttp, response, length, waitUntil) {
+export function edge_generation() {
+  return purges;
+}
+
+export function edge_keep(key, tags, seconds, immutable, useMemory, useHttp, response, length, generation, waitUntil) {
   const memory = useMemory && length >= 0 && length <= ENTRY_BYTES;
   const http = useHttp && immutable;
   if ((!memory && !http) || response.body === null) return response;
@@ -99,6 +105,7 @@ export function edge_keep(key, tags, seconds, immutable, useMemory, useHttp, res
   const expires = Date.now() + seconds * 1000;
   const [send, side] = response.body.tee();
   const stored = new Response(side).arrayBuffer().then(async (body) => {
+    if (purges !== generation) return;
     if (memory) remember(key, { status: response.status, headers, body, etag: etagOf(headers), tags: tagList, expires });
     if (http) {
       const entry = JSON.stringify({ headers, tags: tagList, expires });
@@ -113,12 +120,14 @@ export function edge_keep(key, tags, seconds, immutable, useMemory, useHttp, res
 }
 
 export function edge_purge_all() {
+  purges++;
   entries.clear();
   byTag.clear();
   used = 0;
 }
 
 export function edge_purge(tag, useHttp) {
+  purges++;
   const keys = byTag.get(tag);
   const gone = keys === undefined ? [] : [...keys];
   for (const k of gone) drop(k);
@@ -140,10 +149,12 @@ extern "C" {
         use_http: bool,
         response: &web_sys::Response,
         length: f64,
+        generation: f64,
         wait_until: &js_sys::Function,
     ) -> web_sys::Response;
     fn edge_purge(tag: &str, use_http: bool) -> js_sys::Promise;
     fn edge_purge_all();
+    fn edge_generation() -> f64;
 }
 
 pub struct JsEdgeCache {
@@ -181,7 +192,11 @@ impl EdgeCache for JsEdgeCache {
         Some(from_runtime(&resp))
     }
 
-    async fn keep(&self, key: &str, hint: &EdgeHint, resp: Response) -> Response {
+    fn generation(&self) -> u64 {
+        edge_generation() as u64
+    }
+
+    async fn keep(&self, key: &str, hint: &EdgeHint, generation: u64, resp: Response) -> Response {
         if !self.tiers.any() {
             return resp;
         }
@@ -205,6 +220,7 @@ impl EdgeCache for JsEdgeCache {
             self.tiers.http,
             &runtime,
             length.map_or(-1.0, |l| l as f64),
+            generation as f64,
             wait_until.unchecked_ref(),
         );
         let body = match sent.body() {
