@@ -45,6 +45,13 @@ pub trait ProtocolModule: Sync {
     /// How the protocol writes errors for its clients.
     fn errors(&self) -> &'static dyn Render;
 
+    /// Whether the caller of a GET or HEAD of `rest` may be given an answer the edge cache
+    /// kept (`platform::EdgeCache`), checked without any storage read: by default callers
+    /// without credentials, where anyone may read the protocol's packages.
+    fn edge_reader(&self, app: &App, req: &Request, _rest: &str) -> bool {
+        req.header("authorization").is_none() && app.config.protocol(self.protocol()).anonymous_read
+    }
+
     /// Upstream presets for `<PROTO>_UPSTREAMS`.
     fn presets(&self) -> &'static [Preset] {
         &[]

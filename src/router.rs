@@ -65,6 +65,10 @@ impl App {
         let head = req.method == Method::Head;
         let edge_key = self.edge_key(&req);
         let kept = match &edge_key {
+            Some(key) if head => match self.platform.edge.lookup(&head_key(key), req.header("if-none-match")).await {
+                Some(hit) => Some(hit),
+                None => self.platform.edge.lookup(key, req.header("if-none-match")).await,
+            },
             Some(key) => self.platform.edge.lookup(key, req.header("if-none-match")).await,
             None => None,
         };
@@ -77,6 +81,8 @@ impl App {
                 let mut resp = self.dispatch(req).await;
                 match (&edge_key, resp.edge.take()) {
                     (Some(key), Some(hint)) if resp.status == 200 && !head => self.platform.edge.keep(key, &hint, generation, resp).await,
+                    // A HEAD's answer serves HEADs only (clients HEAD a tag before each pull).
+                    (Some(key), Some(hint)) if resp.status == 200 => self.platform.edge.keep(&head_key(key), &hint, generation, resp.without_body()).await,
                     _ => resp,
                 }
             }
@@ -90,29 +96,34 @@ impl App {
         }
     }
 
-    /// The edge cache's key for a request whose answer anyone may be given: a GET or HEAD
-    /// without credentials, a range or a date to compare (ETags are compared), to a protocol whose packages anyone may read. The
-    /// answer depends on the URL (the origin is in links the answer holds) and on `Accept`
-    /// (npm's abbreviated packuments, PyPI's HTML or JSON pages), so both are in it.
+    /// The edge cache's key for a GET or HEAD whose caller may be given a kept answer (the
+    /// protocol's `edge_reader` says), without a cookie, a range or a date to compare (ETags
+    /// are compared). The answer depends on the URL (the origin is in links the answer
+    /// holds) and on `Accept` (npm's abbreviated packuments, PyPI's HTML or JSON pages), so
+    /// both are in it; never on who asks.
     fn edge_key(&self, req: &Request) -> Option<String> {
         if !self.config.edge_cache.any() || !req.method.is_read() {
             return None;
         }
-        if ["authorization", "cookie", "range", "if-modified-since"].iter().any(|h| req.header(h).is_some()) {
+        if ["cookie", "range", "if-modified-since"].iter().any(|h| req.header(h).is_some()) {
             return None;
         }
-        let protocol = self.protocol_of(&req.path)?;
-        if !self.config.protocol(protocol).anonymous_read {
+        let (module, _, rest) = self.locate(&req.path)?;
+        if !module.edge_reader(self, req, rest) {
             return None;
         }
         let query: Vec<String> = req.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
         Some(format!("{}{}?{}\n{}", req.origin, req.path, query.join("&"), req.header("accept").unwrap_or("")))
     }
 
-    /// The enabled protocol a path falls under, as `dispatch` finds it.
-    fn protocol_of(&self, path: &str) -> Option<Protocol> {
+    /// The enabled protocol a path falls under, its base path and the rest of the path.
+    /// Root mounts (OCI's `/v2`) come before base paths: clients call them at the host root.
+    fn locate<'p>(&'p self, path: &'p str) -> Option<(&'static dyn ProtocolModule, &'p str, &'p str)> {
         let root_mounted = self.enabled().find(|m| m.root_mounts().iter().any(|mount| below(path, mount).is_some()));
-        root_mounted.or_else(|| self.route(path).map(|(m, _, _)| m)).map(|m| m.protocol())
+        match root_mounted {
+            Some(module) => Some((module, "", path)),
+            None => self.route(path),
+        }
     }
 
     async fn dispatch(&self, req: Request) -> Response {
@@ -124,14 +135,8 @@ impl App {
         if path.starts_with("/-/admin/") {
             return crate::auth::admin::handle(self, req).await;
         }
-        // Root mounts (OCI's `/v2`) come before base paths: clients call them at the host root.
-        let root_mounted = self.enabled().find(|m| m.root_mounts().iter().any(|mount| below(&path, mount).is_some()));
-        let (module, base, rest) = match root_mounted {
-            Some(module) => (module, "", path.as_str()),
-            None => match self.route(&path) {
-                Some(found) => found,
-                None => return Response::json(404, &json!({"error": "Not Found"})),
-            },
+        let Some((module, base, rest)) = self.locate(&path) else {
+            return Response::json(404, &json!({"error": "Not Found"}));
         };
         let protocol = module.protocol().as_str();
         crate::error::finish(module.errors(), protocol, module.handle(self, req, base, rest).await)
@@ -152,6 +157,11 @@ impl App {
             })
             .max_by_key(|(_, base, _)| base.len())
     }
+}
+
+/// Where the answer to a HEAD is kept: apart from the GET's, since it has no body.
+fn head_key(key: &str) -> String {
+    format!("HEAD {key}")
 }
 
 /// The rest of `path` when it is `mount` or below it (`/v2`, `/v2/…`; never `/v2x`).

@@ -183,3 +183,35 @@ fn a_pypi_page_is_kept_until_an_upload_yank_or_delete_changes_it() {
     assert_eq!(reg.send(anonymous(&path)).status, 404);
     assert_eq!(reg.send(page()).json()["files"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn an_oci_tag_is_kept_for_holders_of_a_pull_token_until_it_moves() {
+    let reg = Reg::oci(&[]);
+    reg.create_user("olive");
+    reg.create_user("mallory");
+    let push = reg.jwt_for("olive", &["repository:team/app:pull,push"]);
+    let (_, first) = reg.push_image(&push, "team/app", "latest", "one");
+    let pull = reg.jwt_for("olive", &["repository:team/app:pull"]);
+    let head = || oci(Method::Head, "/v2/team/app/manifests/latest", &pull);
+    assert_eq!(reg.send(head()).header("docker-content-digest"), Some(first.as_str()));
+    let before = reg.mem.store.reads();
+    let hit = reg.send(head());
+    assert!(edge_hit(&hit), "{:?}", hit.headers);
+    assert_eq!(hit.header("docker-content-digest"), Some(first.as_str()));
+    assert_eq!(reg.mem.store.reads(), before, "a kept HEAD reads nothing");
+    assert!(hit.body.is_empty());
+
+    // A token granting nothing on this repository is never given the kept answer.
+    let stranger = reg.jwt_for("mallory", &["repository:other/app:pull"]);
+    let refused = reg.send(oci(Method::Head, "/v2/team/app/manifests/latest", &stranger));
+    assert_eq!(refused.status, 401, "{refused:?}");
+    assert!(!edge_hit(&refused));
+    assert_eq!(reg.send(Request::new(Method::Head, "/v2/team/app/manifests/latest")).status, 401);
+
+    // Moving the tag shows at once.
+    let (_, second) = reg.push_image(&push, "team/app", "latest", "two");
+    assert_ne!(first, second);
+    assert_eq!(reg.send(head()).header("docker-content-digest"), Some(second.as_str()));
+    let r = reg.send(oci(Method::Get, "/v2/team/app/manifests/latest", &pull));
+    assert_eq!(r.header("docker-content-digest"), Some(second.as_str()));
+}

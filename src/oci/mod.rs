@@ -29,7 +29,7 @@ use crate::auth::{Action, Auth, AuthError, Principal};
 use crate::config::Protocol;
 use crate::error::{Error, Result};
 use crate::http::{decode_path, Body, Method, Request, Response};
-use crate::platform::{ByteRange, ObjectMeta, PutOptions, PutOutcome};
+use crate::platform::{ByteRange, EdgeHint, ObjectMeta, PutOptions, PutOutcome};
 use crate::router::App;
 use crate::storage::key::Key;
 use crate::storage::{HookMetadata, Storage};
@@ -160,7 +160,7 @@ pub enum Route {
 
 impl Route {
     /// The repository name the route names, as the client sent it.
-    fn repository(&self) -> Option<&str> {
+    pub(crate) fn repository(&self) -> Option<&str> {
         match self {
             Route::Base | Route::Catalog | Route::Token => None,
             Route::Manifest(n, _) | Route::Blob(n, _) | Route::UploadStart(n) | Route::Upload(n, _) | Route::Tags(n) | Route::Referrers(n, _) => Some(n),
@@ -424,7 +424,12 @@ async fn get_manifest(ctx: &Ctx<'_>, req: &Request, repo: &Repository, reference
     };
     let (meta, body) = found.ok_or_else(|| MANIFEST_UNKNOWN.err(format!("manifest {repo}@{digest} not found")))?;
     let etag = format!("\"{digest}\"");
-    let mut r = manifest_response(&meta, &digest);
+    // By digest the same bytes forever; by tag until the tag moves (a write of its key).
+    let hint = match client_reference(reference)? {
+        Ok(_) => EdgeHint::artifact(vec![key.to_string()]),
+        Err(tag) => EdgeHint::document(vec![keys::tag(repo, tag).to_string(), key.to_string()]),
+    };
+    let mut r = manifest_response(&meta, &digest).with_edge(hint);
     if req.header("if-none-match") == Some(etag.as_str()) {
         return Ok(Response::new(304).with_header("ETag", etag).with_header("Docker-Content-Digest", digest.to_string()));
     }

@@ -38,6 +38,26 @@ impl ProtocolModule for Oci {
         &super::errors::OciErrors
     }
 
+    /// Besides anonymous readers where allowed, a Bearer JWT from the token endpoint that
+    /// grants `pull` on the repository: checked by its signature alone, so a pull's HEADs
+    /// and GETs can be kept answers (any other credential goes the long way).
+    fn edge_reader(&self, app: &App, req: &Request, rest: &str) -> bool {
+        let Some(authorization) = req.header("authorization") else {
+            return app.config.protocol(Protocol::Oci).anonymous_read;
+        };
+        let (Some(token), Some(secret)) = (authorization.strip_prefix("Bearer "), app.config.jwt_secret.as_deref()) else {
+            return false;
+        };
+        let Some(repo) = super::parse_route(rest).and_then(|r| r.repository().and_then(super::names::Repository::parse)) else {
+            return false;
+        };
+        let now = (app.platform.now_ms() / 1000.0) as i64;
+        crate::auth::jwt::decode(secret.as_bytes(), token.trim(), now)
+            .ok()
+            .and_then(|claims| crate::auth::jwt::principal_from_claims(&claims))
+            .is_some_and(|p| p.can(Protocol::Oci, repo.as_str(), crate::auth::Action::Read))
+    }
+
     fn presets(&self) -> &'static [Preset] {
         PRESETS
     }

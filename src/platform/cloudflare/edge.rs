@@ -30,11 +30,14 @@ export function header_lines(headers) {
   return out.join('\n');
 }
 
+// A HEAD's answer is kept with no body.
+const size = (body) => (body === null ? 0 : body.byteLength);
+
 function drop(key) {
   const e = entries.get(key);
   if (e === undefined) return;
   entries.delete(key);
-  used -= e.body.byteLength;
+  used -= size(e.body);
   for (const t of e.tags) {
     const keys = byTag.get(t);
     if (keys !== undefined) { keys.delete(key); if (keys.size === 0) byTag.delete(t); }
@@ -43,10 +46,10 @@ function drop(key) {
 
 function remember(key, entry) {
   drop(key);
-  if (entry.body.byteLength > ENTRY_BYTES) return;
-  while (used + entry.body.byteLength > MEMORY_BYTES && entries.size > 0) drop(entries.keys().next().value);
+  if (size(entry.body) > ENTRY_BYTES) return;
+  while (used + size(entry.body) > MEMORY_BYTES && entries.size > 0) drop(entries.keys().next().value);
   entries.set(key, entry);
-  used += entry.body.byteLength;
+  used += size(entry.body);
   for (const t of entry.tags) {
     let keys = byTag.get(t);
     if (keys === undefined) byTag.set(t, keys = new Set());
@@ -99,10 +102,14 @@ export function edge_generation() {
 export function edge_keep(key, tags, seconds, immutable, useMemory, useHttp, response, length, generation, waitUntil) {
   const memory = useMemory && length >= 0 && length <= ENTRY_BYTES;
   const http = useHttp && immutable;
-  if ((!memory && !http) || response.body === null) return response;
   const headers = [...response.headers];
   const tagList = tags.split('\n');
   const expires = Date.now() + seconds * 1000;
+  if (response.body === null) {
+    if (useMemory && purges === generation) remember(key, { status: response.status, headers, body: null, etag: etagOf(headers), tags: tagList, expires });
+    return response;
+  }
+  if (!memory && !http) return response;
   const [send, side] = response.body.tee();
   const stored = new Response(side).arrayBuffer().then(async (body) => {
     if (purges !== generation) return;
