@@ -215,3 +215,20 @@ fn an_oci_tag_is_kept_for_holders_of_a_pull_token_until_it_moves() {
     let r = reg.send(oci(Method::Get, "/v2/team/app/manifests/latest", &pull));
     assert_eq!(r.header("docker-content-digest"), Some(second.as_str()));
 }
+
+#[test]
+fn an_oci_blob_is_kept_until_it_leaves_the_repository() {
+    let reg = Reg::oci(&[]);
+    reg.create_user("olive");
+    let all = reg.jwt_for("olive", &["repository:team/app:pull,push,delete"]);
+    let data = b"a small layer".to_vec();
+    let digest = reg.push_blob(&all, "team/app", &data);
+    let path = format!("/v2/team/app/blobs/{digest}");
+    assert_eq!(reg.send(oci(Method::Get, &path, &all)).body, data);
+    let hit = reg.send(oci(Method::Get, &path, &all));
+    assert!(edge_hit(&hit));
+    assert_eq!(hit.body, data);
+    let r = reg.send(oci(Method::Delete, &path, &all));
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(reg.send(oci(Method::Get, &path, &all)).status, 404);
+}

@@ -240,7 +240,7 @@ async fn purge_cache(app: &App, protocol: &str, name: &str) -> Response {
     };
     // The edge cache knows answers by storage key, not by name: this isolate forgets them
     // all (a purge is rare).
-    app.platform.edge.purge_all();
+    app.platform.edge.purge_all().await;
     answer(module.purge_cache(app, name).await.map(|n| {
         crate::logging::event("info", "cache_purged", json!({"protocol": protocol, "name": name, "objects": n}));
         Response::json(200, &json!({"purged": n}))

@@ -717,7 +717,9 @@ async fn get_blob(ctx: &Ctx<'_>, req: &Request, repo: &Repository, digest: &str)
         return Err(unknown_blob(&digest));
     }
     let (key, meta) = blob_meta(ctx, &digest).await?.ok_or_else(|| unknown_blob(&digest))?;
-    blob_response(ctx, req, repo.as_str(), &digest, &key, &meta).await
+    let resp = blob_response(ctx, req, repo.as_str(), &digest, &key, &meta).await?;
+    // Kept until the blob leaves the repository (its link) or the registry.
+    Ok(resp.with_edge(EdgeHint::artifact(vec![keys::link(repo, &digest).to_string(), key])))
 }
 
 /// A stored blob with its headers ([`keys::BLOB`]), whole or the asked-for range.

@@ -760,12 +760,12 @@ impl super::EdgeCache for MemoryEdgeCache {
         resp
     }
 
-    fn purge(&self, tag: &str) {
+    async fn purge(&self, tag: &str) {
         self.purges.set(self.purges.get() + 1);
         self.entries.borrow_mut().retain(|_, e| !e.tags.iter().any(|t| t == tag));
     }
 
-    fn purge_all(&self) {
+    async fn purge_all(&self) {
         self.purges.set(self.purges.get() + 1);
         self.entries.borrow_mut().clear();
     }

@@ -385,9 +385,9 @@ pub trait EdgeCache {
     /// (taken before the answer was made) by the time it is kept; returns what to send.
     async fn keep(&self, key: &str, hint: &EdgeHint, generation: u64, resp: Response) -> Response;
     /// Forgets every answer made from the storage key `tag`.
-    fn purge(&self, tag: &str);
+    async fn purge(&self, tag: &str);
     /// Forgets every answer this isolate keeps (the admin API's cache purge).
-    fn purge_all(&self);
+    async fn purge_all(&self);
 }
 
 /// No edge cache (`EDGE_CACHE=off`, and platforms without one).
@@ -407,9 +407,9 @@ impl EdgeCache for NoEdgeCache {
         resp
     }
 
-    fn purge(&self, _tag: &str) {}
+    async fn purge(&self, _tag: &str) {}
 
-    fn purge_all(&self) {}
+    async fn purge_all(&self) {}
 }
 
 impl Platform {

@@ -107,7 +107,7 @@ impl Storage {
     pub async fn notify(&self, operation: Operation, key: &str, metadata: HookMetadata) {
         // Every write reaches here once done: answers made from `key` are stale now.
         if operation != Operation::Get {
-            self.edge.purge(key);
+            self.edge.purge(key).await;
         }
         let ctx = self.ctx(operation, key, metadata);
         for h in self.hooks.iter() {

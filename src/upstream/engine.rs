@@ -333,7 +333,7 @@ impl Engine {
         let saved = cache::save(&*self.platform.store, key, entry).await;
         // Answers made from the old entry are stale now (cache entries are not written
         // through `Storage`, which purges for hosted writes).
-        self.platform.edge.purge(key);
+        self.platform.edge.purge(key).await;
         saved.map_err(|e| Failures::one(&entry.upstream, Failure::Store(e.to_string())))
     }
 

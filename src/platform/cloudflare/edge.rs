@@ -16,11 +16,16 @@ use crate::platform::{Background, EdgeCache, EdgeHint, EdgeTiers};
 // tags, expires (ms) }; a Map keeps insertion order, so re-inserting on a hit makes it LRU.
 const entries = new Map();
 const byTag = new Map();
+// Keys this isolate put in the HTTP tier, by tag, so a purge can delete them (bounded: the
+// HTTP tier's own expiry covers what this forgets).
+const httpByTag = new Map();
+const HTTP_TAGGED = 10000;
 let used = 0;
 // Counts purges: an answer made while one happened may hold what was there before it.
 let purges = 0;
 const MEMORY_BYTES = 16 * 1024 * 1024;
 const ENTRY_BYTES = 1024 * 1024;
+const HTTP_BYTES = 32 * 1024 * 1024;
 // The HTTP tier's keys: a URL of our own, never fetched.
 const httpKey = (key) => new Request('https://edge-cache.invalid/' + encodeURIComponent(key));
 
@@ -75,16 +80,26 @@ export async function edge_lookup(key, ifNoneMatch, useHttp) {
     }
     drop(key);
   }
-  if (!useHttp) return undefined;
+  if (!useHttp || typeof caches === 'undefined') return undefined;
   const hit = await caches.default.match(httpKey(key));
   if (hit === undefined) return undefined;
   const kept = hit.headers.get('x-edge-entry');
   if (kept === null) return undefined;
   const { headers, tags, expires } = JSON.parse(kept);
-  const body = await hit.arrayBuffer();
-  const entry = { status: hit.status, headers, body, etag: etagOf(headers), tags, expires: Math.min(expires, now + 3600 * 1000) };
+  const length = Number(hit.headers.get('content-length'));
+  if (!(length <= ENTRY_BYTES)) {
+    const e = { status: hit.status, headers, body: null, etag: etagOf(headers) };
+    if (answer(e, ifNoneMatch).status === 304) return answer(e, ifNoneMatch);
+    return new Response(hit.body, { status: hit.status, headers });
+  }
+  // Small: into memory too, for this isolate's next requests.
+  const entry = { status: hit.status, headers, body: await hit.arrayBuffer(), etag: etagOf(headers), tags, expires: Math.min(expires, now + 3600 * 1000) };
   remember(key, entry);
   return answer(entry, ifNoneMatch);
+}
+
+export function edge_generation() {
+  return purges;
 }
 
 function etagOf(headers) {
@@ -92,54 +107,68 @@ function etagOf(headers) {
   return h === undefined ? null : h[1].replace(/^W\//, '');
 }
 
-// Keeps a copy of `response` (its body read on the side, as the client reads the other half)
-// and returns the response to send. Only bodies of a known length up to the memory tier's
-// entry size are kept in memory; immutable ones also go to the HTTP tier.
-export function edge_generation() {
-  return purges;
-}
-
+// Keeps a copy of `response` as the client reads the other half of its body, and returns the
+// response to send. Memory keeps bodies of a known length up to ENTRY_BYTES; the HTTP tier
+// keeps immutable ones up to HTTP_BYTES, streamed into `cache.put` (never read whole here:
+// a tee holds what its slower branch has not read yet, hence the bound).
 export function edge_keep(key, tags, seconds, immutable, useMemory, useHttp, response, length, generation, waitUntil) {
   const memory = useMemory && length >= 0 && length <= ENTRY_BYTES;
-  const http = useHttp && immutable;
+  const http = useHttp && immutable && length >= 0 && length <= HTTP_BYTES && typeof caches !== 'undefined';
   const headers = [...response.headers];
   const tagList = tags.split('\n');
   const expires = Date.now() + seconds * 1000;
+  const entry = (body) => ({ status: response.status, headers, body, etag: etagOf(headers), tags: tagList, expires });
   if (response.body === null) {
-    if (useMemory && purges === generation) remember(key, { status: response.status, headers, body: null, etag: etagOf(headers), tags: tagList, expires });
+    if (useMemory && purges === generation) remember(key, entry(null));
     return response;
   }
   if (!memory && !http) return response;
   const [send, side] = response.body.tee();
-  const stored = new Response(side).arrayBuffer().then(async (body) => {
-    if (purges !== generation) return;
-    if (memory) remember(key, { status: response.status, headers, body, etag: etagOf(headers), tags: tagList, expires });
-    if (http) {
-      const entry = JSON.stringify({ headers, tags: tagList, expires });
-      await caches.default.put(httpKey(key), new Response(body, {
-        status: response.status,
-        headers: { 'cache-control': 'max-age=' + seconds, 'x-edge-entry': entry },
-      }));
+  const toHttp = (body) => {
+    if (httpByTag.size >= HTTP_TAGGED) httpByTag.clear();
+    for (const t of tagList) {
+      let keys = httpByTag.get(t);
+      if (keys === undefined) httpByTag.set(t, keys = new Set());
+      keys.add(key);
     }
-  }).catch(() => {});
-  waitUntil(stored);
+    return putHttp(body);
+  };
+  const putHttp = (body) => caches.default.put(httpKey(key), new Response(body, {
+    status: response.status,
+    headers: { 'cache-control': 'max-age=' + seconds, 'x-edge-entry': JSON.stringify({ headers, tags: tagList, expires }) },
+  }));
+  const stored = memory
+    ? new Response(side).arrayBuffer().then((body) => {
+      if (purges !== generation) return;
+      remember(key, entry(body));
+      if (http) return toHttp(body);
+    })
+    // A purge while it streamed in: it may be what was deleted.
+    : toHttp(side).then(() => (purges !== generation ? caches.default.delete(httpKey(key)) : undefined));
+  waitUntil(stored.catch(() => {}));
   return new Response(send, { status: response.status, statusText: response.statusText, headers: response.headers });
 }
 
-export function edge_purge_all() {
+export function edge_purge_all(useHttp) {
   purges++;
   entries.clear();
   byTag.clear();
   used = 0;
+  const kept = new Set([...httpByTag.values()].flatMap((keys) => [...keys]));
+  httpByTag.clear();
+  if (!useHttp || typeof caches === 'undefined') return Promise.resolve();
+  return Promise.all([...kept].map((k) => caches.default.delete(httpKey(k)))).catch(() => {});
 }
 
 export function edge_purge(tag, useHttp) {
   purges++;
   const keys = byTag.get(tag);
-  const gone = keys === undefined ? [] : [...keys];
-  for (const k of gone) drop(k);
-  // The HTTP tier can only be purged by key: those this isolate kept under the tag.
-  return useHttp ? Promise.all(gone.map((k) => caches.default.delete(httpKey(k)))).catch(() => {}) : Promise.resolve();
+  for (const k of keys === undefined ? [] : [...keys]) drop(k);
+  // The HTTP tier can only be purged by key: those this isolate put there under the tag.
+  const kept = httpByTag.get(tag);
+  httpByTag.delete(tag);
+  if (!useHttp || kept === undefined || typeof caches === 'undefined') return Promise.resolve();
+  return Promise.all([...kept].map((k) => caches.default.delete(httpKey(k)))).catch(() => {});
 }
 "#)]
 extern "C" {
@@ -160,21 +189,13 @@ extern "C" {
         wait_until: &js_sys::Function,
     ) -> web_sys::Response;
     fn edge_purge(tag: &str, use_http: bool) -> js_sys::Promise;
-    fn edge_purge_all();
+    fn edge_purge_all(use_http: bool) -> js_sys::Promise;
     fn edge_generation() -> f64;
 }
 
 pub struct JsEdgeCache {
     pub tiers: EdgeTiers,
     pub background: Rc<dyn Background>,
-}
-
-impl JsEdgeCache {
-    fn spawn(&self, promise: js_sys::Promise) {
-        self.background.spawn(Box::pin(async move {
-            let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-        }));
-    }
 }
 
 /// The runtime's response as ours: headers in one call, the body left a JS stream.
@@ -237,13 +258,13 @@ impl EdgeCache for JsEdgeCache {
         Response { status, reason, headers, body, edge: None }
     }
 
-    fn purge(&self, tag: &str) {
+    async fn purge(&self, tag: &str) {
         if self.tiers.any() {
-            self.spawn(edge_purge(tag, self.tiers.http));
+            let _ = wasm_bindgen_futures::JsFuture::from(edge_purge(tag, self.tiers.http)).await;
         }
     }
 
-    fn purge_all(&self) {
-        edge_purge_all();
+    async fn purge_all(&self) {
+        let _ = wasm_bindgen_futures::JsFuture::from(edge_purge_all(self.tiers.http)).await;
     }
 }
