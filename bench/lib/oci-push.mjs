@@ -98,7 +98,17 @@ try {
     location = r.headers.location || location;
   }
   t = lap();
-  expect(await request('PUT', withDigest(location, digest), { 'content-length': '0' }), 201, 'layer PUT ?digest=');
+  let put;
+  try {
+    put = await request('PUT', withDigest(location, digest), { 'content-length': '0' });
+  } catch (e) {
+    // The same local workerd quirk on a new connection, seen rarely: the request was not
+    // answered, so it is sent once more (a PUT without a body can be repeated).
+    if (mode !== 'stream' || e.code !== 'ECONNRESET') throw e;
+    out.put_retried = true;
+    put = await request('PUT', withDigest(location, digest), { 'content-length': '0' });
+  }
+  expect(put, 201, 'layer PUT ?digest=');
   out.finalize_ms = lap() - t;
 
   t = lap();
