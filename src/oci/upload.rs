@@ -18,6 +18,7 @@
 //! request with a known length and digest goes straight to R2, which verifies it itself.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
@@ -245,6 +246,7 @@ async fn append(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body, chun
     let first = session.offset == 0 && session.native.is_none() && !session.unhashed;
     let native = first && !chunk;
     let mut pieces = Pieces::new(body, native.then(|| native_algorithm(alg)));
+    let mut inflight: Option<InFlight<'_>> = None;
     let mut wasm: Option<Hasher> = None;
     let mut any = false;
     while let Some(piece) = pieces.next().await {
@@ -268,9 +270,13 @@ async fn append(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body, chun
             let front = piece.take_front(PART_SIZE.saturating_sub(held.len));
             held.push(front);
             if held.len >= PART_SIZE {
-                upload_part(ctx, id, session, joined(held.take())).await?;
+                let part = joined(held.take());
+                inflight = Some(start_part(ctx, id, session, part, inflight.take()).await?);
             }
         }
+    }
+    if let Some(previous) = inflight.take() {
+        session.parts.push(previous.finish().await?);
     }
     if native && any {
         session.native = Some(hex::encode(pieces.digest().await.map_err(unreadable)?));
@@ -279,6 +285,47 @@ async fn append(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body, chun
         session.hash = h.save();
     }
     Ok(held)
+}
+
+/// A part upload already begun: R2 takes it in while the next part's bytes are read.
+struct InFlight<'a>(futures::future::MaybeDone<futures::future::LocalBoxFuture<'a, Result<(u16, String)>>>);
+
+impl InFlight<'_> {
+    async fn finish(mut self) -> Result<(u16, String)> {
+        (&mut self.0).await;
+        std::pin::Pin::new(&mut self.0).take_output().unwrap_or_else(|| Err(Error::internal("part upload lost")))
+    }
+}
+
+/// Waits for the `previous` part (one in flight at a time bounds what is held to two parts),
+/// then begins uploading `part`: polled once here so the store's request is on its way before
+/// the caller goes back to reading (a Rust future does nothing until polled).
+async fn start_part<'a>(ctx: &'a Ctx<'_>, id: &str, session: &mut Session, part: Body, previous: Option<InFlight<'a>>) -> Result<InFlight<'a>> {
+    use futures::FutureExt;
+    if let Some(previous) = previous {
+        session.parts.push(previous.finish().await?);
+    }
+    let key = keys::blob_data(id);
+    let upload = match &session.multipart {
+        Some(u) => u.clone(),
+        None => {
+            let meta = ctx.hook_meta(&session.repo, None);
+            let u = ctx.storage.create_multipart(key.as_str(), key.put_options(BTreeMap::new()), meta).await?;
+            session.multipart = Some(u.clone());
+            u
+        }
+    };
+    let number = u16::try_from(session.parts.len() + 1).map_err(|_| SIZE_INVALID.err("too many parts"))?;
+    let meta = ctx.hook_meta(&session.repo, None);
+    let storage = &ctx.storage;
+    let upload = async move {
+        let uploaded = storage.upload_part(key.as_str(), &upload, number, part, meta).await?;
+        Ok((uploaded.part_number, uploaded.etag))
+    };
+    let mut started = futures::future::maybe_done(upload.boxed_local());
+    // Polled with a waker that does nothing: whoever awaits it later polls it again.
+    let _ = std::pin::Pin::new(&mut started).poll(&mut std::task::Context::from_waker(futures::task::noop_waker_ref()));
+    Ok(InFlight(started))
 }
 
 async fn upload_part(ctx: &Ctx<'_>, id: &str, session: &mut Session, part: Body) -> Result<()> {
