@@ -7,11 +7,13 @@
 #   2. installs docker-registry with apt if it is missing, starts it from bench/lib/docker-registry.yml
 #      (our port, fresh storage in bench/work/docker-registry, log level warn, no access log:
 #      the Worker runs with --log-level warn too);
-#   3. generates one 1 GiB layer per push once (deterministic pseudo-random, a different blob
-#      per push, streamed to bench/work/layer-SIZE-SEED.bin, reused by later runs);
-#   4. pushes each to both as a chunked upload (POST, PATCH chunks of 48 MiB with Content-Range,
-#      PUT ?digest=), then a small config blob and a manifest by tag, alternating which server
-#      goes first; every PATCH is timed;
+#   3. generates one 1 GiB layer per push and mode once (deterministic pseudo-random, a
+#      different blob per push, streamed to bench/work/layer-SIZE-SEED.bin, reused by later runs);
+#   4. pushes each to both, in each mode of BENCH_PUSH_MODES: `stream` is one PATCH of the whole
+#      layer without Content-Range or Content-Length (how docker, containerd and crane push),
+#      `chunked` is PATCH chunks of 48 MiB with Content-Range; then PUT ?digest=, a small
+#      config blob and a manifest by tag, alternating which server goes first; every PATCH is
+#      timed;
 #   5. pulls the first layer from both (one verified warm-up, then PULLS timed GETs streamed to
 #      nowhere, interleaved): MB/s and time to first byte;
 #   6. manifest HEAD by tag with a keep-alive Node client, as a client sends it (Accept list;
@@ -24,9 +26,11 @@
 #
 # Usage: bash bench/oci.sh
 #   BENCH_LAYER_BYTES=1073741824 BENCH_CHUNK_BYTES=50331648 BENCH_PUSHES=2 BENCH_PULLS=3
+#   BENCH_PUSH_MODES="stream chunked"  (either or both; the pull uses the first mode's first layer)
 #   BENCH_REQUESTS=2000 BENCH_CONCURRENCY=16 BENCH_ROUNDS=3 BENCH_PUSH_TIMEOUT=1800
 #   BENCH_WORKER_LOG_LEVEL=warn  wrangler's --log-level ("info" adds one line per request, "log" also the Worker's own logs)
 #   BENCH_SKIP_BUILD=1  use build/worker as it is (no setup.sh, no rebuild)
+#   BENCH_VIA_PROXY=1   talk to wrangler's dev proxy instead of the Worker's own listener
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
 cd "$ROOT"
@@ -34,6 +38,11 @@ cd "$ROOT"
 LAYER_BYTES=${BENCH_LAYER_BYTES:-1073741824}
 CHUNK_BYTES=${BENCH_CHUNK_BYTES:-50331648}
 PUSHES=${BENCH_PUSHES:-2}
+read -r -a PUSH_MODES <<<"${BENCH_PUSH_MODES:-stream chunked}"
+for m in "${PUSH_MODES[@]}"; do
+  case $m in stream|chunked) ;; *) echo "bench/oci.sh: BENCH_PUSH_MODES: unknown mode $m (stream, chunked)" >&2; exit 2;; esac
+done
+[ "${#PUSH_MODES[@]}" -gt 0 ] || { echo "bench/oci.sh: BENCH_PUSH_MODES is empty" >&2; exit 2; }
 PULLS=${BENCH_PULLS:-3}
 REQUESTS=${BENCH_REQUESTS:-2000}
 CONCURRENCY=${BENCH_CONCURRENCY:-16}
@@ -91,6 +100,15 @@ setsid node "$ROOT/miniflare/worker.mjs" --port "$WPORT" --persist "$WORK/wrangl
 PGIDS+=($!)
 WURL="http://127.0.0.1:$WPORT"
 wait_http "$WURL/-/health" 120 "${PGIDS[-1]}" "the Worker"
+# The Worker's own listener, as the tests use it: wrangler's dev proxy in front of it is a
+# second workerd that every byte of a push would also cross (absent in production), and it
+# answered a PUT after a streamed (chunked-encoded) PATCH with 503 "Your worker restarted
+# mid-request" in one run. BENCH_VIA_PROXY=1 keeps the proxy.
+if [ -z "${BENCH_VIA_PROXY:-}" ]; then
+  DIRECT=$(grep -o 'direct http://[^ ]*' "$LOGS/worker.log" | head -1 | cut -d' ' -f2)
+  [ -n "$DIRECT" ] || die "worker.mjs printed no direct address"
+  WURL=${DIRECT%/}
+fi
 echo "Worker up on $WURL (log: bench/work/logs/worker.log)"
 curl -fsS --max-time 30 -X POST "$WURL/-/admin/users" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
   -d "{\"name\":\"$BENCH_USER\",\"password\":\"$BENCH_PASSWORD\"}" >/dev/null || die "admin: creating the user failed"
@@ -137,9 +155,10 @@ wait_http "$RURL/v2/" 60 "${PGIDS[-1]}" "docker-registry"
 echo "docker-registry $(docker-registry --version 2>/dev/null | awk '{print $NF}') up on $RURL (log: bench/work/logs/docker-registry.log)"
 
 # ---------------------------------------------------------------------------------------------
-say "3. the layers: $PUSHES x $LAYER_BYTES bytes, deterministic pseudo-random (one per push)"
+NLAYERS=$((PUSHES * ${#PUSH_MODES[@]}))
+say "3. the layers: $NLAYERS x $LAYER_BYTES bytes, deterministic pseudo-random (one per push and mode)"
 LAYERS=() DIGESTS=()
-for i in $(seq 1 "$PUSHES"); do
+for i in $(seq 1 "$NLAYERS"); do
   LAYERS+=("$WORK/layer-$LAYER_BYTES-$((i - 1)).bin")
   info=$(node "$LIB/oci-layer.mjs" "${LAYERS[-1]}" "$LAYER_BYTES" "$((i - 1))") || die "generating layer $i failed"
   echo "$info"
@@ -148,21 +167,26 @@ done
 DIGEST=${DIGESTS[0]} # the one pulled
 
 # ---------------------------------------------------------------------------------------------
-say "4. chunked push: POST, PATCH x$(( (LAYER_BYTES + CHUNK_BYTES - 1) / CHUNK_BYTES )) of $CHUNK_BYTES bytes, PUT ?digest=, config, manifest ($PUSHES per server)"
+say "4. push: modes ${PUSH_MODES[*]} (stream: one PATCH of the layer; chunked: PATCH x$(( (LAYER_BYTES + CHUNK_BYTES - 1) / CHUNK_BYTES )) of $CHUNK_BYTES bytes), PUT ?digest=, config, manifest ($PUSHES per server and mode)"
 MEM_BEFORE_PUSH=$(wasm_memory)
 echo "Worker wasm memory before the push: $MEM_BEFORE_PUSH bytes"
 declare -A PUSH PULL HEADR
-push() { # SERVER I
-  local args=(--repo "$REPO" --tag "$TAG" --layer "${LAYERS[$2 - 1]}" --digest "${DIGESTS[$2 - 1]}" --chunk "$CHUNK_BYTES" --timeout "$PUSH_TIMEOUT")
+push() { # SERVER MODE I LAYER_INDEX
+  local args=(--repo "$REPO" --tag "$TAG" --layer "${LAYERS[$4]}" --digest "${DIGESTS[$4]}" --mode "$2" --chunk "$CHUNK_BYTES" --timeout "$PUSH_TIMEOUT")
   case $1 in
     worker) args+=(--base "$WURL" --header "Authorization: Bearer $(worker_jwt "repository:$REPO:pull,push")");;
     registry) args+=(--base "$RURL");;
   esac
-  PUSH[$1-$2]=$(node "$LIB/oci-push.mjs" "${args[@]}") || die "[$1] push $2 failed"
-  echo "[$1] push $2: $(json_field total_ms <<<"${PUSH[$1-$2]}" | awk '{printf "%.1f s", $1/1000}'), PATCH times (ms): $(json_field chunks_ms <<<"${PUSH[$1-$2]}" | tr -d '[]' | tr ',' '\n' | awk '{printf "%d ", $1}')"
+  PUSH[$1-$2-$3]=$(node "$LIB/oci-push.mjs" "${args[@]}") || die "[$1] $2 push $3 failed"
+  echo "[$1] $2 push $3: $(json_field total_ms <<<"${PUSH[$1-$2-$3]}" | awk '{printf "%.1f s", $1/1000}'), PATCH times (ms): $(json_field chunks_ms <<<"${PUSH[$1-$2-$3]}" | tr -d '[]' | tr ',' '\n' | awk '{printf "%d ", $1}')"
 }
-for i in $(seq 1 "$PUSHES"); do # alternating who goes first, so drift on the machine hits both alike
-  if [ $((i % 2)) = 1 ]; then push worker "$i"; push registry "$i"; else push registry "$i"; push worker "$i"; fi
+n=0
+for mi in "${!PUSH_MODES[@]}"; do
+  m=${PUSH_MODES[$mi]}
+  for i in $(seq 1 "$PUSHES"); do # alternating who goes first, so drift on the machine hits both alike
+    li=$((mi * PUSHES + i - 1)); n=$((n + 1))
+    if [ $((n % 2)) = 1 ]; then push worker "$m" "$i" "$li"; push registry "$m" "$i" "$li"; else push registry "$m" "$i" "$li"; push worker "$m" "$i" "$li"; fi
+  done
 done
 MEM_AFTER_PUSH=$(wasm_memory)
 echo "Worker wasm memory after the push: $MEM_AFTER_PUSH bytes"
@@ -207,7 +231,7 @@ RSS_HWM_KB=$(awk '/^VmHWM:/{print $2}' "/proc/$RPID/status" 2>/dev/null || echo 
 # ---------------------------------------------------------------------------------------------
 say "7. results"
 # values of FIELD over runs FIRST..LAST of SERVER in the array named ARR, one per line
-values() { # ARR SERVER FIELD FIRST LAST
+values() { # ARR KEY FIELD FIRST LAST   (KEY: SERVER, or SERVER-MODE for pushes)
   local -n arr=$1
   local i
   for i in $(seq "$4" "$5"); do json_field "$3" <<<"${arr[$2-$i]}"; done
@@ -219,9 +243,9 @@ row() { # METRIC WORKER REGISTRY higher|lower
   ratio=$(awk -v w="$2" -v v="$3" -v k="$4" 'BEGIN{ if (k=="higher") r=(v>0)?w/v:0; else r=(w>0)?v/w:0; printf "%.2f", r }')
   printf '%-50s %12s %12s %8s\n' "$1" "$2" "$3" "$ratio"
 }
-chunk_median() { # SERVER → median PATCH ms over every push
+chunk_median() { # SERVER MODE → median PATCH ms over every push
   local i
-  for i in $(seq 1 "$PUSHES"); do json_field chunks_ms <<<"${PUSH[$1-$i]}" | tr -d '[]' | tr ',' '\n'; done | median
+  for i in $(seq 1 "$PUSHES"); do json_field chunks_ms <<<"${PUSH[$1-$2-$i]}" | tr -d '[]' | tr ',' '\n'; done | median
 }
 mib() { awk -v b="$1" 'BEGIN{printf "%.1f", b/1048576}'; }
 SIZE_LABEL=$(awk -v b="$LAYER_BYTES" 'BEGIN{ if (b % 1073741824 == 0) printf "%d GiB", b/1073741824; else printf "%.0f MiB", b/1048576 }')
@@ -231,14 +255,20 @@ echo "ratio: >1 means the Worker is better (worker/registry for rates, registry/
 echo
 printf '%-50s %12s %12s %8s\n' metric worker registry ratio
 printf '%-50s %12s %12s %8s\n' ------ ------ -------- -----
-row "$SIZE_LABEL chunked push, median of $PUSHES (s)" \
-  "$(fmt "$(values PUSH worker total_ms 1 "$PUSHES" | median | awk '{print $1/1000}')" 2)" \
-  "$(fmt "$(values PUSH registry total_ms 1 "$PUSHES" | median | awk '{print $1/1000}')" 2)" lower
-row "  one PATCH of $CHUNK_LABEL, median (ms)" "$(fmt "$(chunk_median worker)" 0)" "$(fmt "$(chunk_median registry)" 0)" lower
-row "  PUT ?digest= (finish the upload) (ms)" \
-  "$(fmt "$(values PUSH worker finalize_ms 1 "$PUSHES" | median)" 0)" "$(fmt "$(values PUSH registry finalize_ms 1 "$PUSHES" | median)" 0)" lower
-row "  push throughput (MB/s)" \
-  "$(fmt "$(values PUSH worker mbps 1 "$PUSHES" | median)")" "$(fmt "$(values PUSH registry mbps 1 "$PUSHES" | median)")" higher
+for m in "${PUSH_MODES[@]}"; do
+  case $m in
+    stream) mlabel="streamed push (one PATCH)"; plabel="the PATCH of the whole layer";;
+    chunked) mlabel="chunked push"; plabel="one PATCH of $CHUNK_LABEL, median";;
+  esac
+  row "$SIZE_LABEL $mlabel, median of $PUSHES (s)" \
+    "$(fmt "$(values PUSH "worker-$m" total_ms 1 "$PUSHES" | median | awk '{print $1/1000}')" 2)" \
+    "$(fmt "$(values PUSH "registry-$m" total_ms 1 "$PUSHES" | median | awk '{print $1/1000}')" 2)" lower
+  row "  $plabel (ms)" "$(fmt "$(chunk_median worker "$m")" 0)" "$(fmt "$(chunk_median registry "$m")" 0)" lower
+  row "  PUT ?digest= (finish the upload) (ms)" \
+    "$(fmt "$(values PUSH "worker-$m" finalize_ms 1 "$PUSHES" | median)" 0)" "$(fmt "$(values PUSH "registry-$m" finalize_ms 1 "$PUSHES" | median)" 0)" lower
+  row "  push throughput (MB/s)" \
+    "$(fmt "$(values PUSH "worker-$m" mbps 1 "$PUSHES" | median)")" "$(fmt "$(values PUSH "registry-$m" mbps 1 "$PUSHES" | median)")" higher
+done
 row "$SIZE_LABEL blob GET, median of $PULLS (MB/s)" \
   "$(fmt "$(values PULL worker mbps 1 "$PULLS" | median)")" "$(fmt "$(values PULL registry mbps 1 "$PULLS" | median)")" higher
 row "  time to first byte, median (ms)" \
@@ -249,7 +279,8 @@ row "  p50 latency, median (ms)" \
   "$(fmt "$(values HEADR worker p50_ms 1 "$ROUNDS" | median)" 2)" "$(fmt "$(values HEADR registry p50_ms 1 "$ROUNDS" | median)" 2)" lower
 row "  p99 latency, median (ms)" \
   "$(fmt "$(values HEADR worker p99_ms 1 "$ROUNDS" | median)" 2)" "$(fmt "$(values HEADR registry p99_ms 1 "$ROUNDS" | median)" 2)" lower
-echo "push: POST to manifest PUT. The Worker hashes every byte in wasm (SHA-256 state kept between requests)"
+echo "push: POST to manifest PUT. The Worker hashes a streamed PATCH natively (DigestStream) and a chunked upload in wasm"
+echo "      (its SHA-256 state kept between requests); the bytes go to R2 in 10 MiB parts without entering wasm otherwise"
 echo "pull: the Worker streams R2 to the client untouched; a chunked-upload blob is an R2 multipart object, which the"
 echo "      local R2 simulator (miniflare) re-assembles part by part through JS streams: that, not the Worker, caps local pulls"
 echo
@@ -260,9 +291,9 @@ echo "  (for scale only, not comparable: docker-registry's peak RSS was $(awk -v
 echo
 echo "Raw:"
 for s in worker registry; do
-  for i in $(seq 1 "$PUSHES"); do
-    echo "  [$s] push $i: $(node -e 'const r=JSON.parse(process.argv[1]);const c=r.chunks_ms;console.log(`total ${(r.total_ms/1000).toFixed(2)} s = POST ${r.post_ms.toFixed(0)} ms + ${c.length} PATCH ${(c.reduce((a,b)=>a+b,0)/1000).toFixed(2)} s (min ${Math.min(...c).toFixed(0)}, max ${Math.max(...c).toFixed(0)} ms) + PUT ${r.finalize_ms.toFixed(0)} ms + config ${r.config_ms.toFixed(0)} ms + manifest ${r.manifest_ms.toFixed(0)} ms`)' "${PUSH[$s-$i]}")"
-  done
+  for m in "${PUSH_MODES[@]}"; do for i in $(seq 1 "$PUSHES"); do
+    echo "  [$s] $m push $i: $(node -e 'const r=JSON.parse(process.argv[1]);const c=r.chunks_ms;console.log(`total ${(r.total_ms/1000).toFixed(2)} s = POST ${r.post_ms.toFixed(0)} ms + ${c.length} PATCH ${(c.reduce((a,b)=>a+b,0)/1000).toFixed(2)} s (min ${Math.min(...c).toFixed(0)}, max ${Math.max(...c).toFixed(0)} ms) + PUT ${r.finalize_ms.toFixed(0)} ms + config ${r.config_ms.toFixed(0)} ms + manifest ${r.manifest_ms.toFixed(0)} ms`)' "${PUSH[$s-$m-$i]}")"
+  done; done
   echo "  [$s] pull MB/s: $(values PULL "$s" mbps 1 "$PULLS" | xargs -n1 printf '%.1f ')(warm-up $(fmt "$(json_field mbps <<<"${PULL[$s-0]}")"))"
   echo "  [$s] pull TTFB ms: $(values PULL "$s" ttfb_ms 1 "$PULLS" | xargs -n1 printf '%.2f ')"
   echo "  [$s] HEAD req/s: $(values HEADR "$s" rps 1 "$ROUNDS" | xargs -n1 printf '%.1f ')"

@@ -474,3 +474,44 @@ fn a_mount_without_pull_on_the_source_is_challenged_for_both_scopes() {
     let r = request("POST", &url, Some(&wide), &[], None);
     assert_eq!((r.status, r.header("docker-content-digest")), (201, Some(d.as_str())), "{}", r.text());
 }
+
+/// Streamed uploads (PATCH without `Content-Range`, as docker and crane send a layer) are
+/// hashed by the runtime's DigestStream in workerd: a right digest stores the blob, a wrong
+/// one is refused and nothing is readable; more bytes after a streamed PATCH are checked over
+/// the stored content. Over one part, in sha256 and in sha512 (`digest-algorithm`).
+#[test]
+fn streamed_uploads_are_hashed_natively_and_a_wrong_digest_is_refused() {
+    use sha2::Digest as _;
+    worker();
+    let token = jwt("repository:stream/app:pull,push");
+    let data = common::pseudo_random(12 * 1024 * 1024 + 333, 13);
+    let sha256 = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&data)));
+    let sha512 = format!("sha512:{}", hex::encode(sha2::Sha512::digest(&data)));
+    let wrong = format!("sha256:{}", "2".repeat(64));
+    let upload = |query: &str, split: Option<usize>, digest: &str| {
+        let r = request("POST", &format!("http://{}/v2/stream/app/blobs/uploads/{query}", host()), Some(&token), &[], None);
+        assert_eq!(r.status, 202, "{}", r.text());
+        let location = format!("http://{}{}", host(), r.header("location").unwrap());
+        let pieces: Vec<&[u8]> = match split {
+            None => vec![&data[..]],
+            Some(n) => vec![&data[..n], &data[n..]],
+        };
+        for piece in pieces {
+            let r = request("PATCH", &location, Some(&token), &[("content-type", "application/octet-stream")], Some(piece.to_vec()));
+            assert_eq!(r.status, 202, "{}", r.text());
+        }
+        request("PUT", &format!("{location}?digest={digest}"), Some(&token), &[], None)
+    };
+    for split in [None, Some(1000), Some(11 * 1024 * 1024)] {
+        let r = upload("", split, &wrong);
+        assert_eq!((r.status, oci_error(&r).as_str()), (400, "DIGEST_INVALID"), "split {split:?}");
+        let gone = request("GET", &format!("http://{}/v2/stream/app/blobs/{wrong}", host()), Some(&token), &[], None);
+        assert_eq!(gone.status, 404, "split {split:?}");
+    }
+    for (query, digest, split) in [("", &sha256, None), ("?digest-algorithm=sha512", &sha512, None), ("", &sha256, Some(5 * 1024 * 1024))] {
+        let r = upload(query, split, digest);
+        assert_eq!((r.status, r.header("docker-content-digest")), (201, Some(digest.as_str())), "{query} {split:?}: {}", r.text());
+        let g = request("GET", &format!("http://{}/v2/stream/app/blobs/{digest}", host()), Some(&token), &[], None);
+        assert!(g.status == 200 && g.body == data, "{query} {split:?}: the stored blob differs");
+    }
+}

@@ -1412,6 +1412,69 @@ fn chunks_crossing_the_10_mib_part_boundary_round_trip_byte_identical() {
     assert!(get_blob(&reg, &token, "team/b", &digest).body == data);
 }
 
+/// A streamed PATCH (no `Content-Range`) is hashed as it passes (natively in the Worker); when
+/// more bytes follow it, by another PATCH or by the final PUT, there is no running hash to
+/// continue: the digest is then checked over the stored content, and a wrong one still stores
+/// nothing.
+#[test]
+fn more_bytes_after_a_streamed_patch_are_verified_over_the_stored_content() {
+    // Under one part in all (checked before the single put), and over several parts
+    // (checked by reading the assembled object back).
+    for (first, second) in [(1000, 500), (PART_SIZE + 3 * MIB, 2 * MIB), (3 * MIB, PART_SIZE)] {
+        let (reg, token) = setup();
+        let data = pseudo_random(first + second, (first + second) as u64);
+        let digest = oci_digest(&data);
+        let mut flipped = data.clone();
+        flipped[first + 1] ^= 1;
+        let wrong = oci_digest(&flipped);
+        for (claimed, by_put) in [(&wrong, false), (&wrong, true), (&digest, false), (&digest, true)] {
+            let (_, location) = start_upload(&reg, &token, "team/app");
+            assert_eq!(patch_chunk(&reg, &token, &location, &data[..first], None).status, 202);
+            let r = if by_put {
+                finish_upload(&reg, &token, &location, claimed, &data[first..])
+            } else {
+                let r = patch_chunk(&reg, &token, &location, &data[first..], None);
+                assert_eq!((r.status, r.header("Range")), (202, Some(format!("0-{}", data.len() - 1).as_str())));
+                finish_upload(&reg, &token, &location, claimed, b"")
+            };
+            let what = format!("{first}+{second} by {}, claimed {}", if by_put { "PUT" } else { "PATCH" }, if claimed == &digest { "right" } else { "wrong" });
+            if claimed == &wrong {
+                assert_oci_error(&r, 400, "DIGEST_INVALID");
+                for d in [&wrong, &digest] {
+                    assert!(!reg.oci_keys().contains(&blob_key(d)), "{what}: blob key for {d}");
+                    assert!(!reg.oci_keys().contains(&link_key("team/app", d)), "{what}");
+                }
+                assert!(reg.keys_with("oci/blob-data/").is_empty(), "{what}: {:?}", reg.keys_with("oci/blob-data/"));
+            } else {
+                assert_eq!(r.status, 201, "{what}: {r:?}");
+                let g = get_blob(&reg, &token, "team/app", &digest);
+                assert!(g.status == 200 && g.body == data, "{what}: the stored blob differs");
+            }
+            assert_no_upload_leftovers(&reg);
+        }
+    }
+}
+
+/// A streamed upload of several parts in one PATCH, the way docker and crane push a layer:
+/// the digest its bytes were hashed to as they passed decides, without re-reading them.
+#[test]
+fn a_single_streamed_patch_of_several_parts_then_put_stores_the_blob_or_refuses_a_wrong_digest() {
+    let (reg, token) = setup();
+    let data = pseudo_random(2 * PART_SIZE + 5 * MIB, 21);
+    let digest = oci_digest(&data);
+    let (_, location) = start_upload(&reg, &token, "team/app");
+    assert_eq!(patch_chunk(&reg, &token, &location, &data, None).status, 202);
+    let wrong = oci_digest(b"not these bytes");
+    assert_oci_error(&finish_upload(&reg, &token, &location, &wrong, b""), 400, "DIGEST_INVALID");
+    assert!(reg.keys_with("oci/blob-data/").is_empty() && !reg.oci_keys().contains(&blob_key(&wrong)));
+    assert_no_upload_leftovers(&reg);
+    let (_, location) = start_upload(&reg, &token, "team/app");
+    assert_eq!(patch_chunk(&reg, &token, &location, &data, None).status, 202);
+    assert_eq!(finish_upload(&reg, &token, &location, &digest, b"").status, 201);
+    assert!(get_blob(&reg, &token, "team/app", &digest).body == data);
+    assert_no_upload_leftovers(&reg);
+}
+
 #[test]
 fn an_upload_of_exact_part_multiples_completes() {
     let (reg, token) = setup();

@@ -1,17 +1,25 @@
 //! Blob uploads: monolithic, POST+PUT, and chunked POST/PATCH…/PUT, plus mount, status and
 //! cancel.
 //!
-//! A chunked upload lives in a session (a Durable Object): the running SHA-256 state (sha2
-//! `SerializableState`), the byte offset, and an R2 multipart upload. Incoming bytes are
-//! hashed and re-cut into equal parts of `PART_SIZE` (R2 wants every part but the last the
-//! same size); the tail shorter than a part waits in a temporary object for the next request.
-//! Nothing beyond one part is held in memory, and the blob becomes visible only after its
-//! digest matched. A single request with a known length and digest goes straight to R2,
-//! which verifies the SHA-256 itself, without the bytes entering wasm.
+//! A chunked upload lives in a session (a Durable Object): the byte offset, an R2 multipart
+//! upload, and how the bytes so far were hashed. Incoming bytes are re-cut into equal parts of
+//! `PART_SIZE` (R2 wants every part but the last the same size) as pieces that stay on the
+//! platform's side (`platform::digest`); the tail shorter than a part waits in a temporary
+//! object for the next request. Nothing beyond one part is held, and the blob becomes visible
+//! only after its digest matched.
+//!
+//! Hashing: the first request with bytes is hashed natively (the runtime's `DigestStream`)
+//! unless it is a chunk of a chunked upload (`Content-Range`, distribution spec "Chunked
+//! upload"); a streamed upload (one PATCH without `Content-Range`, as docker, containerd and
+//! crane push) or a monolithic one thus never passes its bytes through wasm. A chunked upload
+//! keeps a resumable SHA-256 state in wasm (sha2 `SerializableState`) from its first chunk.
+//! Should more bytes follow a natively hashed request, no state exists to continue from: the
+//! upload is then checked at the end by hashing the assembled object natively. A single
+//! request with a known length and digest goes straight to R2, which verifies it itself.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::access::{authorize_write, claim};
@@ -21,6 +29,7 @@ use super::{blob_meta, Ctx};
 use crate::auth::Action;
 use crate::error::{Error, Kind, Result};
 use crate::http::{Body, BodyError, Request, Response};
+use crate::platform::digest::{digest_body, joined, HashAlgorithm, Piece, Pieces};
 use crate::platform::{Cleanup, PutOptions, PutOutcome, UploadedPart};
 use crate::storage::key::Key;
 use crate::storage::{HookMetadata, Operation};
@@ -44,6 +53,14 @@ struct Session {
     parts: Vec<(u16, String)>,
     tail_key: Option<String>,
     tail_seq: u64,
+    /// The digest (hex, in `algorithm`) of all bytes so far when a single request brought
+    /// them and hashed them natively; `hash` is then not kept.
+    #[serde(default)]
+    native: Option<String>,
+    /// More bytes followed a natively hashed request: no running hash exists, and the digest
+    /// is checked at the end by hashing the stored content.
+    #[serde(default)]
+    unhashed: bool,
 }
 
 fn default_algorithm() -> String {
@@ -61,6 +78,8 @@ impl Session {
             parts: Vec::new(),
             tail_key: None,
             tail_seq: 0,
+            native: None,
+            unhashed: false,
         }
     }
 
@@ -181,43 +200,135 @@ fn unreadable(e: BodyError) -> Error {
     BLOB_UPLOAD_INVALID.err(e.to_string())
 }
 
-/// Hashes `body` onto the session and uploads every full part; returns the bytes after the
-/// last full part (the previous tail included), which the caller stores or finishes with.
-async fn append(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body) -> Result<Vec<u8>> {
+/// The bytes after the last full part: pieces on the platform's side, at most one part.
+#[derive(Default)]
+struct Held {
+    pieces: Vec<Piece>,
+    len: usize,
+}
+
+impl Held {
+    fn push(&mut self, piece: Piece) {
+        self.len += piece.len();
+        self.pieces.push(piece);
+    }
+
+    fn take(&mut self) -> Vec<Piece> {
+        self.len = 0;
+        std::mem::take(&mut self.pieces)
+    }
+}
+
+fn native_algorithm(alg: Algorithm) -> HashAlgorithm {
+    match alg {
+        Algorithm::Sha256 => HashAlgorithm::Sha256,
+        Algorithm::Sha512 => HashAlgorithm::Sha512,
+    }
+}
+
+/// Stores `body` after the session's bytes, hashing it as the module docs say, and uploads
+/// every full part; returns the bytes after the last full part (the previous tail included),
+/// which the caller stores or finishes with. `chunk`: the request is one chunk of a chunked
+/// upload (it has a `Content-Range`), so more are expected.
+async fn append(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body, chunk: bool) -> Result<Held> {
     let store = &ctx.app.platform.store;
-    let mut hasher = session.hasher().ok_or_else(|| Error::internal("corrupt hash state in upload session"))?;
-    let mut buf = match &session.tail_key {
-        Some(k) => match store.get(k, None).await.map_err(Error::internal)? {
-            Some(o) => o.body.read_capped(PART_SIZE as u64).await.map_err(Error::internal)?,
-            None => return Err(Error::internal(format!("upload tail {k} vanished"))),
-        },
-        None => Vec::new(),
-    };
-    // One allocation of exactly a part, filled and handed over, then made again (the freed
-    // block is reused): growing by doubling peaked at ~3 parts of wasm memory per upload.
-    buf.reserve_exact(PART_SIZE.saturating_sub(buf.len()));
-    let mut chunks = body.into_chunks();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(unreadable)?;
-        hasher.update(&chunk);
-        session.offset += chunk.len() as u64;
-        let mut rest = chunk.as_slice();
-        while !rest.is_empty() {
-            let take = rest.len().min(PART_SIZE.saturating_sub(buf.len()));
-            let (now, later) = rest.split_at(take);
-            buf.extend_from_slice(now);
-            rest = later;
-            if buf.len() >= PART_SIZE {
-                upload_part(ctx, id, session, std::mem::take(&mut buf)).await?;
-                buf.reserve_exact(PART_SIZE);
+    let mut held = Held::default();
+    if let Some(k) = &session.tail_key {
+        let Some(o) = store.get(k, None).await.map_err(Error::internal)? else {
+            return Err(Error::internal(format!("upload tail {k} vanished")));
+        };
+        let mut tail = Pieces::new(o.body, None);
+        while let Some(piece) = tail.next().await {
+            held.push(piece.map_err(Error::internal)?);
+        }
+    }
+    let alg = session.algorithm().ok_or_else(|| Error::internal("corrupt hash algorithm in upload session"))?;
+    let first = session.offset == 0 && session.native.is_none() && !session.unhashed;
+    let native = first && !chunk;
+    let mut pieces = Pieces::new(body, native.then(|| native_algorithm(alg)));
+    let mut inflight: Option<InFlight<'_>> = None;
+    let mut wasm: Option<Hasher> = None;
+    let mut any = false;
+    while let Some(piece) = pieces.next().await {
+        let mut piece = piece.map_err(unreadable)?;
+        if !any {
+            any = true;
+            if !native {
+                if session.native.take().is_some() {
+                    session.unhashed = true;
+                }
+                if !session.unhashed {
+                    wasm = Some(session.hasher().ok_or_else(|| Error::internal("corrupt hash state in upload session"))?);
+                }
+            }
+        }
+        if let Some(h) = &mut wasm {
+            h.update(&piece.to_vec());
+        }
+        session.offset += piece.len() as u64;
+        while !piece.is_empty() {
+            let front = piece.take_front(PART_SIZE.saturating_sub(held.len));
+            held.push(front);
+            if held.len >= PART_SIZE {
+                let part = joined(held.take());
+                inflight = Some(start_part(ctx, id, session, part, inflight.take()).await?);
             }
         }
     }
-    session.hash = hasher.save();
-    Ok(buf)
+    if let Some(previous) = inflight.take() {
+        session.parts.push(previous.finish().await?);
+    }
+    if native && any {
+        session.native = Some(hex::encode(pieces.digest().await.map_err(unreadable)?));
+    }
+    if let Some(h) = wasm {
+        session.hash = h.save();
+    }
+    Ok(held)
 }
 
-async fn upload_part(ctx: &Ctx<'_>, id: &str, session: &mut Session, part: Vec<u8>) -> Result<()> {
+/// A part upload already begun: R2 takes it in while the next part's bytes are read.
+struct InFlight<'a>(futures::future::MaybeDone<futures::future::LocalBoxFuture<'a, Result<(u16, String)>>>);
+
+impl InFlight<'_> {
+    async fn finish(mut self) -> Result<(u16, String)> {
+        (&mut self.0).await;
+        std::pin::Pin::new(&mut self.0).take_output().unwrap_or_else(|| Err(Error::internal("part upload lost")))
+    }
+}
+
+/// Waits for the `previous` part (one in flight at a time bounds what is held to two parts),
+/// then begins uploading `part`: polled once here so the store's request is on its way before
+/// the caller goes back to reading (a Rust future does nothing until polled).
+async fn start_part<'a>(ctx: &'a Ctx<'_>, id: &str, session: &mut Session, part: Body, previous: Option<InFlight<'a>>) -> Result<InFlight<'a>> {
+    use futures::FutureExt;
+    if let Some(previous) = previous {
+        session.parts.push(previous.finish().await?);
+    }
+    let key = keys::blob_data(id);
+    let upload = match &session.multipart {
+        Some(u) => u.clone(),
+        None => {
+            let meta = ctx.hook_meta(&session.repo, None);
+            let u = ctx.storage.create_multipart(key.as_str(), key.put_options(BTreeMap::new()), meta).await?;
+            session.multipart = Some(u.clone());
+            u
+        }
+    };
+    let number = u16::try_from(session.parts.len() + 1).map_err(|_| SIZE_INVALID.err("too many parts"))?;
+    let meta = ctx.hook_meta(&session.repo, None);
+    let storage = &ctx.storage;
+    let upload = async move {
+        let uploaded = storage.upload_part(key.as_str(), &upload, number, part, meta).await?;
+        Ok((uploaded.part_number, uploaded.etag))
+    };
+    let mut started = futures::future::maybe_done(upload.boxed_local());
+    // Polled with a waker that does nothing: whoever awaits it later polls it again.
+    let _ = std::pin::Pin::new(&mut started).poll(&mut std::task::Context::from_waker(futures::task::noop_waker_ref()));
+    Ok(InFlight(started))
+}
+
+async fn upload_part(ctx: &Ctx<'_>, id: &str, session: &mut Session, part: Body) -> Result<()> {
     let key = keys::blob_data(id);
     let meta = || ctx.hook_meta(&session.repo, None);
     let upload = match &session.multipart {
@@ -229,20 +340,20 @@ async fn upload_part(ctx: &Ctx<'_>, id: &str, session: &mut Session, part: Vec<u
         }
     };
     let number = u16::try_from(session.parts.len() + 1).map_err(|_| SIZE_INVALID.err("too many parts"))?;
-    let uploaded = ctx.storage.upload_part(key.as_str(), &upload, number, part.into(), meta()).await?;
+    let uploaded = ctx.storage.upload_part(key.as_str(), &upload, number, part, meta()).await?;
     session.parts.push((uploaded.part_number, uploaded.etag));
     Ok(())
 }
 
 /// Keeps the bytes after the last full part in a fresh temporary object (a new key each time:
 /// R2 allows one write per second per key).
-async fn store_tail(ctx: &Ctx<'_>, id: &str, session: &mut Session, tail: Vec<u8>) -> Result<()> {
+async fn store_tail(ctx: &Ctx<'_>, id: &str, session: &mut Session, mut tail: Held) -> Result<()> {
     let old = session.tail_key.take();
-    if !tail.is_empty() {
+    if tail.len > 0 {
         session.tail_seq += 1;
         let key = keys::upload_tail(id, session.tail_seq);
         let meta = ctx.hook_meta(&session.repo, None);
-        if let Err(e) = ctx.storage.put(key.as_str(), tail.into(), key.put_options(BTreeMap::new()), meta).await {
+        if let Err(e) = ctx.storage.put(key.as_str(), joined(tail.take()), key.put_options(BTreeMap::new()), meta).await {
             session.tail_key = old;
             return Err(e.into());
         }
@@ -314,14 +425,10 @@ fn algorithm_param(req: &Request) -> Result<Algorithm> {
     }
 }
 
-/// Hashes `body` and checks it is `digest`.
+/// Hashes `body` (natively) and checks it is `digest`.
 async fn verify(body: Body, digest: &Digest) -> Result<()> {
-    let mut hasher = Hasher::new(digest.algorithm());
-    let mut chunks = body.into_chunks();
-    while let Some(chunk) = chunks.next().await {
-        hasher.update(&chunk.map_err(unreadable)?);
-    }
-    let actual = hasher.finish();
+    let alg = digest.algorithm();
+    let actual = Digest::from_hash(alg, &digest_body(body, native_algorithm(alg)).await.map_err(unreadable)?);
     if &actual != digest {
         return Err(DIGEST_INVALID.err(format!("the content is {actual}, not {digest}")));
     }
@@ -427,7 +534,7 @@ pub async fn start(ctx: &Ctx<'_>, req: Request, repo: &Repository) -> Result<Res
         may_put(ctx, &keys::blob(&digest), ctx.hook_meta(repo, Some(&digest))).await?;
         let id = crate::util::random_hex();
         let session = Session::new(repo, digest.algorithm());
-        return complete(ctx, repo, &id, session, req.body, &digest, false).await;
+        return complete(ctx, repo, &id, session, req.body, &digest, false, false).await;
     }
     let id = crate::util::random_hex();
     // An upload that could never be stored is not begun.
@@ -444,7 +551,8 @@ pub async fn patch(ctx: &Ctx<'_>, req: Request, repo: &Repository, id: &str) -> 
     check_range(&req, session.offset)?;
     // Parts and the tail are written under the upload's key: refused before the body is read.
     may_put(ctx, &keys::blob_data(id), ctx.hook_meta(repo, None)).await?;
-    let tail = append(ctx, id, &mut session, req.body).await?;
+    let chunk = req.header("content-range").is_some();
+    let tail = append(ctx, id, &mut session, req.body, chunk).await?;
     store_tail(ctx, id, &mut session, tail).await?;
     save(ctx, id, &session, version).await?;
     Ok(accepted(ctx, repo, id, session.offset, 202))
@@ -463,12 +571,14 @@ pub async fn finish(ctx: &Ctx<'_>, req: Request, repo: &Repository, id: &str) ->
         discard(ctx, id, &session, false).await;
         return result;
     }
-    complete(ctx, repo, id, session, req.body, &digest, true).await
+    let chunk = req.header("content-range").is_some();
+    complete(ctx, repo, id, session, req.body, &digest, true, chunk).await
 }
 
 /// Appends the last bytes, checks the digest, and makes the blob visible.
-async fn complete(ctx: &Ctx<'_>, repo: &Repository, id: &str, mut session: Session, body: Body, digest: &Digest, persisted: bool) -> Result<Response> {
-    let result = complete_inner(ctx, id, &mut session, body, digest).await;
+#[allow(clippy::too_many_arguments)]
+async fn complete(ctx: &Ctx<'_>, repo: &Repository, id: &str, mut session: Session, body: Body, digest: &Digest, persisted: bool, chunk: bool) -> Result<Response> {
+    let result = complete_inner(ctx, id, &mut session, body, digest, chunk).await;
     let became_blob = matches!(result, Ok(true));
     if persisted || session.multipart.is_some() || session.tail_key.is_some() {
         discard(ctx, id, &session, became_blob).await;
@@ -486,26 +596,34 @@ async fn drop_assembled(ctx: &Ctx<'_>, data_key: &Key) {
 }
 
 /// Ok(true) when the multipart object became the blob, Ok(false) when stored otherwise.
-async fn complete_inner(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body, digest: &Digest) -> Result<bool> {
-    let last = append(ctx, id, session, body).await?;
-    let hasher = session.hasher().ok_or_else(|| Error::internal("corrupt hash state"))?;
+async fn complete_inner(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Body, digest: &Digest, chunk: bool) -> Result<bool> {
+    let mut last = append(ctx, id, session, body, chunk).await?;
     let mismatch = |actual: &Digest| DIGEST_INVALID.err(format!("the uploaded content is {actual}, not {digest}"));
-    // The session hashes in the algorithm its POST named (`digest-algorithm`, sha256 when
-    // none); a final digest in another one is checked by hashing the content again: what is
-    // under one part is at hand, a multipart object is read back once assembled.
-    let same_algorithm = session.algorithm() == Some(digest.algorithm());
-    if same_algorithm {
-        let actual = hasher.finish();
-        if &actual != digest {
-            return Err(mismatch(&actual));
+    let alg = session.algorithm().ok_or_else(|| Error::internal("corrupt hash algorithm"))?;
+    // What was hashed as the bytes came, in the session's algorithm (`digest-algorithm` of the
+    // POST, sha256 when none). Without it (several requests after a natively hashed one, or a
+    // final digest in another algorithm) the content is hashed again: what is under one part
+    // is at hand, a multipart object is read back once assembled.
+    let hashed = if alg != digest.algorithm() || session.unhashed {
+        None
+    } else if let Some(native) = &session.native {
+        Some(Digest::from_hash(alg, &hex::decode(native).map_err(|_| Error::internal("corrupt digest in upload session"))?))
+    } else {
+        Some(session.hasher().ok_or_else(|| Error::internal("corrupt hash state"))?.finish())
+    };
+    match &hashed {
+        Some(actual) if actual != digest => return Err(mismatch(actual)),
+        Some(_) => {}
+        None if session.multipart.is_none() => {
+            let raw = digest_body(joined(last.pieces.clone()), native_algorithm(digest.algorithm())).await.map_err(Error::internal)?;
+            let actual = Digest::from_hash(digest.algorithm(), &raw);
+            if &actual != digest {
+                return Err(mismatch(&actual));
+            }
         }
-    } else if session.multipart.is_none() {
-        let actual = digest.algorithm().digest(&last);
-        if &actual != digest {
-            return Err(mismatch(&actual));
-        }
+        None => {}
     }
-    let verified = same_algorithm || session.multipart.is_none();
+    let verified = hashed.is_some() || session.multipart.is_none();
     let exists = blob_meta(ctx, digest).await?.is_some();
     if exists && verified {
         return Ok(false);
@@ -515,13 +633,13 @@ async fn complete_inner(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Bo
     let Some(upload) = session.multipart.clone() else {
         // Smaller than one part: a plain put, verified by R2 once more.
         let opts = PutOptions { checksum: Some(digest.checksum()), ..blob_key.put_options(BTreeMap::new()) };
-        return match ctx.storage.put(blob_key.as_str(), last.into(), opts, meta).await? {
+        return match ctx.storage.put(blob_key.as_str(), joined(last.take()), opts, meta).await? {
             PutOutcome::Stored(_) | PutOutcome::ConditionFailed => Ok(false),
             PutOutcome::ChecksumMismatch => Err(DIGEST_INVALID.err("content changed in flight")),
         };
     };
-    if !last.is_empty() {
-        upload_part(ctx, id, session, last).await?;
+    if last.len > 0 {
+        upload_part(ctx, id, session, joined(last.take())).await?;
     }
     let data_key = keys::blob_data(id);
     let parts = session.parts.iter().map(|(n, e)| UploadedPart { part_number: *n, etag: e.clone() }).collect();
@@ -549,17 +667,13 @@ async fn complete_inner(ctx: &Ctx<'_>, id: &str, session: &mut Session, body: Bo
     Ok(true)
 }
 
-/// The digest in `alg` of a stored object, read back in pieces.
+/// The digest in `alg` of a stored object, read back and hashed natively.
 async fn rehash(ctx: &Ctx<'_>, key: &Key, alg: Algorithm) -> Result<Digest> {
     let Some(object) = ctx.app.platform.store.get(key.as_str(), None).await.map_err(Error::internal)? else {
         return Err(Error::internal(format!("assembled upload {key} vanished")));
     };
-    let mut hasher = Hasher::new(alg);
-    let mut chunks = object.body.into_chunks();
-    while let Some(chunk) = chunks.next().await {
-        hasher.update(&chunk.map_err(Error::internal)?);
-    }
-    Ok(hasher.finish())
+    let raw = digest_body(object.body, native_algorithm(alg)).await.map_err(Error::internal)?;
+    Ok(Digest::from_hash(alg, &raw))
 }
 
 pub async fn status(ctx: &Ctx<'_>, repo: &Repository, id: &str) -> Result<Response> {

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use crate::http::{Body, Request, Response};
 
 pub mod conformance;
+pub mod digest;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod memory;
 pub mod stream;
