@@ -10,7 +10,11 @@
 #   one streamed put of it (sha256 given, as the registry's cold fill does);
 #   a multipart upload of it in 48 MiB parts (as a chunked OCI push leaves a blob);
 #   GET of the single-put object and of the multipart object (a warm pull; a hosted pull);
-#   tee of the upstream body into the client and a put (a cold fill without the gate).
+#   tee of the upstream body into the client and a put (a cold fill without the gate), as it
+#   comes, with the client's branch re-read in 256 KiB pieces (the registry's gate does), and
+#   with both branches re-read so (workerd's tee has no bound between its branches: see the
+#   peak RSS);
+# and the peak RSS of the largest workerd process during each (sampled every 0.2 s).
 # Production R2 is a different implementation: none of these figures says what it costs.
 # Usage: bash bench/r2sim.sh   (BENCH_SIZE_MB=512 BENCH_REPEAT=2 BENCH_PART_MB=48)
 set -euo pipefail
@@ -24,7 +28,8 @@ BENCH_NAME=bench/r2sim.sh
 source "$ROOT/bench/lib/common.sh"
 rm -rf "$WORK"; mkdir -p "$WORK"
 PGS=()
-trap 'for pg in "${PGS[@]}"; do stop_group "$pg"; done' EXIT
+SAMPLER=
+trap '[ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null; for pg in "${PGS[@]}"; do stop_group "$pg"; done' EXIT
 
 oport=$(free_port)
 setsid node "$ROOT/bench/lib/r2sim/origin.mjs" "$oport" </dev/null >"$WORK/origin.log" 2>&1 &
@@ -42,13 +47,18 @@ enc() { node -e 'console.log(encodeURIComponent(process.argv[1]))' "$1"; }
 U=$(enc "$UP")
 
 cpu() { local t=0 p; for p in $(pgrep -g "$WPG" workerd); do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; }
-declare -A MBPS CPU
+rss() { local m=0 p r; for p in $(pgrep -g "$WPG" workerd); do r=$(awk '/^VmRSS/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0); [ "${r:-0}" -gt "$m" ] && m=$r; done; echo "$m"; }
+sampler() { local peak=0 r; while :; do r=$(rss); [ "$r" -gt "$peak" ] && { peak=$r; echo "$peak" > "$WORK/peak"; }; sleep 0.2; done; }
+declare -A MBPS CPU PEAK
+start_peak() { echo 0 > "$WORK/peak"; sampler & SAMPLER=$!; }
 record() { # NAME SECONDS CPU_TICKS
+  kill "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null || true
   MBPS[$1]+="$(awk -v n="$N" -v s="$2" 'BEGIN{printf "%.1f", n/1e6/s}') "
   CPU[$1]+="$(awk -v t="$3" 'BEGIN{printf "%.2f", t/100}') "
+  PEAK[$1]+="$(( $(cat "$WORK/peak") / 1024 )) "
 }
 download() { # NAME PATH: GET streamed to nowhere
-  local c0 out; c0=$(cpu)
+  local c0 out; c0=$(cpu); start_peak
   out=$(curl -fsS --max-time 900 -o /dev/null -w '%{size_download} %{time_total}' "$W$2") || die "$1: GET $2 failed"
   read -r bytes secs <<<"$out"
   [ "$bytes" = "$N" ] || die "$1: $bytes bytes"
@@ -59,7 +69,7 @@ download() { # NAME PATH: GET streamed to nowhere
   record "$1" "$secs" $(( $(cpu) - c0 ))
 }
 upload() { # NAME PATH: a put driven by the Worker
-  local c0 t0 ms; c0=$(cpu); t0=$(now_ms)
+  local c0 t0 ms; c0=$(cpu); t0=$(now_ms); start_peak
   curl -fsS --max-time 900 "$W$2" >/dev/null || die "$1: $2 failed"
   record "$1" "$(awk -v ms=$(( $(now_ms) - t0 )) 'BEGIN{print ms/1000}')" $(( $(cpu) - c0 ))
 }
@@ -72,11 +82,13 @@ for i in $(seq 1 "$REPEAT"); do
   download "get single-put" "/get?k=single-$i"
   download "get multipart" "/get?k=multi-$i"
   download "tee to client + put" "/tee?k=tee-$i&u=$U&sha=$SHA" "tee-$i"
+  download "tee, client in pieces" "/tee?k=teep-$i&u=$U&sha=$SHA&client=pieces" "teep-$i"
+  download "tee, both in pieces" "/tee?k=teepp-$i&u=$U&sha=$SHA&client=pieces&store=pieces" "teepp-$i"
   echo "round $i done"
 done
 echo
-printf '%-22s %-24s %s\n' "operation ($SIZE_MB MiB)" "MB/s (each run)" "workerd CPU s (each run)"
-for k in pass put multipart "get single-put" "get multipart" "tee to client + put"; do
-  printf '%-22s %-24s %s\n' "$k" "${MBPS[$k]}" "${CPU[$k]}"
+printf '%-24s %-20s %-26s %s\n' "operation ($SIZE_MB MiB)" "MB/s (each run)" "workerd CPU s (each run)" "peak workerd RSS MiB"
+for k in pass put multipart "get single-put" "get multipart" "tee to client + put" "tee, client in pieces" "tee, both in pieces"; do
+  printf '%-24s %-20s %-26s %s\n' "$k" "${MBPS[$k]}" "${CPU[$k]}" "${PEAK[$k]}"
 done
 echo "(put and multipart: MB/s of the whole upload; tee: the client's MB/s, CPU including the put that may finish after it)"

@@ -7,7 +7,27 @@
 //   /get?k=              the object's body straight to the client
 //   /head?k=             200 once the object exists (a tee's put has finished), else 404
 //   /tee?k=&u=&sha=      the upstream body to the client and, through a tee, into one put
-//                        (a cold fill's shape, without the registry's verification gate)
+//                        (a cold fill's shape, without the registry's verification gate);
+//                        &client=pieces / &store=pieces re-read that branch in 256 KiB pieces
+// The registry's way of re-reading a body in 256 KiB pieces (src/platform/stream.rs).
+function pieces(readable, size) {
+  const reader = readable.getReader({ mode: 'byob' });
+  return new ReadableStream({
+    async pull(controller) {
+      for (;;) {
+        const { value, done } = await reader.readAtLeast(size, new Uint8Array(size));
+        if (value !== undefined && value.byteLength > 0) { controller.enqueue(value); return; }
+        if (done) { controller.close(); return; }
+      }
+    },
+    cancel(reason) { return reader.cancel(reason); },
+  });
+}
+function fixedLength(readable, length) {
+  const f = new FixedLengthStream(length);
+  readable.pipeTo(f.writable).catch(() => {});
+  return f.readable;
+}
 const hex = (h) => new Uint8Array(h.match(/../g).map((x) => parseInt(x, 16)));
 const headers = (n) => ({ 'content-length': String(n), 'content-encoding': 'identity' });
 
@@ -45,9 +65,13 @@ export default {
       }
       case '/tee': {
         const r = await fetch(q('u'));
-        const [client, store] = r.body.tee();
+        const length = Number(r.headers.get('content-length'));
+        let [client, store] = r.body.tee();
+        // &client=pieces: the client's branch re-read in pieces (as the registry's gate does)
+        if (q('client') === 'pieces') client = fixedLength(pieces(client, 256 * 1024), length);
+        if (q('store') === 'pieces') store = fixedLength(pieces(store, 256 * 1024), length);
         ctx.waitUntil(env.BUCKET.put(q('k'), store, opts));
-        return new Response(client, { headers: headers(r.headers.get('content-length')) });
+        return new Response(client, { headers: headers(length) });
       }
       case '/head':
         return new Response(null, { status: (await env.BUCKET.head(q('k'))) === null ? 404 : 200 });
