@@ -14,7 +14,8 @@
 #   comes, with the client's branch re-read in 256 KiB pieces (the registry's gate does), and
 #   with both branches re-read so (workerd's tee has no bound between its branches: see the
 #   peak RSS);
-# and the peak RSS of the largest workerd process during each (sampled every 0.2 s).
+# and how far the largest workerd process's RSS rose above where it was before each (sampled
+# every 0.2 s; memory the runtime kept from an earlier step hides part of a later rise).
 # Production R2 is a different implementation: none of these figures says what it costs.
 # Usage: bash bench/r2sim.sh   (BENCH_SIZE_MB=512 BENCH_REPEAT=2 BENCH_PART_MB=48)
 set -euo pipefail
@@ -50,12 +51,12 @@ cpu() { local t=0 p; for p in $(pgrep -g "$WPG" workerd); do t=$((t + $(awk '{pr
 rss() { local m=0 p r; for p in $(pgrep -g "$WPG" workerd); do r=$(awk '/^VmRSS/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0); [ "${r:-0}" -gt "$m" ] && m=$r; done; echo "$m"; }
 sampler() { local peak=0 r; while :; do r=$(rss); [ "$r" -gt "$peak" ] && { peak=$r; echo "$peak" > "$WORK/peak"; }; sleep 0.2; done; }
 declare -A MBPS CPU PEAK
-start_peak() { echo 0 > "$WORK/peak"; sampler & SAMPLER=$!; }
+start_peak() { BASE=$(rss); echo "$BASE" > "$WORK/peak"; sampler & SAMPLER=$!; }
 record() { # NAME SECONDS CPU_TICKS
   kill "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null || true
   MBPS[$1]+="$(awk -v n="$N" -v s="$2" 'BEGIN{printf "%.1f", n/1e6/s}') "
   CPU[$1]+="$(awk -v t="$3" 'BEGIN{printf "%.2f", t/100}') "
-  PEAK[$1]+="$(( $(cat "$WORK/peak") / 1024 )) "
+  PEAK[$1]+="+$(( ($(cat "$WORK/peak") - BASE) / 1024 )) "
 }
 download() { # NAME PATH: GET streamed to nowhere
   local c0 out; c0=$(cpu); start_peak
@@ -87,7 +88,7 @@ for i in $(seq 1 "$REPEAT"); do
   echo "round $i done"
 done
 echo
-printf '%-24s %-20s %-26s %s\n' "operation ($SIZE_MB MiB)" "MB/s (each run)" "workerd CPU s (each run)" "peak workerd RSS MiB"
+printf '%-24s %-20s %-26s %s\n' "operation ($SIZE_MB MiB)" "MB/s (each run)" "workerd CPU s (each run)" "workerd RSS growth, MiB"
 for k in pass put multipart "get single-put" "get multipart" "tee to client + put" "tee, client in pieces" "tee, both in pieces"; do
   printf '%-24s %-20s %-26s %s\n' "$k" "${MBPS[$k]}" "${CPU[$k]}" "${PEAK[$k]}"
 done
