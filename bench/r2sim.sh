@@ -17,6 +17,8 @@
 # and how far the largest workerd process's RSS rose above where it was before each (sampled
 # every 0.2 s; memory the runtime kept from an earlier step hides part of a later rise).
 # Production R2 is a different implementation: none of these figures says what it costs.
+# Each step overwrites its one key, so the simulator keeps at most ~5x the size on disk;
+# the state goes at exit.
 # Usage: bash bench/r2sim.sh   (BENCH_SIZE_MB=512 BENCH_REPEAT=2 BENCH_PART_MB=48)
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
@@ -30,7 +32,7 @@ source "$ROOT/bench/lib/common.sh"
 rm -rf "$WORK"; mkdir -p "$WORK"
 PGS=()
 SAMPLER=
-trap '[ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null; for pg in "${PGS[@]}"; do stop_group "$pg"; done' EXIT
+trap '[ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null; for pg in "${PGS[@]}"; do stop_group "$pg"; done; rm -rf "$WORK/state"' EXIT
 
 oport=$(free_port)
 setsid node "$ROOT/bench/lib/r2sim/origin.mjs" "$oport" </dev/null >"$WORK/origin.log" 2>&1 &
@@ -59,6 +61,7 @@ record() { # NAME SECONDS CPU_TICKS
   PEAK[$1]+="+$(( ($(cat "$WORK/peak") - BASE) / 1024 )) "
 }
 download() { # NAME PATH: GET streamed to nowhere
+  [ -n "${3:-}" ] && { curl -fsS -o /dev/null "$W/delete?k=$3" || die "delete $3 failed"; }
   local c0 out; c0=$(cpu); start_peak
   out=$(curl -fsS --max-time 900 -o /dev/null -w '%{size_download} %{time_total}' "$W$2") || die "$1: GET $2 failed"
   read -r bytes secs <<<"$out"
@@ -78,13 +81,13 @@ upload() { # NAME PATH: a put driven by the Worker
 say "R2 simulator, $SIZE_MB MiB, $REPEAT times each (Worker on $W, upstream on port $oport)"
 for i in $(seq 1 "$REPEAT"); do
   download pass "/pass?u=$U"
-  upload put "/put?k=single-$i&u=$U&sha=$SHA"
-  upload multipart "/mput?k=multi-$i&u=$U&size=$N&part=$((PART_MB * 1024 * 1024))"
-  download "get single-put" "/get?k=single-$i"
-  download "get multipart" "/get?k=multi-$i"
-  download "tee to client + put" "/tee?k=tee-$i&u=$U&sha=$SHA" "tee-$i"
-  download "tee, client in pieces" "/tee?k=teep-$i&u=$U&sha=$SHA&client=pieces" "teep-$i"
-  download "tee, both in pieces" "/tee?k=teepp-$i&u=$U&sha=$SHA&client=pieces&store=pieces" "teepp-$i"
+  upload put "/put?k=single&u=$U&sha=$SHA"
+  upload multipart "/mput?k=multi&u=$U&size=$N&part=$((PART_MB * 1024 * 1024))"
+  download "get single-put" "/get?k=single"
+  download "get multipart" "/get?k=multi"
+  download "tee to client + put" "/tee?k=tee&u=$U&sha=$SHA" "tee"
+  download "tee, client in pieces" "/tee?k=teep&u=$U&sha=$SHA&client=pieces" "teep"
+  download "tee, both in pieces" "/tee?k=teepp&u=$U&sha=$SHA&client=pieces&store=pieces" "teepp"
   echo "round $i done"
 done
 echo

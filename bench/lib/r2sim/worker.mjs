@@ -6,6 +6,7 @@
 //   /mput?k=&u=&size=&part=  a multipart upload of it, one ranged upstream GET per part
 //   /get?k=              the object's body straight to the client
 //   /head?k=             200 once the object exists (a tee's put has finished), else 404
+//   /delete?k=           deletes it
 //   /tee?k=&u=&sha=      the upstream body to the client and, through a tee, into one put
 //                        (a cold fill's shape, without the registry's verification gate);
 //                        &client=pieces / &store=pieces re-read that branch in 256 KiB pieces
@@ -73,6 +74,9 @@ export default {
         ctx.waitUntil(env.BUCKET.put(q('k'), store, opts));
         return new Response(client, { headers: headers(length) });
       }
+      case '/delete':
+        await env.BUCKET.delete(q('k'));
+        return new Response(null, { status: 204 });
       case '/head':
         return new Response(null, { status: (await env.BUCKET.head(q('k'))) === null ? 404 : 200 });
       default:
