@@ -32,7 +32,7 @@ source "$ROOT/bench/lib/common.sh"
 rm -rf "$WORK"; mkdir -p "$WORK"
 PGS=()
 SAMPLER=
-trap '[ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null; for pg in "${PGS[@]}"; do stop_group "$pg"; done; rm -rf "$WORK/state"' EXIT
+trap '[ -n "$SAMPLER" ] && { kill "$SAMPLER" 2>/dev/null || true; }; for pg in "${PGS[@]}"; do stop_group "$pg"; done; rm -rf "$WORK/state"' EXIT
 
 oport=$(free_port)
 setsid node "$ROOT/bench/lib/r2sim/origin.mjs" "$oport" </dev/null >"$WORK/origin.log" 2>&1 &
@@ -55,7 +55,7 @@ sampler() { local peak=0 r; while :; do r=$(rss); [ "$r" -gt "$peak" ] && { peak
 declare -A MBPS CPU PEAK
 start_peak() { BASE=$(rss); echo "$BASE" > "$WORK/peak"; sampler & SAMPLER=$!; }
 record() { # NAME SECONDS CPU_TICKS
-  kill "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null || true
+  kill "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true
   MBPS[$1]+="$(awk -v n="$N" -v s="$2" 'BEGIN{printf "%.1f", n/1e6/s}') "
   CPU[$1]+="$(awk -v t="$3" 'BEGIN{printf "%.2f", t/100}') "
   PEAK[$1]+="+$(( ($(cat "$WORK/peak") - BASE) / 1024 )) "

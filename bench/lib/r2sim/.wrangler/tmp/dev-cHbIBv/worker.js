@@ -74,6 +74,9 @@ var worker_default = {
         ctx.waitUntil(env.BUCKET.put(q("k"), store, opts));
         return new Response(client, { headers: headers(length) });
       }
+      case "/delete":
+        await env.BUCKET.delete(q("k"));
+        return new Response(null, { status: 204 });
       case "/head":
         return new Response(null, { status: await env.BUCKET.head(q("k")) === null ? 404 : 200 });
       default:
