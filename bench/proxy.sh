@@ -41,6 +41,10 @@
 #   BENCH_PACKAGES=100 BENCH_ROUNDS=3 BENCH_INSTALLS=2 BENCH_PACKUMENT_MB=30 BENCH_CONCURRENT=6
 #   BENCH_OCI_SIZE_MB=1024 BENCH_OCI_ROUNDS=2 BENCH_PULLS=3 BENCH_VERIFY=1
 #   BENCH_SKIP_BUILD=1  use build/worker as it is (no setup.sh, no rebuild)
+#   BENCH_PARTS="npm packument oci"  which parts to run (e.g. BENCH_PARTS=oci for the pulls only)
+#   BENCH_DIRECT=1  the OCI pulls talk to the Worker's own listener (as the tests do), not
+#     through the dev proxy wrangler puts in front of it (a second workerd, absent in
+#     production; worker.mjs says why); BENCH_DIRECT=0 pulls through that proxy
 #   BENCH_WRANGLER_DEV=1  run the Worker with `wrangler dev` (inspector on)
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
@@ -56,6 +60,8 @@ OCI_ROUNDS=${BENCH_OCI_ROUNDS:-2}
 PULLS=${BENCH_PULLS:-3}
 VERIFY=${BENCH_VERIFY:-1}
 WRANGLER_DEV=${BENCH_WRANGLER_DEV:-0}
+PARTS=" ${BENCH_PARTS:-npm packument oci} "
+DIRECT=${BENCH_DIRECT:-1}
 TTL_SECONDS=600
 WORK="$ROOT/bench/work/proxy"
 LIB="$ROOT/bench/lib"
@@ -73,6 +79,11 @@ JWT_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 BENCH_NAME=bench/proxy.sh
 source "$ROOT/bench/lib/common.sh"
 source "$ROOT/bench/lib/servers.sh"
+part() { [[ "$PARTS" == *" $1 "* ]]; }
+direct_url() { # the Worker's own listener, from its worker.mjs log (falls back to URL)
+  local d; d=$(grep -o 'worker.mjs: direct [^ ]*' "$LOGS/worker-$1.log" 2>/dev/null | head -1 | awk '{print $3}')
+  if [ -n "$d" ]; then echo "${d%/}"; else echo "$URL"; fi
+}
 
 # ---------------------------------------------------------------------------------------------
 say "1. build, origins and fixtures"
@@ -84,6 +95,7 @@ if [ ! -x "$REGISTRY_BIN" ]; then
 fi
 [ "$PACKAGES" -ge 2 ] && [ "$PACKAGES" -le 100 ] || die "BENCH_PACKAGES must be 2..100"
 
+if part npm || part packument; then
 start_verdaccio origin-verdaccio; ORIGIN_NPM=$URL
 echo "origin verdaccio on $ORIGIN_NPM"
 OTOKEN=$(curl -fsS --max-time 30 -X PUT "$ORIGIN_NPM/-/user/org.couchdb.user:$BENCH_USER" -H 'Content-Type: application/json' \
@@ -99,17 +111,21 @@ done
 BIG_SERVED=$(curl -fsS --max-time 120 -o /dev/null -w '%{size_download}' -H 'Accept: application/json' "$ORIGIN_NPM/$BIG") \
   || die "the origin does not serve $BIG"
 echo "big package: $BIGINFO; the origin serves its full packument as $BIG_SERVED bytes"
+fi
 
+if part oci; then
 start_registry origin-registry; ORIGIN_OCI=$URL
 echo "origin docker-registry on $ORIGIN_OCI; pushing a $OCI_SIZE_MB MiB one-layer image"
 OCI_INFO=$(node "$LIB/oci-origin.mjs" --base "$ORIGIN_OCI" --repo "$OCI_REPO" --tag "$OCI_TAG" --size $((OCI_SIZE_MB * 1024 * 1024))) \
   || die "pushing the image to the origin failed"
 echo "image: $OCI_INFO"
+fi
 
 # One untimed install from the origin, so npm's own first-run costs hit neither mirror.
-echo "npm client warm-up (from the origin): $(npm_install warmup "$ORIGIN_NPM/" "${ORIGIN_NPM##*:}") ms"
+part npm && echo "npm client warm-up (from the origin): $(npm_install warmup "$ORIGIN_NPM/" "${ORIGIN_NPM##*:}") ms"
 
 # ---------------------------------------------------------------------------------------------
+if part npm; then
 say "2. npm install x$PACKAGES through each mirror: $ROUNDS rounds of 1 cold + $INSTALLS warm"
 NPM_UP="{\"upstreams\":[{\"id\":\"origin\",\"url\":\"$ORIGIN_NPM\"}],\"cache\":{\"defaultTtlSeconds\":$TTL_SECONDS}}"
 declare -A COLD WARM
@@ -131,8 +147,10 @@ for r in $(seq 1 "$ROUNDS"); do
   MEM_NPM+=("$mem_cold/$(stats "$W_URL")")
   stop_server "$W_PG"; stop_server "$V_PG"
 done
+fi
 
 # ---------------------------------------------------------------------------------------------
+if part packument; then
 say "3. the big packument ($BIG_SERVED bytes), cold then warm, and the Worker's memory"
 get_timed() { # NAME URL: one GET of the full packument; sets CODE BYTES SECS XCACHE
   local out
@@ -175,8 +193,10 @@ if [ "$CONCURRENT" -gt 0 ]; then
   echo "[worker] $CONCURRENT concurrent cold GETs of $CONC_BYTES-byte packuments: wasm memory $MEM_CONC_BEFORE before, $MEM_CONC after"
   stop_server "$W_PG"
 fi
+fi
 
 # ---------------------------------------------------------------------------------------------
+if part oci; then
 say "4. OCI pull of the $OCI_SIZE_MB MiB image through each mirror: $OCI_ROUNDS rounds of 1 cold + $PULLS warm"
 OCI_UP="{\"upstreams\":[{\"id\":\"origin\",\"url\":\"$ORIGIN_OCI\"}],\"cache\":{\"defaultTtlSeconds\":$TTL_SECONDS}}"
 declare -A PULL
@@ -189,6 +209,8 @@ pull() { # NAME BASE_URL [--verify] [--header H]: one pull; prints its JSON line
 }
 for r in $(seq 1 "$OCI_ROUNDS"); do
   start_worker oci "OCI_UPSTREAMS:$OCI_UP"; W_URL=$URL; W_PG=$PG
+  W_PULL=$W_URL; [ "$DIRECT" = 1 ] && [ "$WRANGLER_DEV" != 1 ] && W_PULL=$(direct_url oci)
+  echo "the Worker's pulls go to $W_PULL"
   admin "$W_URL" users "{\"name\":\"$BENCH_USER\",\"password\":\"$BENCH_PASSWORD\"}" >/dev/null || die "admin: creating the user failed"
   WTOKEN=$(admin "$W_URL" tokens "{\"user\":\"$BENCH_USER\",\"protocol\":\"oci\"}" | json_field token) || die "admin: creating the token failed"
   start_registry mirror-registry "$ORIGIN_OCI"; R_URL=$URL; R_PG=$PG
@@ -196,7 +218,7 @@ for r in $(seq 1 "$OCI_ROUNDS"); do
   order=(worker registry); [ $((r % 2)) = 0 ] && order=(registry worker)
   for i in $(seq 0 "$PULLS"); do
     for m in "${order[@]}"; do
-      if [ "$m" = worker ]; then res=$(pull worker "$W_URL" --header "Authorization: Bearer $WTOKEN")
+      if [ "$m" = worker ]; then res=$(pull worker "$W_PULL" --header "Authorization: Bearer $WTOKEN")
       else res=$(pull registry "$R_URL"); fi
       kind=$([ "$i" = 0 ] && echo cold || echo warm)
       PULL[$m-$kind-s]+="$(json_field total_ms <<<"$res" | awk '{printf "%.0f", $1}') "
@@ -210,12 +232,13 @@ for r in $(seq 1 "$OCI_ROUNDS"); do
   MEM_OCI+=("$mem_before / $mem_cold / $mem_warm")
   echo "round $r: Worker wasm memory before / after the cold pull / after the warm pulls: ${MEM_OCI[-1]} bytes"
   if [ "$VERIFY" = 1 ] && [ "$r" = "$OCI_ROUNDS" ]; then
-    echo "verify (untimed): $(pull worker "$W_URL" --verify --header "Authorization: Bearer $WTOKEN" | json_field digest) through the Worker," \
+    echo "verify (untimed): $(pull worker "$W_PULL" --verify --header "Authorization: Bearer $WTOKEN" | json_field digest) through the Worker," \
       "$(pull registry "$R_URL" --verify | json_field digest) through docker-registry"
   fi
   stop_server "$W_PG"; stop_server "$R_PG"
   rm -rf "$WORK/state-oci" "$WORK/mirror-registry"
 done
+fi
 
 # ---------------------------------------------------------------------------------------------
 say "5. results"
@@ -224,35 +247,44 @@ runner=$([ "$WRANGLER_DEV" = 1 ] && echo "wrangler dev (inspector on)" || echo "
 echo "machine: $(nproc) cores, node $(node --version), npm $(npm --version 2>/dev/null); Worker in workerd via $runner, local R2/KV/DO;"
 echo "verdaccio 6.8.0 and $("$REGISTRY_BIN" --version 2>/dev/null | awk '{print "docker-registry", $3}'); origins, mirrors and clients share the machine"
 echo "ratio: >1 means the Worker is better (other/worker for times, worker/other for rates)"
+if part npm || part packument; then
 echo
 head_row "npm: origin verdaccio, mirror = verdaccio + uplink" verdaccio
+fi
+if part npm; then
 row "npm install x$PACKAGES, cold mirror, median of $ROUNDS (s)" "$(median_s "${COLD[worker]}")" "$(median_s "${COLD[verdaccio]}")" lower
 row "npm install x$PACKAGES, warm mirror, median of $((ROUNDS * INSTALLS)) (s)" "$(median_s "${WARM[worker]}")" "$(median_s "${WARM[verdaccio]}")" lower
+fi
+if part packument; then
 row "packument $(awk -v b="$BIG_SERVED" 'BEGIN{printf "%.0f", b/1e6}') MB (full), cold mirror (s)" "$(r2 "${PK[worker-cold]}")" "$(r2 "${PK[verdaccio-cold]}")" lower
 row "packument $(awk -v b="$BIG_SERVED" 'BEGIN{printf "%.0f", b/1e6}') MB (full), warm mirror (s)" "$(r2 "${PK[worker-warm]}")" "$(r2 "${PK[verdaccio-warm]}")" lower
+fi
+if part oci; then
 echo
-head_row "OCI: origin docker-registry, mirror = proxy mode" registry
+head_row "OCI: origin docker-registry, mirror = proxy mode$([ "$DIRECT" = 1 ] && echo "; the Worker's own listener")" registry
 row "pull $OCI_SIZE_MB MiB image, cold mirror, median of $OCI_ROUNDS (s)" "$(median_s "${PULL[worker-cold-s]}")" "$(median_s "${PULL[registry-cold-s]}")" lower
 row "  layer GET, cold (MB/s)" "$(median "${PULL[worker-cold-mbps]}")" "$(median "${PULL[registry-cold-mbps]}")" higher
 row "  layer time to first byte, cold (ms)" "$(median "${PULL[worker-cold-ttfb]}")" "$(median "${PULL[registry-cold-ttfb]}")" lower
 row "pull $OCI_SIZE_MB MiB image, warm, median of $((OCI_ROUNDS * PULLS)) (s)" "$(median_s "${PULL[worker-warm-s]}")" "$(median_s "${PULL[registry-warm-s]}")" lower
 row "  layer GET, warm (MB/s)" "$(median "${PULL[worker-warm-mbps]}")" "$(median "${PULL[registry-warm-mbps]}")" higher
+fi
 echo
 echo "Worker wasm memory high-water mark (GET /-/admin/stats; a fresh Worker for each part):"
-echo "  $BIG_SERVED-byte packument: before ${MEM_PK[before]}, after cold ${MEM_PK[cold]}, after warm ${MEM_PK[warm]} bytes" \
+part packument && echo "  $BIG_SERVED-byte packument: before ${MEM_PK[before]}, after cold ${MEM_PK[cold]}, after warm ${MEM_PK[warm]} bytes" \
   "($(mib "${MEM_PK[before]}") / $(mib "${MEM_PK[cold]}") / $(mib "${MEM_PK[warm]}") MiB)"
-if [ "$CONCURRENT" -gt 0 ]; then
+if part packument && [ "$CONCURRENT" -gt 0 ]; then
   echo "  $CONCURRENT concurrent cold $CONC_BYTES-byte packuments: before $MEM_CONC_BEFORE, after $MEM_CONC bytes" \
     "($(mib "$MEM_CONC_BEFORE") / $(mib "$MEM_CONC") MiB)"
 fi
-echo "  npm install rounds, after the cold install / after the warm installs: ${MEM_NPM[*]} bytes"
-for r in $(seq 1 "$OCI_ROUNDS"); do
+part npm && echo "  npm install rounds, after the cold install / after the warm installs: ${MEM_NPM[*]} bytes"
+part oci && for r in $(seq 1 "$OCI_ROUNDS"); do
   read -r a _ b _ c <<<"${MEM_OCI[$((r - 1))]}"
   echo "  $OCI_SIZE_MB MiB pull, round $r: before $a, after cold $b, after warm $c bytes ($(mib "$a") / $(mib "$b") / $(mib "$c") MiB)"
 done
 echo
 echo "Raw (npm installs in ms, pulls in ms and MB/s; each install with an empty npm cache, no node_modules, no lockfile):"
-for m in worker verdaccio; do echo "  install $m: cold ${COLD[$m]}| warm ${WARM[$m]}"; done
-for m in worker registry; do
+part npm && for m in worker verdaccio; do echo "  install $m: cold ${COLD[$m]}| warm ${WARM[$m]}"; done
+part oci && for m in worker registry; do
   for k in cold warm; do echo "  pull $m $k: ${PULL[$m-$k-s]}| MB/s ${PULL[$m-$k-mbps]}"; done
 done
+exit 0

@@ -11,7 +11,8 @@
 // a pull-through cache streaming 1 GiB from its upstream then spends more CPU on that than on
 // the bytes, and the wrangler process runs out of heap (see README, Benchmarks).
 //   node worker.mjs --port PORT --persist STATE_DIR [--local-protocol http|https]
-//                   [--log-level warn|info|log|debug] [--var NAME:VALUE]...
+//                   [--log-level warn|info|log|debug] [--var NAME:VALUE]... [--config WRANGLER_TOML]
+// (--config: another Worker, e.g. bench/lib/r2sim/wrangler.toml; default this repo's wrangler.toml)
 // Runs until SIGTERM/SIGINT; the build must exist (build/worker/shim.mjs).
 // It also prints `worker.mjs: direct URL`, the Worker's own listener behind wrangler's proxy:
 // plain-HTTP tests talk to it. That proxy (a second workerd in front of the Worker, absent in
@@ -37,7 +38,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
-let port, persist, logLevel = 'warn', secure = false;
+let port, persist, logLevel = 'warn', secure = false, config = path.join(root, 'wrangler.toml');
 const bindings = {};
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
@@ -45,6 +46,7 @@ for (let i = 0; i < args.length; i++) {
   else if (a === '--persist') persist = path.resolve(args[++i]);
   else if (a === '--log-level') logLevel = args[++i];
   else if (a === '--local-protocol') secure = args[++i] === 'https';
+  else if (a === '--config') config = path.resolve(args[++i]);
   else if (a === '--var') { const v = args[++i]; const k = v.indexOf(':'); bindings[v.slice(0, k)] = { type: 'plain_text', value: v.slice(k + 1) }; }
   else { console.error(`worker.mjs: unknown argument ${a}`); process.exit(2); }
 }
@@ -67,7 +69,7 @@ devEnv.proxy.onReloadComplete = (event) => {
   return onReloadComplete(event);
 };
 const worker = await devEnv.startWorker({
-  config: path.join(root, 'wrangler.toml'),
+  config,
   bindings,
   dev: {
     server: { hostname: '127.0.0.1', port, secure },

@@ -300,3 +300,31 @@ fn an_upstream_manifest_is_never_served_as_a_non_manifest_type() {
         }
     }
 }
+
+#[test]
+fn a_cached_blob_is_read_once_beside_its_link() {
+    let (mirror, origin, robot, log) = mirror_of_registry();
+    let layer: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+    let digest = origin.push_blob(&robot, "team/app", &layer);
+    let token = puller(&mirror);
+    let path = format!("/v2/team/app/blobs/{digest}");
+    assert_eq!(mirror.send(oci(Method::Get, &path, &token)).header("x-cache"), Some("MISS"));
+    let (asked, before) = (log.borrow().len(), mirror.mem.store.reads());
+    let hit = mirror.send(oci(Method::Get, &path, &token));
+    let reads = mirror.mem.store.reads() - before;
+    assert_eq!((hit.status, hit.header("x-cache")), (200, Some("HIT")), "{hit:?}");
+    assert_eq!(hit.body, layer);
+    assert_eq!(hit.header("content-length"), Some(layer.len().to_string().as_str()));
+    assert_eq!(hit.header("docker-content-digest"), Some(digest.as_str()));
+    assert_eq!(hit.header("accept-ranges"), Some("bytes"));
+    assert_eq!(hit.header("x-cache-upstream"), Some("origin"));
+    assert_eq!(log.borrow().len(), asked, "a hit never asks the upstream");
+    // The hosted link, the repository record (not hosted), then the cached blob read whole
+    // beside its link: no HEAD of the blob before it is read.
+    assert_eq!(reads, 4, "store reads for a cached blob GET");
+    // HEAD and Range still answer from the blob's size.
+    let head = mirror.send(oci(Method::Head, &path, &token));
+    assert_eq!((head.status, head.header("content-length")), (200, Some(layer.len().to_string().as_str())));
+    let part = mirror.send(oci(Method::Get, &path, &token).with_header("Range", "bytes=-10"));
+    assert_eq!((part.status, part.body.as_slice()), (206, &layer[layer.len() - 10..]));
+}

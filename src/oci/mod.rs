@@ -722,6 +722,19 @@ async fn get_blob(ctx: &Ctx<'_>, req: &Request, repo: &Repository, digest: &str)
     Ok(resp.with_edge(EdgeHint::artifact(vec![keys::link(repo, &digest).to_string(), key])))
 }
 
+/// The headers of a blob answer ([`keys::BLOB`]) of `length` bytes.
+pub(crate) fn blob_headers(digest: &Digest, status: u16, length: u64) -> Response {
+    Response::new(status)
+        .with_header("Content-Type", keys::BLOB.content_type)
+        .with_header("Content-Length", length.to_string())
+        .with_header("Docker-Content-Digest", digest.to_string())
+        .with_header("ETag", format!("\"{digest}\""))
+        .with_header("Accept-Ranges", "bytes")
+        .with_header("Cache-Control", keys::BLOB.cache_control)
+        // Keeps the runtime from compressing, which would drop Content-Length.
+        .with_header("Content-Encoding", "identity")
+}
+
 /// A stored blob with its headers ([`keys::BLOB`]), whole or the asked-for range.
 pub(crate) async fn blob_response(ctx: &Ctx<'_>, req: &Request, name: &str, digest: &Digest, key: &str, meta: &ObjectMeta) -> Result<Response> {
     // (Range applies to GET only: a HEAD answers for the whole blob whatever it asks.)
@@ -732,17 +745,7 @@ pub(crate) async fn blob_response(ctx: &Ctx<'_>, req: &Request, name: &str, dige
         Some(Ok(r)) => Some(r),
         None => None,
     };
-    let base = |status: u16, length: u64| {
-        Response::new(status)
-            .with_header("Content-Type", keys::BLOB.content_type)
-            .with_header("Content-Length", length.to_string())
-            .with_header("Docker-Content-Digest", digest.to_string())
-            .with_header("ETag", format!("\"{digest}\""))
-            .with_header("Accept-Ranges", "bytes")
-            .with_header("Cache-Control", keys::BLOB.cache_control)
-            // Keeps the runtime from compressing, which would drop Content-Length.
-            .with_header("Content-Encoding", "identity")
-    };
+    let base = |status: u16, length: u64| blob_headers(digest, status, length);
     if req.method == Method::Head {
         return Ok(base(200, meta.size));
     }

@@ -17,10 +17,11 @@ use futures::future::{FutureExt, LocalBoxFuture};
 
 use super::errors::{BLOB_UNKNOWN, DIGEST_INVALID, MANIFEST_UNKNOWN, NAME_UNKNOWN, TAG_INVALID, UNAVAILABLE};
 use super::names::{keys, valid_tag, Digest};
-use super::{blob_response, manifest_response, Ctx, MANIFEST_MEDIA_TYPE, MAX_MANIFEST};
+use super::{blob_headers, blob_response, manifest_response, Ctx, MANIFEST_MEDIA_TYPE, MAX_MANIFEST};
 use crate::error::{Error, Result};
 use crate::http::{Body, Headers, Method, Request, Response};
 use crate::platform::{Platform, PutOptions, PutOutcome};
+use crate::storage::{HookMetadata, Operation};
 use crate::upstream::cache::{self, Entry};
 use crate::upstream::client::{fetch_first, fetch_one, Failure, Failures, Fetched, Outcome, UpstreamRequest};
 use crate::upstream::engine::{Adapter, Blob, DocumentError, Kept, Refresh};
@@ -261,6 +262,27 @@ impl OciProxy {
         let store = self.platform().store.clone();
         let key = keys::cached_blob(digest);
         let link = keys::cached_link(name, digest);
+        // A whole GET reads the bytes at once, beside the link: R2 answers a GET with the
+        // object's size and metadata, so a hit costs one round trip and two reads, not a HEAD
+        // before the GET. (HEAD and Range need the size first: RFC 9110 §14.1.2, 416.)
+        if req.method == Method::Get && req.header("range").is_none() {
+            let (obj, linked) = futures::join!(store.get(&key, None), store.head(&link));
+            if let (Ok(Some(obj)), Ok(linked)) = (obj, linked) {
+                if linked.is_some() || self.upstream_has_blob(name, digest).await {
+                    // The storage hooks see the read they would see through `Storage::get`.
+                    let hook = ctx.hook_meta(name, Some(digest));
+                    ctx.storage.check(Operation::Get, &key, hook.clone()).await?;
+                    if linked.is_none() {
+                        let _ = store.put(&link, Body::Empty, PutOptions::default()).await;
+                    }
+                    ctx.storage.notify(Operation::Get, &key, HookMetadata { size: Some(obj.meta.size), ..hook }).await;
+                    let upstream = obj.meta.custom.get("upstream").cloned().unwrap_or_default();
+                    let mut r = blob_headers(digest, 200, obj.meta.size);
+                    r.body = obj.body;
+                    return Ok(mark(r, CacheStatus::Hit, &upstream));
+                }
+            }
+        }
         let (meta, linked) = futures::join!(store.head(&key), store.head(&link));
         if let (Ok(Some(meta)), Ok(linked)) = (meta, linked) {
             let upstream = meta.custom.get("upstream").cloned().unwrap_or_default();
