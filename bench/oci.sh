@@ -104,11 +104,7 @@ wait_http "$WURL/-/health" 120 "${PGIDS[-1]}" "the Worker"
 # second workerd that every byte of a push would also cross (absent in production), and it
 # answered a PUT after a streamed (chunked-encoded) PATCH with 503 "Your worker restarted
 # mid-request" in one run. BENCH_VIA_PROXY=1 keeps the proxy.
-if [ -z "${BENCH_VIA_PROXY:-}" ]; then
-  DIRECT=$(grep -o 'direct http://[^ ]*' "$LOGS/worker.log" | head -1 | cut -d' ' -f2)
-  [ -n "$DIRECT" ] || die "worker.mjs printed no direct address"
-  WURL=${DIRECT%/}
-fi
+if [ -z "${BENCH_VIA_PROXY:-}" ]; then WURL=$(worker_direct_url "$LOGS/worker.log"); fi
 echo "Worker up on $WURL (log: bench/work/logs/worker.log)"
 curl -fsS --max-time 30 -X POST "$WURL/-/admin/users" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
   -d "{\"name\":\"$BENCH_USER\",\"password\":\"$BENCH_PASSWORD\"}" >/dev/null || die "admin: creating the user failed"

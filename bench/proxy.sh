@@ -42,9 +42,6 @@
 #   BENCH_OCI_SIZE_MB=1024 BENCH_OCI_ROUNDS=2 BENCH_PULLS=3 BENCH_VERIFY=1
 #   BENCH_SKIP_BUILD=1  use build/worker as it is (no setup.sh, no rebuild)
 #   BENCH_PARTS="npm packument oci"  which parts to run (e.g. BENCH_PARTS=oci for the pulls only)
-#   BENCH_DIRECT=1  the OCI pulls talk to the Worker's own listener (as the tests do), not
-#     through the dev proxy wrangler puts in front of it (a second workerd, absent in
-#     production; worker.mjs says why); BENCH_DIRECT=0 pulls through that proxy
 #   BENCH_WRANGLER_DEV=1  run the Worker with `wrangler dev` (inspector on)
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
@@ -61,7 +58,6 @@ PULLS=${BENCH_PULLS:-3}
 VERIFY=${BENCH_VERIFY:-1}
 WRANGLER_DEV=${BENCH_WRANGLER_DEV:-0}
 PARTS=" ${BENCH_PARTS:-npm packument oci} "
-DIRECT=${BENCH_DIRECT:-1}
 TTL_SECONDS=600
 WORK="$ROOT/bench/work/proxy"
 LIB="$ROOT/bench/lib"
@@ -80,10 +76,6 @@ BENCH_NAME=bench/proxy.sh
 source "$ROOT/bench/lib/common.sh"
 source "$ROOT/bench/lib/servers.sh"
 part() { [[ "$PARTS" == *" $1 "* ]]; }
-direct_url() { # the Worker's own listener, from its worker.mjs log (falls back to URL)
-  local d; d=$(grep -o 'worker.mjs: direct [^ ]*' "$LOGS/worker-$1.log" 2>/dev/null | head -1 | awk '{print $3}')
-  if [ -n "$d" ]; then echo "${d%/}"; else echo "$URL"; fi
-}
 
 # ---------------------------------------------------------------------------------------------
 say "1. build, origins and fixtures"
@@ -209,7 +201,7 @@ pull() { # NAME BASE_URL [--verify] [--header H]: one pull; prints its JSON line
 }
 for r in $(seq 1 "$OCI_ROUNDS"); do
   start_worker oci "OCI_UPSTREAMS:$OCI_UP"; W_URL=$URL; W_PG=$PG
-  W_PULL=$W_URL; [ "$DIRECT" = 1 ] && [ "$WRANGLER_DEV" != 1 ] && W_PULL=$(direct_url oci)
+  W_PULL=$W_URL
   echo "the Worker's pulls go to $W_PULL"
   admin "$W_URL" users "{\"name\":\"$BENCH_USER\",\"password\":\"$BENCH_PASSWORD\"}" >/dev/null || die "admin: creating the user failed"
   WTOKEN=$(admin "$W_URL" tokens "{\"user\":\"$BENCH_USER\",\"protocol\":\"oci\"}" | json_field token) || die "admin: creating the token failed"
@@ -261,7 +253,7 @@ row "packument $(awk -v b="$BIG_SERVED" 'BEGIN{printf "%.0f", b/1e6}') MB (full)
 fi
 if part oci; then
 echo
-head_row "OCI: origin docker-registry, mirror = proxy mode$([ "$DIRECT" = 1 ] && echo "; the Worker's own listener")" registry
+head_row "OCI: origin docker-registry, mirror = proxy mode" registry
 row "pull $OCI_SIZE_MB MiB image, cold mirror, median of $OCI_ROUNDS (s)" "$(median_s "${PULL[worker-cold-s]}")" "$(median_s "${PULL[registry-cold-s]}")" lower
 row "  layer GET, cold (MB/s)" "$(median "${PULL[worker-cold-mbps]}")" "$(median "${PULL[registry-cold-mbps]}")" higher
 row "  layer time to first byte, cold (ms)" "$(median "${PULL[worker-cold-ttfb]}")" "$(median "${PULL[registry-cold-ttfb]}")" lower
