@@ -1,7 +1,8 @@
 // Runs the built Worker as `wrangler dev` does (wrangler's own startWorker API, wrangler.toml,
 // local R2/KV/Durable Objects persisted under STATE_DIR, the same workerd), but with no file
 // watching and wrangler's devtools inspector off. The tests and benchmarks use it.
-// Watching: `wrangler dev` reloads the Worker when it sees its sources or build change, and
+// Watching: `wrangler dev` reloads the Worker when it sees its sources or build change (its
+// custom build watches `src/` even with watching off, so the custom build is off here), and
 // its proxy answers a PUT/POST caught by a reload with 503 "Your worker restarted mid-request"
 // (seen in CI on a concurrent-publish test); nothing here ever needs a reload.
 // Inspector: `wrangler dev` cannot turn it off from the command line, and its
@@ -70,6 +71,9 @@ devEnv.proxy.onReloadComplete = (event) => {
 };
 const worker = await devEnv.startWorker({
   config,
+  // No custom build: wrangler would watch `src/` for it whatever `dev.watch` says, and reload
+  // the Worker (a new runtime on a new port, requests in flight reset) when a file changes.
+  build: { custom: { command: '' } },
   bindings,
   dev: {
     server: { hostname: '127.0.0.1', port, secure },

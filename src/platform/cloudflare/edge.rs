@@ -69,7 +69,7 @@ function answer(e, ifNoneMatch) {
   return new Response(e.body, { status: e.status, headers: e.headers });
 }
 
-export async function edge_lookup(key, ifNoneMatch, useHttp) {
+export async function edge_lookup(key, ifNoneMatch, useMemory, useHttp) {
   const now = Date.now();
   const e = entries.get(key);
   if (e !== undefined) {
@@ -94,7 +94,7 @@ export async function edge_lookup(key, ifNoneMatch, useHttp) {
   }
   // Small: into memory too, for this isolate's next requests.
   const entry = { status: hit.status, headers, body: await hit.arrayBuffer(), etag: etagOf(headers), tags, expires: Math.min(expires, now + 3600 * 1000) };
-  remember(key, entry);
+  if (useMemory) remember(key, entry);
   return answer(entry, ifNoneMatch);
 }
 
@@ -174,7 +174,7 @@ export function edge_purge(tag, useHttp) {
 extern "C" {
     /// The headers as `name\nvalue\nname\nvalue…` (neither may hold a line break).
     pub fn header_lines(headers: &web_sys::Headers) -> String;
-    fn edge_lookup(key: &str, if_none_match: Option<String>, use_http: bool) -> js_sys::Promise;
+    fn edge_lookup(key: &str, if_none_match: Option<String>, use_memory: bool, use_http: bool) -> js_sys::Promise;
     #[allow(clippy::too_many_arguments)]
     fn edge_keep(
         key: &str,
@@ -215,7 +215,7 @@ impl EdgeCache for JsEdgeCache {
         if !self.tiers.any() {
             return None;
         }
-        let found = wasm_bindgen_futures::JsFuture::from(edge_lookup(key, if_none_match.map(str::to_string), self.tiers.http)).await;
+        let found = wasm_bindgen_futures::JsFuture::from(edge_lookup(key, if_none_match.map(str::to_string), self.tiers.memory, self.tiers.http)).await;
         let resp: web_sys::Response = found.ok()?.dyn_into().ok()?;
         Some(from_runtime(&resp))
     }
