@@ -117,9 +117,12 @@ fi
 part npm && echo "npm client warm-up (from the origin): $(npm_install warmup "$ORIGIN_NPM/" "${ORIGIN_NPM##*:}") ms"
 
 # ---------------------------------------------------------------------------------------------
+# The Worker's npm upstream (parts 2 and 3).
+if part npm || part packument; then
+NPM_UP="{\"upstreams\":[{\"id\":\"origin\",\"url\":\"$ORIGIN_NPM\"}],\"cache\":{\"defaultTtlSeconds\":$TTL_SECONDS}}"
+fi
 if part npm; then
 say "2. npm install x$PACKAGES through each mirror: $ROUNDS rounds of 1 cold + $INSTALLS warm"
-NPM_UP="{\"upstreams\":[{\"id\":\"origin\",\"url\":\"$ORIGIN_NPM\"}],\"cache\":{\"defaultTtlSeconds\":$TTL_SECONDS}}"
 declare -A COLD WARM
 MEM_NPM=()
 for m in worker verdaccio; do COLD[$m]=""; WARM[$m]=""; done

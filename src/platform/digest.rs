@@ -47,6 +47,11 @@ mod imp {
         pub fn to_vec(&self) -> Vec<u8> {
             self.0.clone()
         }
+
+        /// A copy of `bytes`, kept outside wasm memory (in the Worker).
+        pub fn copied(bytes: &[u8]) -> Piece {
+            Piece(bytes.to_vec())
+        }
     }
 
     enum Hash {
@@ -139,6 +144,11 @@ mod imp {
         /// The bytes, copied into wasm memory.
         pub fn to_vec(&self) -> Vec<u8> {
             self.0.to_vec()
+        }
+
+        /// A copy of `bytes`, kept outside wasm memory (in JavaScript).
+        pub fn copied(bytes: &[u8]) -> Piece {
+            Piece(js_sys::Uint8Array::from(bytes))
         }
     }
 

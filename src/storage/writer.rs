@@ -1,10 +1,13 @@
 //! Writing a stream of unknown length (a document rewritten on the fly) to one object while
-//! holding at most one part in memory: a single put when it all fits in one part, else a
-//! multipart upload of equal parts, as R2 requires.
+//! holding at most one part: a single put when it all fits in one part, else a multipart
+//! upload of equal parts, as R2 requires. The part is held outside wasm memory (in the Worker,
+//! as JavaScript arrays joined natively when it goes out), so concurrent fills of big
+//! documents do not add up in the wasm memory.
 
 use std::rc::Rc;
 
 use crate::http::Body;
+use crate::platform::digest::{joined, Piece};
 use crate::platform::{ObjectMeta, ObjectStore, PutOptions, PutOutcome, StoreError, StoreResult, UploadedPart};
 
 pub struct ObjectWriter {
@@ -12,7 +15,9 @@ pub struct ObjectWriter {
     key: String,
     opts: PutOptions,
     part_size: usize,
-    buf: Vec<u8>,
+    /// The part being filled, and its length.
+    pieces: Vec<Piece>,
+    buffered: usize,
     upload: Option<String>,
     parts: Vec<UploadedPart>,
 }
@@ -23,30 +28,28 @@ impl ObjectWriter {
     }
 
     pub fn with_part_size(store: Rc<dyn ObjectStore>, key: &str, opts: PutOptions, part_size: usize) -> ObjectWriter {
-        ObjectWriter { store, key: key.to_string(), opts, part_size, buf: Vec::new(), upload: None, parts: Vec::new() }
+        ObjectWriter { store, key: key.to_string(), opts, part_size, pieces: Vec::new(), buffered: 0, upload: None, parts: Vec::new() }
     }
 
     pub async fn write(&mut self, mut data: &[u8]) -> StoreResult<()> {
         while !data.is_empty() {
-            let room = self.part_size - self.buf.len();
-            let take = room.min(data.len());
-            // Grow by doubling, but never past one part (plain doubling would reach 8 MiB for
-            // a 5 MiB part, and concurrent fills add up in a 128 MB isolate).
-            let needed = self.buf.len() + take;
-            if needed > self.buf.capacity() {
-                let target = (self.buf.capacity() * 2).max(needed).min(self.part_size);
-                self.buf.reserve_exact(target - self.buf.len());
-            }
+            let take = (self.part_size - self.buffered).min(data.len());
             let (now, later) = data.split_at(take);
-            self.buf.extend_from_slice(now);
+            self.pieces.push(Piece::copied(now));
+            self.buffered += take;
             data = later;
             // A full part goes out only once more bytes follow: the last part may be short,
             // never empty.
-            if self.buf.len() == self.part_size && !data.is_empty() {
+            if self.buffered == self.part_size && !data.is_empty() {
                 self.flush_part().await?;
             }
         }
         Ok(())
+    }
+
+    fn take_part(&mut self) -> Body {
+        self.buffered = 0;
+        joined(std::mem::take(&mut self.pieces))
     }
 
     async fn flush_part(&mut self) -> StoreResult<()> {
@@ -55,22 +58,22 @@ impl ObjectWriter {
             self.upload = Some(id);
         }
         let id = self.upload.clone().unwrap_or_default();
-        let part = std::mem::take(&mut self.buf);
+        let part = self.take_part();
         let number = self.parts.len() as u16 + 1;
-        let uploaded = self.store.upload_part(&self.key, &id, number, Body::Bytes(part)).await?;
+        let uploaded = self.store.upload_part(&self.key, &id, number, part).await?;
         self.parts.push(uploaded);
         Ok(())
     }
 
     pub async fn finish(mut self) -> StoreResult<ObjectMeta> {
         let Some(id) = self.upload.clone() else {
-            let body = std::mem::take(&mut self.buf);
-            return match self.store.put(&self.key, Body::Bytes(body), self.opts.clone()).await? {
+            let body = self.take_part();
+            return match self.store.put(&self.key, body, self.opts.clone()).await? {
                 PutOutcome::Stored(meta) => Ok(meta),
                 other => Err(StoreError::Backend(format!("write of {} refused: {other:?}", self.key))),
             };
         };
-        if !self.buf.is_empty() {
+        if self.buffered > 0 {
             self.flush_part().await?;
         }
         let parts = std::mem::take(&mut self.parts);
@@ -124,7 +127,8 @@ mod tests {
             let mut w = ObjectWriter::new(s.clone(), "k", PutOptions::default());
             for _ in 0..(STREAM_PART_SIZE / 4096 + 10) {
                 w.write(&[3u8; 4096]).await.unwrap();
-                assert!(w.buf.capacity() <= STREAM_PART_SIZE, "capacity {}", w.buf.capacity());
+                assert!(w.buffered <= STREAM_PART_SIZE, "buffered {}", w.buffered);
+                assert_eq!(w.buffered, w.pieces.iter().map(Piece::len).sum::<usize>());
             }
             w.finish().await.unwrap();
         });
