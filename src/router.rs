@@ -112,7 +112,9 @@ impl App {
         if !module.edge_reader(self, req, rest) {
             return None;
         }
-        let query: Vec<String> = req.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        // Decoded names and values, encoded again so that no two queries share a key.
+        let part = |s: &str| percent_encoding::utf8_percent_encode(s, QUERY_PART).to_string();
+        let query: Vec<String> = req.query.iter().map(|(k, v)| format!("{}={}", part(k), part(v))).collect();
         Some(format!("{}{}?{}\n{}", req.origin, req.path, query.join("&"), req.header("accept").unwrap_or("")))
     }
 
@@ -158,6 +160,9 @@ impl App {
             .max_by_key(|(_, base, _)| base.len())
     }
 }
+
+/// What separates the parts of a query in an edge cache key.
+const QUERY_PART: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%').add(b'&').add(b'=').add(b'+');
 
 /// Where the answer to a HEAD is kept: apart from the GET's, since it has no body.
 fn head_key(key: &str) -> String {

@@ -232,3 +232,19 @@ fn an_oci_blob_is_kept_until_it_leaves_the_repository() {
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(reg.send(oci(Method::Get, &path, &all)).status, 404);
 }
+
+#[test]
+fn queries_that_decode_alike_do_not_share_an_answer() {
+    let reg = Reg::new();
+    reg.create_user("pat");
+    let token = reg.create_token("pat", json!({"protocol": "pypi"}));
+    reg.upload_pypi_sdist(&token, "edge-proj", "0.1.0");
+    // `format` is JSON and `x` is y …
+    let plain = "/pypi/simple/edge-proj/?format=application/vnd.pypi.simple.v1%2Bjson&x=y";
+    assert_eq!(reg.send(anonymous(plain)).status, 200);
+    assert!(edge_hit(&reg.send(anonymous(plain))));
+    // … against one `format` whose value is all of that text: its own answer, not the kept one.
+    let folded = reg.send(anonymous("/pypi/simple/edge-proj/?format=application/vnd.pypi.simple.v1%2Bjson%26x%3Dy"));
+    assert!(!edge_hit(&folded), "{:?}", folded.headers);
+    assert_ne!(folded.status, 200, "{folded:?}");
+}
