@@ -290,9 +290,12 @@ impl Response {
         }
     }
 
-    /// Lets the router keep this answer in the edge cache (see `platform::EdgeCache`).
-    pub fn with_edge(mut self, hint: crate::platform::EdgeHint) -> Response {
-        self.edge = Some(Box::new(hint));
+    /// Lets the router keep this answer in the edge cache (see `platform::EdgeCache`); `None`
+    /// leaves it as it is.
+    pub fn with_edge(mut self, hint: impl Into<Option<crate::platform::EdgeHint>>) -> Response {
+        if let Some(hint) = hint.into() {
+            self.edge = Some(Box::new(hint));
+        }
         self
     }
 

@@ -183,10 +183,7 @@ impl CargoProxy {
         let doc = self.index_document(name).await?;
         let resp = self.serve_index(req, name, &doc.entry, doc.status, true).await?;
         // A publish of the name here (a hosted index file) ends the mirrored answer.
-        Ok(match doc.edge_hint(self.engine.platform.now_ms(), vec![super::keys::index_file(name).to_string()]) {
-            Some(hint) => resp.with_edge(hint),
-            None => resp,
-        })
+        Ok(resp.with_edge(doc.edge_hint(self.engine.platform.now_ms(), vec![super::keys::index_file(name).to_string()])))
     }
 
     /// The cached index file of `name`, refreshed as the engine's rules say.

@@ -147,10 +147,7 @@ impl NpmProxy {
             Ok(doc) => {
                 let served = if doc.fallback { Variant::Full } else { variant };
                 let resp = self.serve_packument(req, name, served, &doc.entry, doc.status).await?;
-                Ok(match doc.edge_hint(self.platform.now_ms(), vec![keys::packument(name).to_string()]) {
-                    Some(hint) => resp.with_edge(hint),
-                    None => resp,
-                })
+                Ok(resp.with_edge(doc.edge_hint(self.platform.now_ms(), vec![keys::packument(name).to_string()])))
             }
             Err(DocumentError::Store(e)) => Err(Error::internal(format!("npm proxy: cache storage failed for {name}: {e}"))),
             Err(DocumentError::Upstream(why)) => Err(NpmAdapter.failed(&why)),

@@ -324,10 +324,7 @@ impl PypiProxy {
                 let resp = self.serve_page(req, project, media_type, &doc.entry, doc.status, true).await?;
                 // An upload of the project here (its hosted record) ends the mirrored answer.
                 let hosted = super::names::ProjectName::parse(project).map(|n| super::names::keys::project(&n).to_string());
-                Ok(match doc.edge_hint(self.engine.platform.now_ms(), hosted.into_iter().collect()) {
-                    Some(hint) => resp.with_edge(hint),
-                    None => resp,
-                })
+                Ok(resp.with_edge(doc.edge_hint(self.engine.platform.now_ms(), hosted.into_iter().collect())))
             }
             Err(DocumentError::Store(e)) => Err(Error::internal(format!("pypi proxy: cache storage failed for {project}: {e}"))),
             Err(DocumentError::Upstream(why)) => Err(PypiAdapter.failed(&why)),
