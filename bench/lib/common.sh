@@ -37,7 +37,7 @@ worker_direct_url() { # LOG
   echo "${u%/}"
 }
 
-# Installs what is missing and builds the Worker when src/ is newer than the build
+# Installs what is missing and builds the Worker when src/ or js/ is newer than the build
 # (BENCH_SKIP_BUILD=1: use build/worker as it is).
 ensure_worker_built() {
   if [ "${BENCH_SKIP_BUILD:-}" = 1 ] && [ -f build/worker/shim.mjs ]; then
@@ -45,8 +45,8 @@ ensure_worker_built() {
     return
   fi
   bash scripts/setup.sh
-  if [ -f build/worker/shim.mjs ] && [ -z "$(find src Cargo.toml Cargo.lock -newer build/worker/shim.mjs -print -quit)" ]; then
-    echo "build/worker is newer than src/, Cargo.toml and Cargo.lock: not rebuilding"
+  if [ -f build/worker/shim.mjs ] && [ -z "$(find src js Cargo.toml Cargo.lock -newer build/worker/shim.mjs -print -quit)" ]; then
+    echo "build/worker is newer than src/, js/, Cargo.toml and Cargo.lock: not rebuilding"
   else
     bash scripts/build-worker.sh
   fi

@@ -189,7 +189,7 @@ pub async fn handle(app: &App, req: Request) -> Response {
         },
         (Method::Get, ["stats"]) => Response::json(
             200,
-            &json!({ "wasm_memory_bytes": wasm_memory_bytes() }),
+            &json!({ "wasm_memory_bytes": wasm_memory_bytes(), "edge_cache": app.platform.edge.stats() }),
         ),
         (Method::Post, ["selftest", "store"]) if app.config.store_selftest => {
             Response::json(200, &crate::platform::conformance::run(&*app.platform.store).await)

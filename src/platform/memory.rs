@@ -769,6 +769,12 @@ impl super::EdgeCache for MemoryEdgeCache {
         self.purges.set(self.purges.get() + 1);
         self.entries.borrow_mut().clear();
     }
+
+    fn stats(&self) -> serde_json::Value {
+        let entries = self.entries.borrow();
+        let bytes: usize = entries.values().map(|e| e.body.len()).sum();
+        serde_json::json!({ "entries": entries.len(), "bytes": bytes, "purges": self.purges.get() })
+    }
 }
 
 /// A whole in-memory platform with handles to its parts.

@@ -389,6 +389,10 @@ pub trait EdgeCache {
     async fn purge(&self, tag: &str);
     /// Forgets every answer this isolate keeps (the admin API's cache purge).
     async fn purge_all(&self);
+    /// What this isolate keeps (in `GET /-/admin/stats`): counts, never keys.
+    fn stats(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
 }
 
 /// No edge cache (`EDGE_CACHE=off`, and platforms without one).

@@ -60,10 +60,10 @@ impl VarSource for EnvVars<'_> {
     }
 }
 
-fn platform(env: &Env, ctx: Context, config: &Config) -> worker::Result<Platform> {
+fn platform(env: &Env, ctx: Context, config: &Config, req: &web_sys::Request) -> worker::Result<Platform> {
     let background: Rc<dyn crate::platform::Background> = Rc::new(WaitUntil(ctx));
     Ok(Platform {
-        edge: Rc::new(edge::JsEdgeCache { tiers: config.edge_cache, background: background.clone() }),
+        edge: Rc::new(edge::JsEdgeCache { tiers: config.edge_cache, background: background.clone(), request: Some(Clone::clone(req)) }),
         store: Rc::new(r2::R2Store::new(env.bucket(BUCKET)?)),
         kv: Rc::new(kv::Kv::new(env.kv(KV)?)),
         coordinator: Rc::new(durable::DurableCoordinator::new(env.durable_object(JOBS)?)),
@@ -170,7 +170,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
             return response(Response::json(500, &serde_json::json!({"error": e.to_string()})));
         }
     };
-    let app = App::new(platform(&env, ctx, &config)?, config);
+    let app = App::new(platform(&env, ctx, &config, &req)?, config);
     let resp = app.handle(request(&req)?).await;
     response(resp)
 }
