@@ -125,11 +125,16 @@ export function serveKept(request) {
   if (unchanged(e, request.headers.get('if-none-match'))) {
     return new Response(null, { status: 304, headers: [['etag', e.etag], ['x-edge-cache', 'HIT'], ['x-content-type-options', 'nosniff']] });
   }
-  const headers = new Headers(e.headers);
-  if (headers.has('x-cache')) headers.set('x-cache', 'HIT');
-  headers.set('x-edge-cache', 'HIT');
-  headers.set('x-content-type-options', 'nosniff');
-  return new Response(head ? null : e.body, { status: e.status, headers });
+  e.hitHeaders ??= hitHeaders(e.headers);
+  return new Response(head ? null : e.body, { status: e.status, headers: e.hitHeaders });
+}
+
+// A kept answer's headers as a hit carries them (made once per entry).
+function hitHeaders(kept) {
+  const out = kept.filter(([name]) => name !== 'x-edge-cache' && name !== 'x-content-type-options')
+    .map(([name, value]) => [name, name === 'x-cache' ? 'HIT' : value]);
+  out.push(['x-edge-cache', 'HIT'], ['x-content-type-options', 'nosniff']);
+  return out;
 }
 
 export async function edge_lookup(key, ifNoneMatch, useMemory, useHttp, request) {
