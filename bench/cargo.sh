@@ -12,7 +12,9 @@
 #      `cargo fetch --locked` of the lockfile through each, then BENCH_FETCHES warm ones; every
 #      fetch with a fresh CARGO_HOME, crates.io replaced by the mirror (source replacement);
 #   3. one index file (serde's) fetched BENCH_REQUESTS times at concurrency 16 from each warm
-#      mirror (bench/lib/http-bench.mjs);
+#      mirror (bench/lib/http-bench.mjs), and as many GETs of a constant of the same size from a
+#      plain-JS Worker in the same runtime (bench/lib/r2sim: no wasm, no storage), the most any
+#      Worker can answer here;
 #   4. the Worker's wasm memory high-water mark (GET /-/admin/stats) after each round;
 #   5. prints raw figures and ratios. No timing assertions: exits 0 when every step worked.
 # Why crates-io-proxy: it builds here with `cargo install` in a few minutes, needs no other
@@ -115,7 +117,7 @@ echo "warm-up straight from the origin: $warm ms"
 say "2. cargo fetch of $NCRATES crates through each mirror: $ROUNDS rounds of 1 cold + $FETCHES warm"
 UP="{\"upstreams\":[{\"id\":\"origin\",\"url\":\"$ORIGIN\"}],\"cache\":{\"defaultTtlSeconds\":$TTL_SECONDS}}"
 declare -A COLD WARM RPS P50
-for k in worker peer; do COLD[$k]=""; WARM[$k]=""; RPS[$k]=""; P50[$k]=""; done
+for k in worker peer floor; do COLD[$k]=""; WARM[$k]=""; RPS[$k]=""; P50[$k]=""; done
 MEM=()
 for r in $(seq 1 "$ROUNDS"); do
   start_worker "round$r" "CARGO_UPSTREAMS:$UP"; W_URL=$URL; W_PG=$PG
@@ -129,17 +131,25 @@ for r in $(seq 1 "$ROUNDS"); do
     done
   done
 
-  # 3. One index file from each warm mirror.
-  for m in worker peer; do
-    if [ "$m" = worker ]; then url="$W_URL/cargo/$INDEX_FILE"; else url="$P_URL/index/$INDEX_FILE"; fi
-    lines=$(curl -fsS --max-time 30 "$url" | grep -c '"vers"') || die "[$m] GET $url failed"
-    [ "$lines" -ge 1 ] || die "[$m] $url has no index lines"
+  # 3. One index file from each warm mirror, and the runtime's floor.
+  size=$(curl -fsS --max-time 30 "$W_URL/cargo/$INDEX_FILE" | wc -c)
+  start_plain_worker "floor$r"; F_URL=$URL; F_PG=$PG
+  for m in worker peer floor; do
+    case $m in
+      worker) url="$W_URL/cargo/$INDEX_FILE" ;;
+      peer) url="$P_URL/index/$INDEX_FILE" ;;
+      floor) url="$F_URL/const?n=$size" ;;
+    esac
+    if [ "$m" != floor ]; then
+      lines=$(curl -fsS --max-time 30 "$url" | grep -c '"vers"') || die "[$m] GET $url failed"
+      [ "$lines" -ge 1 ] || die "[$m] $url has no index lines"
+    fi
     res=$(node "$LIB/http-bench.mjs" --requests "$REQUESTS" --concurrency 16 --warmup 200 "$url") || die "[$m] http-bench failed"
     RPS[$m]+="$(json_field rps <<<"$res") "; P50[$m]+="$(json_field p50_ms <<<"$res") "
-    echo "round $r [$m] $url ($lines lines): $res"
+    echo "round $r [$m] $url: $res"
   done
   MEM+=("$(stats "$W_URL")")
-  stop_server "$W_PG"; stop_server "$P_PG"
+  stop_server "$W_PG"; stop_server "$P_PG"; stop_server "$F_PG"
 done
 
 # ---------------------------------------------------------------------------------------------
@@ -153,6 +163,9 @@ row "cargo fetch x$NCRATES, cold mirror, median of $ROUNDS (s)" "$(median_s "${C
 row "cargo fetch x$NCRATES, warm mirror, median of $((ROUNDS * FETCHES)) (s)" "$(median_s "${WARM[worker]}")" "$(median_s "${WARM[peer]}")" lower
 row "index file $INDEX_FILE, c=16, median (req/s)" "$(median "${RPS[worker]}")" "$(median "${RPS[peer]}")" higher
 row "  median latency (ms)" "$(median "${P50[worker]}")" "$(median "${P50[peer]}")" lower
+row "  the runtime's floor: plain-JS Worker, a constant (req/s)" "$(median "${RPS[floor]}")" "$(median "${RPS[peer]}")" higher
+echo "  (floor: the same number of bytes from a JavaScript Worker in the same workerd, no wasm and no"
+echo "   storage: no Worker can answer faster here; the Worker's index file is $(awk -v a="$(median "${RPS[worker]}")" -v b="$(median "${RPS[floor]}")" 'BEGIN{printf "%.2f", a/b}') of it)"
 echo
 echo "Worker wasm memory high-water mark (GET /-/admin/stats) after each round: ${MEM[*]} bytes" \
   "($(for b in "${MEM[@]}"; do printf '%s ' "$(mib "$b")"; done)MiB)"

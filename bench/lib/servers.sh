@@ -62,6 +62,16 @@ start_worker() { # NAME VAR:VALUE... (fresh state)
   wait_http "$URL/-/health" 120 "$PG" "the Worker ($name)"
   if [ "$WRANGLER_DEV" != 1 ]; then URL=$(worker_direct_url "$LOGS/worker-$name.log"); fi
 }
+start_plain_worker() { # NAME: the plain-JS Worker of bench/lib/r2sim in the same runtime (no wasm)
+  local name=$1 port state
+  port=$(new_port); state="$WORK/state-$name"
+  rm -rf "$state"
+  setsid node "$ROOT/miniflare/worker.mjs" --config "$ROOT/bench/lib/r2sim/wrangler.toml" --port "$port" --persist "$state" \
+    </dev/null >"$LOGS/worker-$name.log" 2>&1 &
+  PG=$!; PGIDS+=("$PG"); URL="http://127.0.0.1:$port"
+  wait_http "$URL/const?n=1" 120 "$PG" "the plain-JS Worker ($name)"
+  URL=$(worker_direct_url "$LOGS/worker-$name.log")
+}
 verdaccio_config() { # DIR PORT [UPLINK_URL]
   {
     printf '%s\n' 'storage: ./storage' 'auth:' '  htpasswd:' '    file: ./htpasswd' '    max_users: 100'

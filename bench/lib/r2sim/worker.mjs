@@ -10,6 +10,8 @@
 //   /tee?k=&u=&sha=      the upstream body to the client and, through a tee, into one put
 //                        (a cold fill's shape, without the registry's verification gate);
 //                        &client=pieces / &store=pieces re-read that branch in 256 KiB pieces
+//   /const?n=            n bytes from memory: the runtime's floor for a cached answer (what
+//                        no Worker in this runtime can beat; bench/cargo.sh measures it)
 // The registry's way of re-reading a body in 256 KiB pieces (src/platform/stream.rs).
 function pieces(readable, size) {
   const reader = readable.getReader({ mode: 'byob' });
@@ -29,6 +31,8 @@ function fixedLength(readable, length) {
   readable.pipeTo(f.writable).catch(() => {});
   return f.readable;
 }
+let kept = new Uint8Array(0);
+const constant = (n) => (kept.byteLength === n ? kept : (kept = new Uint8Array(n).fill(0x20)));
 const hex = (h) => new Uint8Array(h.match(/../g).map((x) => parseInt(x, 16)));
 const headers = (n) => ({ 'content-length': String(n), 'content-encoding': 'identity' });
 
@@ -39,6 +43,7 @@ export default {
     const t0 = Date.now();
     const opts = q('sha') ? { sha256: hex(q('sha')) } : {};
     switch (u.pathname) {
+      case '/const': return new Response(constant(Number(q('n'))), { headers: { 'content-type': 'application/json' } });
       case '/pass': {
         const r = await fetch(q('u'));
         return new Response(r.body, { headers: headers(r.headers.get('content-length')) });
