@@ -299,6 +299,15 @@ impl Response {
         self
     }
 
+    /// A kept copy of this answer (if it may be kept at all) is also forgotten when `tag` is
+    /// written: a mirrored artifact by its name's first hosted publish.
+    pub fn purged_by(mut self, tag: impl Into<String>) -> Response {
+        if let Some(hint) = self.edge.as_mut() {
+            hint.tags.push(tag.into());
+        }
+        self
+    }
+
     pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Response {
         let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
         Response::bytes(status, "application/json", bytes)

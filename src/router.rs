@@ -77,9 +77,11 @@ impl App {
             Some(hit) if hit.headers.get("x-cache").is_some() => hit.with_header("X-Cache", "HIT").with_header("X-Edge-Cache", "HIT"),
             Some(hit) => hit.with_header("X-Edge-Cache", "HIT"),
             None => {
-                let generation = self.platform.edge.generation();
+                let before = self.platform.edge.generation();
                 let mut resp = self.dispatch(req).await;
-                match (&edge_key, resp.edge.take()) {
+                let hint = resp.edge.take();
+                let generation = hint.as_ref().and_then(|h| h.read_at).map_or(before, |read| read.max(before));
+                match (&edge_key, hint) {
                     (Some(key), Some(hint)) if resp.status == 200 && !head => self.platform.edge.keep(key, &hint, generation, resp).await,
                     // A HEAD's answer serves HEADs only (clients HEAD a tag before each pull).
                     (Some(key), Some(hint)) if resp.status == 200 => self.platform.edge.keep(&head_key(key), &hint, generation, resp.without_body()).await,

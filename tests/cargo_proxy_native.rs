@@ -280,6 +280,25 @@ fn hosted_crates_are_never_proxied() {
     assert_eq!(m.up.total(), 0, "{:?}", m.up.calls());
 }
 
+/// A mirrored download kept at the edge is forgotten by the crate's first publish here: the
+/// hosted crate owns the URL from then on.
+#[test]
+fn a_kept_mirrored_download_ends_with_the_first_hosted_publish() {
+    let m = Mirror::start("");
+    serve_config(&m.up, &format!("{UP}/dl"));
+    m.serves("mine", &["0.1.0"], |v| format!("/dl/mine/{v}/download"));
+    assert_eq!(m.index("mine").status, 200);
+    let first = m.download("mine", "0.1.0");
+    assert_eq!((first.status, state(&first)), (200, Some("MISS")), "{first:?}");
+    let kept = m.download("mine", "0.1.0");
+    assert_eq!(kept.header("x-edge-cache"), Some("HIT"), "the verified first answer was kept");
+    assert_eq!(kept.body, crate_bytes("mine", "0.1.0"));
+    m.host("mine");
+    let hosted = m.download("mine", "0.1.0");
+    assert_eq!(hosted.header("x-edge-cache"), None, "the mirrored copy was served after the hosted publish");
+    assert_ne!(hosted.body, crate_bytes("mine", "0.1.0"), "the upstream's bytes, not the hosted crate's");
+}
+
 /// The first hosted publish forgets the cached index file; the admin purge does too, of
 /// every spelling cargo treats as the same crate; `.crate` files stay (content-addressed).
 #[test]

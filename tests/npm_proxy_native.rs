@@ -162,8 +162,9 @@ fn hosted_packages_are_never_shadowed_by_upstream_ones() {
 }
 
 #[test]
-fn a_cached_tarball_costs_two_store_reads_then_none() {
-    let (reg, up) = setup(&[]);
+fn a_cached_tarball_costs_two_store_reads() {
+    // Without the edge cache (another isolate, or `EDGE_CACHE=off`).
+    let (reg, up) = setup(&[("EDGE_CACHE", "off")]);
     add_package(&up, "lodash", &["4.17.21"]);
     let path = "/npm/lodash/-/lodash-4.17.21.tgz";
     assert_eq!(reg.send(Request::new(Method::Get, path)).header("x-cache"), Some("MISS"));
@@ -171,12 +172,67 @@ fn a_cached_tarball_costs_two_store_reads_then_none() {
     let hit = reg.send(Request::new(Method::Get, path));
     assert_eq!((hit.status, hit.header("x-cache")), (200, Some("HIT")));
     assert_eq!(reg.mem.store.reads() - before, 2, "the hosted copy, then the cached one");
-    // Kept in the edge cache from then on: no store operation at all.
+}
+
+#[test]
+fn first_answers_are_kept_at_the_edge_so_a_second_install_reads_no_storage() {
+    let (reg, up) = setup(&[]);
+    let tgzs = add_package(&up, "lodash", &["4.17.21"]);
+    let path = "/npm/lodash/-/lodash-4.17.21.tgz";
+    // As npm installs: the packument (its refresh writes, and purges, the cache entry), then
+    // the tarball (verified on its way).
+    let doc = get_abbrev(&reg, "/npm/lodash");
+    assert_eq!((doc.status, doc.header("x-cache")), (200, Some("MISS")));
+    let tgz = reg.send(Request::new(Method::Get, path));
+    assert_eq!((tgz.status, tgz.header("x-cache")), (200, Some("MISS")));
+    let calls = up.calls().len();
+    let before = reg.mem.store.reads();
+    let doc_again = get_abbrev(&reg, "/npm/lodash");
+    assert_eq!(doc_again.header("x-edge-cache"), Some("HIT"), "the first packument answer was kept");
+    assert_eq!(doc_again.header("x-cache"), Some("HIT"));
+    assert_eq!(doc_again.body, doc.body);
     for method in [Method::Get, Method::Head] {
-        let before = reg.mem.store.reads();
-        let again = reg.send(Request::new(method, path));
+        let again = reg.send(Request::new(method.clone(), path));
         assert_eq!((again.status, again.header("x-cache"), again.header("x-edge-cache")), (200, Some("HIT"), Some("HIT")), "{method:?}");
-        assert_eq!(reg.mem.store.reads() - before, 0, "{method:?}");
+        if method == Method::Get {
+            assert_eq!(again.body, tgzs[0].1);
+        }
+    }
+    assert_eq!(reg.mem.store.reads() - before, 0, "no store operation at all");
+    assert_eq!(up.calls().len(), calls, "nor the upstream");
+
+    // A new copy of the packument (its TTL passed) replaces the kept one.
+    up.forget("/lodash");
+    add_package(&up, "lodash", &["4.17.21", "4.18.0"]);
+    reg.mem.clock.advance(301_000.0);
+    // Past its TTL: served stale (never kept) while the refresh runs, then the new copy.
+    let stale = get_abbrev(&reg, "/npm/lodash");
+    assert_eq!((stale.header("x-cache"), stale.header("x-edge-cache")), (Some("STALE"), None));
+    let newer = get_abbrev(&reg, "/npm/lodash");
+    assert_ne!(newer.header("x-edge-cache"), Some("HIT"));
+    assert!(newer.json()["versions"]["4.18.0"].is_object(), "{newer:?}");
+    let kept = get_abbrev(&reg, "/npm/lodash");
+    assert_eq!(kept.header("x-edge-cache"), Some("HIT"));
+    assert!(kept.json()["versions"]["4.18.0"].is_object(), "the kept answer is the new copy");
+}
+
+#[test]
+fn a_tarball_fetched_without_integrity_is_not_kept_at_the_edge() {
+    let (reg, up) = setup(&[]);
+    let tgz = tarball("loose", "1.0.0");
+    let mut doc = packument("loose", &[("1.0.0", &tgz)], UPSTREAM);
+    let dist = doc["versions"]["1.0.0"]["dist"].as_object_mut().unwrap();
+    dist.remove("integrity");
+    dist.remove("shasum");
+    serve_packument(&up, "loose", &doc);
+    up.serve(&format!("{UPSTREAM}/{}", tarball_path("loose", "1.0.0")), Answer::bytes(200, "application/octet-stream", tgz.clone()));
+    let path = "/npm/loose/-/loose-1.0.0.tgz";
+    assert_eq!(get_abbrev(&reg, "/npm/loose").status, 200);
+    for _ in 0..2 {
+        let r = reg.send(Request::new(Method::Get, path));
+        assert_eq!((r.status, r.header("x-cache")), (200, Some("MISS")), "passed through, never kept");
+        assert_eq!(r.header("x-edge-cache"), None);
+        assert_eq!(r.body, tgz);
     }
 }
 

@@ -350,8 +350,11 @@ impl CargoProxy {
         }
         let key = crate_key(&cksum);
         let head = req.method == Method::Head;
+        // The download URL is the hosted one too: the crate's first publish here (which writes
+        // its index file) ends the mirrored answer.
+        let hosted = super::keys::index_file(name).to_string();
         if let Some(hit) = self.engine.cached_blob(head, key.as_str(), key.kind).await? {
-            return Ok(hit);
+            return Ok(hit.purged_by(hosted));
         }
         let upstream = self.engine.upstream(&name.lower(), &upstream_id).ok_or_else(not_found)?;
         let dl = self.dl(&upstream, name).await?;
@@ -366,7 +369,7 @@ impl CargoProxy {
         let checksum = hex::decode(&cksum).ok().map(Checksum::Sha256);
         let label = format!("{name} {version}");
         let blob = Blob { key: key.path.clone(), checksum, marker: None, label: label.clone() };
-        self.engine.fetch_blob(head, &upstream, &name.lower(), request, blob, key.kind, &CargoAdapter, &label).await
+        Ok(self.engine.fetch_blob(head, &upstream, &name.lower(), request, blob, key.kind, &CargoAdapter, &label).await?.purged_by(hosted))
     }
 }
 

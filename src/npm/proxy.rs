@@ -269,7 +269,8 @@ impl NpmProxy {
         let upstream = obj.meta.custom.get("upstream").cloned().unwrap_or_default();
         let mut r = super::tarball_response(Response::new(200), &obj.meta);
         r.body = obj.body;
-        let tags = vec![key.to_string(), keys::tarball(name, file).to_string()];
+        // The name's first hosted publish (which writes its packument) purges the cache.
+        let tags = vec![key.to_string(), keys::tarball(name, file).to_string(), keys::packument(name).to_string()];
         Ok(Some(mark(r, CacheStatus::Hit, &upstream).with_edge(crate::platform::EdgeHint::artifact(tags))))
     }
 
@@ -283,7 +284,12 @@ impl NpmProxy {
         headers.set("Accept", "application/octet-stream, */*");
         let request = UpstreamRequest { method: Method::Get, url: record.tarball.clone(), headers, body: None };
         let blob = Blob { key: key.path.clone(), checksum: expected_checksum(&record), marker: None, label: format!("{name}/{file}") };
-        engine.fetch_blob(req.method == Method::Head, &upstream, name.as_str(), request, blob, key.kind, &NpmAdapter, file).await
+        // Kept as the cached copy's hits are (`cached_tarball`).
+        Ok(engine
+            .fetch_blob(req.method == Method::Head, &upstream, name.as_str(), request, blob, key.kind, &NpmAdapter, file)
+            .await?
+            .purged_by(keys::tarball(name, file).to_string())
+            .purged_by(keys::packument(name).to_string()))
     }
 
     /// The record for `file`; refetches the packument once if it is not known yet (a version

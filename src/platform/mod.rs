@@ -343,6 +343,10 @@ pub struct EdgeHint {
     /// The same bytes forever under this URL (an artifact, a content-addressed blob): also
     /// kept in the HTTP tier.
     pub immutable: bool,
+    /// The edge cache's generation when the handler read what it answers with, taken after
+    /// its own writes: those purged what was kept before, not this answer, which may be kept
+    /// unless a purge comes later. `None`: the generation before the request was handled.
+    pub read_at: Option<u64>,
 }
 
 impl EdgeHint {
@@ -357,18 +361,23 @@ impl EdgeHint {
 
     /// A hosted document made from the storage keys `tags`.
     pub fn document(tags: Vec<String>) -> EdgeHint {
-        EdgeHint { tags, seconds: Self::DOCUMENT_SECONDS, immutable: false }
+        EdgeHint { tags, seconds: Self::DOCUMENT_SECONDS, immutable: false, read_at: None }
     }
 
     /// A mirrored document fresh for `fresh_ms` more in the pull-through cache.
     pub fn mirrored(tags: Vec<String>, fresh_ms: f64) -> Option<EdgeHint> {
         let seconds = (fresh_ms / 1000.0).floor().min(f64::from(Self::MIRRORED_SECONDS));
-        (seconds >= 1.0).then_some(EdgeHint { tags, seconds: seconds as u32, immutable: false })
+        (seconds >= 1.0).then_some(EdgeHint { tags, seconds: seconds as u32, immutable: false, read_at: None })
     }
 
     /// An artifact: the same bytes forever under its URL.
     pub fn artifact(tags: Vec<String>) -> EdgeHint {
-        EdgeHint { tags, seconds: Self::ARTIFACT_SECONDS, immutable: true }
+        EdgeHint { tags, seconds: Self::ARTIFACT_SECONDS, immutable: true, read_at: None }
+    }
+
+    /// The same hint for an answer read at edge generation `generation` (see `read_at`).
+    pub fn read_at(self, generation: Option<u64>) -> EdgeHint {
+        EdgeHint { read_at: generation, ..self }
     }
 }
 

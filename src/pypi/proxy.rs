@@ -444,9 +444,11 @@ impl PypiProxy {
         let kind = key::ObjectKind::new(link.content_type(), key::cache_control::IMMUTABLE);
         let head = req.method == Method::Head;
         let cached_key = link.sha256.as_deref().map(file_key);
+        // The project's first upload here (its hosted record) ends the mirrored answer.
+        let hosted = super::names::ProjectName::parse(&link.project).map(|n| super::names::keys::project(&n).to_string()).unwrap_or_default();
         if let Some(k) = &cached_key {
             if let Some(hit) = self.engine.cached_blob(head, k.as_str(), kind).await? {
-                return Ok(hit);
+                return Ok(hit.purged_by(hosted));
             }
         }
         let mut headers = Headers::new();
@@ -455,6 +457,6 @@ impl PypiProxy {
         let checksum = link.sha256.as_deref().and_then(|h| hex::decode(h).ok()).map(Checksum::Sha256);
         let key = cached_key.map(|k| k.path).unwrap_or_default();
         let blob = Blob { key, checksum, marker: None, label: format!("{}/{}", link.project, link.filename) };
-        self.engine.fetch_blob(head, upstream, &link.project, request, blob, kind, &PypiAdapter, &link.filename).await
+        Ok(self.engine.fetch_blob(head, upstream, &link.project, request, blob, kind, &PypiAdapter, &link.filename).await?.purged_by(hosted))
     }
 }
