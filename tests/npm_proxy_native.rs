@@ -175,6 +175,24 @@ fn a_cached_tarball_costs_two_store_reads() {
 }
 
 #[test]
+fn a_cold_packument_and_tarball_cost_few_store_operations() {
+    let (reg, up) = setup(&[("EDGE_CACHE", "off")]);
+    add_package(&up, "lodash", &["4.17.21"]);
+    let (r0, w0) = (reg.mem.store.reads(), reg.mem.store.writes());
+    assert_eq!(get_abbrev(&reg, "/npm/lodash").header("x-cache"), Some("MISS"));
+    let (r1, w1) = (reg.mem.store.reads(), reg.mem.store.writes());
+    // Reads: the hosted packument, the cache entry, the entry again before the refresh
+    // (for its validators), the new entry, its copy. Writes: the copy, the tarball records,
+    // the entry. (The full view that could stand in is never read when the upstream answers.)
+    assert_eq!((r1 - r0, w1 - w0), (5, 3), "a cold packument's reads and writes");
+    assert_eq!(reg.send(Request::new(Method::Get, "/npm/lodash/-/lodash-4.17.21.tgz")).header("x-cache"), Some("MISS"));
+    let (r2, w2) = (reg.mem.store.reads(), reg.mem.store.writes());
+    // Reads: the hosted tarball, the cached one, whether the name is hosted, the tarball
+    // records, and (natively, where the bytes are stored before they are served) the copy.
+    assert_eq!((r2 - r1, w2 - w1), (5, 1), "a cold tarball's reads and writes");
+}
+
+#[test]
 fn first_answers_are_kept_at_the_edge_so_a_second_install_reads_no_storage() {
     let (reg, up) = setup(&[]);
     let tgzs = add_package(&up, "lodash", &["4.17.21"]);

@@ -43,6 +43,7 @@ pub struct MemoryObjectStore {
     uploads: RefCell<HashMap<String, Upload>>,
     counter: Cell<u64>,
     reads: Cell<u64>,
+    writes: Cell<u64>,
     clock: Option<Rc<dyn Clock>>,
 }
 
@@ -57,6 +58,11 @@ impl MemoryObjectStore {
     /// How many `head`/`get` calls the store has answered (what a request costs in reads).
     pub fn reads(&self) -> u64 {
         self.reads.get()
+    }
+
+    /// How many `put`/`delete` calls it has answered (what a request costs in writes).
+    pub fn writes(&self) -> u64 {
+        self.writes.get()
     }
 
     fn next_etag(&self) -> String {
@@ -154,6 +160,7 @@ impl ObjectStore for MemoryObjectStore {
     }
 
     async fn put(&self, key: &str, body: Body, opts: PutOptions) -> StoreResult<PutOutcome> {
+        self.writes.set(self.writes.get() + 1);
         let data = body_bytes(body).await?;
         match (&opts.condition, self.objects.borrow().get(key)) {
             (Some(Condition::DoesNotExist), Some(_)) => return Ok(PutOutcome::ConditionFailed),
@@ -172,6 +179,7 @@ impl ObjectStore for MemoryObjectStore {
     }
 
     async fn delete(&self, keys: &[String]) -> StoreResult<()> {
+        self.writes.set(self.writes.get() + 1);
         let mut objects = self.objects.borrow_mut();
         for k in keys {
             objects.remove(k);

@@ -293,25 +293,35 @@ impl Engine {
                 cache::Freshness::Expired => {}
             }
         }
-        let stale = match cached.filter(|c| c.status == 200) {
-            Some(own) => Some((own, false)),
-            None => fallback().await.map(|other| (other, true)),
+        // The client waits at most the deadline when a copy can be served instead: its own
+        // (expired), or else what `fallback` finds, looked for only once the refresh has
+        // failed or is late (a cold miss that goes well costs no read for it).
+        let own = cached.filter(|c| c.status == 200);
+        let fallback = || async move {
+            match own {
+                Some(own) => Some((own, false)),
+                None => fallback().await.map(|other| (other, true)),
+            }
         };
-        let result = match stale {
-            Some((stale, fallback)) => match within(&*platform.clock, self.deadline_ms(name), refresh()).await {
-                Ok(Ok(status)) => Ok(status),
-                Ok(Err(failures)) => {
+        let result = match within(&*platform.clock, self.deadline_ms(name), refresh()).await {
+            Ok(Ok(status)) => Ok(status),
+            Ok(Err(failures)) => match fallback().await {
+                Some((stale, fallback)) => {
                     crate::logging::log("warn", &format!("serving stale {key}: {failures}"));
                     return served(stale, CacheStatus::Stale, fallback);
                 }
-                Err(unfinished) => {
+                None => Err(failures),
+            },
+            Err(unfinished) => match fallback().await {
+                Some((stale, fallback)) => {
                     crate::logging::log("warn", &format!("serving stale {key}: no answer within the deadline"));
                     self.missed_deadline(name);
                     platform.background.spawn(unfinished.map(drop).boxed_local());
                     return served(stale, CacheStatus::Stale, fallback);
                 }
+                // Nothing to serve instead: the refresh's answer, however long it takes.
+                None => unfinished.await,
             },
-            None => refresh().await,
         };
         match result {
             Ok(status) => match (platform.edge.generation(), cache::load(store, key).await) {
