@@ -9,10 +9,16 @@ import RustWorker from '../build/index.js';
 export * from '../build/index.js';
 
 // Set by js/edge.mjs, which build/index.js holds (and evaluates before this module).
-const serveKept = globalThis[Symbol.for('edgeregistry.serveKept')];
+const serveKept = globalThis[Symbol.for('edgeregistry.serveKept')] ?? (() => undefined);
 
 export default class EdgeRegistry extends RustWorker {
   fetch(request) {
-    return serveKept(request) ?? super.fetch(request);
+    let kept;
+    try {
+      kept = serveKept(request);
+    } catch {
+      // Whatever went wrong, the Rust Worker can still answer.
+    }
+    return kept ?? super.fetch(request);
   }
 }

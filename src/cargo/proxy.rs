@@ -188,7 +188,7 @@ impl CargoProxy {
 
     /// The cached index file of `name`, refreshed as the engine's rules say.
     async fn index_document(&self, name: &CrateName) -> Result<Served> {
-        let refresh = || self.refresh_index_collapsed(name);
+        let refresh = |known| self.refresh_index_collapsed(name, known);
         match self.engine.document(&index_entry_key(name), &name.lower(), || async { None }, refresh).await {
             Ok(doc) => Ok(doc),
             Err(DocumentError::Store(e)) => Err(Error::internal(format!("cargo proxy: cache storage failed for {name}: {e}"))),
@@ -197,21 +197,21 @@ impl CargoProxy {
     }
 
     /// Refreshes the index file of `name`, collapsed with concurrent refreshes of it.
-    fn refresh_index_collapsed(&self, name: &CrateName) -> LocalBoxFuture<'static, Refresh> {
+    fn refresh_index_collapsed(&self, name: &CrateName, known: Option<Entry>) -> LocalBoxFuture<'static, Refresh> {
         let (this, n) = (self.clone(), name.clone());
-        let work = async move { this.refresh_index(&n).await }.boxed_local();
+        let work = async move { this.refresh_index(&n, known).await }.boxed_local();
         self.engine.refresh(&index_entry_key(name), ("cargo", name.lower(), "index".to_string()), work)
     }
 
     /// Asks the upstreams for the index file (conditionally when the cached copy came from
     /// the same one); a new copy is checked line by line on its way into the store.
-    async fn refresh_index(&self, name: &CrateName) -> Refresh {
+    async fn refresh_index(&self, name: &CrateName, known: Option<Entry>) -> Refresh {
         let path = name.index_path();
         let request = |u: &Upstream| UpstreamRequest { method: Method::Get, url: format!("{}/{path}", u.url), headers: Headers::new(), body: None };
         let data_prefix = format!("{}index", index_prefix(name));
         let key = index_entry_key(name);
         let storing = (data_prefix.as_str(), INDEX_MEDIA_TYPE, MAX_INDEX);
-        let NewCopy { entry, old, .. } = match self.engine.fetch_document(&key, &name.lower(), request, storing, || IndexCheck::new(name)).await? {
+        let NewCopy { entry, old, .. } = match self.engine.fetch_document(&key, &name.lower(), known, request, storing, || IndexCheck::new(name)).await? {
             Fetched::Revalidated => return Ok(CacheStatus::Revalidated),
             Fetched::Absent => return Ok(CacheStatus::Miss),
             Fetched::Stored(copy) => *copy,
@@ -264,7 +264,7 @@ impl CargoProxy {
         if doc.entry.status != 200 || !old {
             return Ok(None);
         }
-        self.refresh_index_collapsed(name).await.map_err(|why| CargoAdapter.failed(&why))?;
+        self.refresh_index_collapsed(name, Some(doc.entry)).await.map_err(|why| CargoAdapter.failed(&why))?;
         let Some(entry) = cache::load(&*self.engine.platform.store, &index_entry_key(name)).await? else { return Ok(None) };
         Ok(self.scan(name, &entry, version).await?.map(|line| (line, entry.upstream)))
     }
@@ -304,7 +304,7 @@ impl CargoProxy {
         let only = ProtocolUpstreams { enabled: true, upstreams: vec![u.clone()] };
         let proxy = CargoProxy { engine: Engine::new(self.engine.platform.clone(), Rc::new(only)) };
         let key = config_entry_key(u);
-        let refresh = || proxy.refresh_config_collapsed(&key, name);
+        let refresh = |known| proxy.refresh_config_collapsed(&key, name, known);
         let doc = match proxy.engine.document(&key, &name.lower(), || async { None }, refresh).await {
             Ok(doc) => doc,
             Err(DocumentError::Store(e)) => return Err(Error::internal(format!("cargo proxy: cache storage failed for config.json of {}: {e}", u.id))),
@@ -316,18 +316,18 @@ impl CargoProxy {
         }
     }
 
-    fn refresh_config_collapsed(&self, key: &str, name: &CrateName) -> LocalBoxFuture<'static, Refresh> {
+    fn refresh_config_collapsed(&self, key: &str, name: &CrateName, known: Option<Entry>) -> LocalBoxFuture<'static, Refresh> {
         let (this, k, n) = (self.clone(), key.to_string(), name.lower());
-        let work = async move { this.refresh_config(&k, &n).await }.boxed_local();
+        let work = async move { this.refresh_config(&k, &n, known).await }.boxed_local();
         self.engine.refresh(key, ("cargo", "config.json".to_string(), "config".to_string()), work)
     }
 
     /// Fetches the (only) upstream's `config.json`; its `dl` goes into the entry.
-    async fn refresh_config(&self, key: &str, name: &str) -> Refresh {
+    async fn refresh_config(&self, key: &str, name: &str, known: Option<Entry>) -> Refresh {
         let request = |u: &Upstream| UpstreamRequest { method: Method::Get, url: format!("{}/config.json", u.url), headers: Headers::new(), body: None };
         let data_prefix = key.trim_end_matches(".entry.json").to_string();
         let storing = (data_prefix.as_str(), "application/json", MAX_CONFIG as u64);
-        let NewCopy { entry, old, output: dl, .. } = match self.engine.fetch_document(key, name, request, storing, ConfigCheck::default).await? {
+        let NewCopy { entry, old, output: dl, .. } = match self.engine.fetch_document(key, name, known, request, storing, ConfigCheck::default).await? {
             Fetched::Revalidated => return Ok(CacheStatus::Revalidated),
             Fetched::Absent => return Ok(CacheStatus::Miss),
             Fetched::Stored(copy) => *copy,

@@ -142,7 +142,7 @@ impl NpmProxy {
             }
             cache::load(&*self.platform.store, &entry_key(name, Variant::Full)).await.ok().flatten().filter(|c| c.status == 200)
         };
-        let refresh = || self.refresh_collapsed(name, variant);
+        let refresh = |known| self.refresh_collapsed(name, variant, known);
         match engine.document(&entry_key(name, variant), name.as_str(), full_copy, refresh).await {
             Ok(doc) => {
                 let served = if doc.fallback { Variant::Full } else { variant };
@@ -155,16 +155,16 @@ impl NpmProxy {
     }
 
     /// Refreshes one view of `name`, collapsed with concurrent refreshes of it.
-    fn refresh_collapsed(&self, name: &PackageName, variant: Variant) -> LocalBoxFuture<'static, Refresh> {
+    fn refresh_collapsed(&self, name: &PackageName, variant: Variant, known: Option<Entry>) -> LocalBoxFuture<'static, Refresh> {
         let (this, n) = (self.clone(), name.clone());
-        let work = async move { this.refresh(&n, variant).await }.boxed_local();
+        let work = async move { this.refresh(&n, variant, known).await }.boxed_local();
         self.engine().refresh(&entry_key(name, variant), ("npm", name.to_string(), variant.as_str().to_string()), work)
     }
 
     /// Asks the upstreams for the view (conditionally, when the cached copy came from the same
     /// one); a new copy is rewritten on its way into the store, and the tarball records it
     /// yields are kept for the tarball route.
-    async fn refresh(&self, name: &PackageName, variant: Variant) -> Refresh {
+    async fn refresh(&self, name: &PackageName, variant: Variant, known: Option<Entry>) -> Refresh {
         let engine = self.engine();
         let key = entry_key(name, variant);
         let request = |u: &Upstream| {
@@ -175,7 +175,7 @@ impl NpmProxy {
         let data_prefix = keys::cache_data_prefix(name, variant.as_str());
         let storing = (data_prefix.as_str(), variant.content_type(), MAX_PACKUMENT);
         let rewriter = || Rewriter::new(name, &self.registry_url);
-        let NewCopy { upstream, entry, old, output: records } = match engine.fetch_document(&key, name.as_str(), request, storing, rewriter).await? {
+        let NewCopy { upstream, entry, old, output: records } = match engine.fetch_document(&key, name.as_str(), known, request, storing, rewriter).await? {
             Fetched::Revalidated => return Ok(CacheStatus::Revalidated),
             Fetched::Absent => return Ok(CacheStatus::Miss),
             Fetched::Stored(copy) => *copy,
@@ -308,11 +308,11 @@ impl NpmProxy {
         }
         let entry = cache::load(&*store, &entry_key(name, Variant::Abbreviated)).await.ok().flatten();
         // A copy fetched moments ago will not know it either: spare the upstream.
-        let recent = entry.is_some_and(|e| self.platform.now_ms() - e.fetched_ms < 10_000.0);
+        let recent = entry.as_ref().is_some_and(|e| self.platform.now_ms() - e.fetched_ms < 10_000.0);
         if recent {
             return None;
         }
-        self.refresh_collapsed(name, Variant::Abbreviated).await.ok()?;
+        self.refresh_collapsed(name, Variant::Abbreviated, entry).await.ok()?;
         lookup().await
     }
 }

@@ -118,7 +118,7 @@ impl OciProxy {
         if !valid_tag(reference) {
             return Err(TAG_INVALID.err(format!("invalid tag {reference:?}")));
         }
-        let refresh = || self.refresh_collapsed(name, reference);
+        let refresh = |known| self.refresh_collapsed(name, reference, known);
         match self.engine.document(&keys::cached_tag_entry(name, reference), name, || async { None }, refresh).await {
             Ok(doc) => self.serve_tag(req, name, reference, &doc.entry, doc.status).await,
             Err(DocumentError::Store(e)) => Err(OciAdapter.unavailable(&Failures::one("cache", Failure::Store(e)))),
@@ -127,16 +127,17 @@ impl OciProxy {
     }
 
     /// Refreshes `name:tag`, collapsed with concurrent refreshes of it.
-    fn refresh_collapsed(&self, name: &str, tag: &str) -> LocalBoxFuture<'static, Refresh> {
+    fn refresh_collapsed(&self, name: &str, tag: &str, known: Option<Entry>) -> LocalBoxFuture<'static, Refresh> {
         let (this, n, t) = (self.clone(), name.to_string(), tag.to_string());
-        let work = async move { this.refresh_tag(&n, &t).await }.boxed_local();
+        let work = async move { this.refresh_tag(&n, &t, known).await }.boxed_local();
         self.engine.refresh(&keys::cached_tag_entry(name, tag), ("oci", name.to_string(), tag.to_string()), work)
     }
 
-    /// HEAD the tag upstream; fetch the manifest by digest only when it moved.
-    async fn refresh_tag(&self, name: &str, tag: &str) -> Refresh {
+    /// HEAD the tag upstream; fetch the manifest by digest only when it moved (`known`: the
+    /// tag's entry as the caller read it).
+    async fn refresh_tag(&self, name: &str, tag: &str, known: Option<Entry>) -> Refresh {
         let key = keys::cached_tag_entry(name, tag);
-        let old = cache::load(&*self.platform().store, &key).await.ok().flatten().filter(|e| e.status == 200);
+        let old = known.filter(|e| e.status == 200);
         let selected = self.engine.select(name);
         let tail = format!("manifests/{tag}");
         let fetched = fetch_first(self.platform(), &selected, name, |u| Some(Self::request(u, Method::Head, name, &tail, MANIFEST_ACCEPT))).await;

@@ -318,7 +318,7 @@ fn relink_between(old: &str, new: &str) -> Relink {
 
 impl PypiProxy {
     async fn page(&self, req: &Request, project: &str, media_type: &str) -> Result<Response> {
-        let refresh = || self.refresh_collapsed(project);
+        let refresh = |known| self.refresh_collapsed(project, known);
         match self.engine.document(&entry_key(project), project, || async { None }, refresh).await {
             Ok(doc) => {
                 let resp = self.serve_page(req, project, media_type, &doc.entry, doc.status, true).await?;
@@ -332,15 +332,15 @@ impl PypiProxy {
     }
 
     /// Refreshes the page of `project`, collapsed with concurrent refreshes of it.
-    fn refresh_collapsed(&self, project: &str) -> LocalBoxFuture<'static, Refresh> {
+    fn refresh_collapsed(&self, project: &str, known: Option<Entry>) -> LocalBoxFuture<'static, Refresh> {
         let (this, p) = (self.clone(), project.to_string());
-        let work = async move { this.refresh(&p).await }.boxed_local();
+        let work = async move { this.refresh(&p, known).await }.boxed_local();
         self.engine.refresh(&entry_key(project), ("pypi", project.to_string(), "page".to_string()), work)
     }
 
     /// Asks the upstreams for the page (conditionally when the cached copy came from the
     /// same one); a new copy is normalised on its way into the store.
-    async fn refresh(&self, project: &str) -> Refresh {
+    async fn refresh(&self, project: &str, known: Option<Entry>) -> Refresh {
         // The upstream that answers is the one whose request was built last (they are asked
         // in turn): its page URL resolves relative links.
         let page_url = RefCell::new(String::new());
@@ -358,7 +358,7 @@ impl PypiProxy {
             PageRewriter::new(project, &url, relink_to_registry(&self.registry_url, project, &url))
         };
         let key = entry_key(project);
-        let NewCopy { entry, old, output, .. } = match self.engine.fetch_document(&key, project, request, storing, rewriter).await? {
+        let NewCopy { entry, old, output, .. } = match self.engine.fetch_document(&key, project, known, request, storing, rewriter).await? {
             Fetched::Revalidated => return Ok(CacheStatus::Revalidated),
             Fetched::Absent => return Ok(CacheStatus::Miss),
             Fetched::Stored(copy) => *copy,

@@ -269,13 +269,14 @@ impl Engine {
     /// included, or else what `fallback` finds: a copy that may stand in for this one) the
     /// client waits at most `resilience.deadlineMs` for the refresh: past that, or when the
     /// refresh fails, it gets that copy (`STALE`) and the refresh carries on in the
-    /// background, updating the cache when it completes.
+    /// background, updating the cache when it completes. `refresh` is given the entry read
+    /// here (its validators, and the copy a new one replaces), so it need not read it again.
     pub async fn document<F: Future<Output = Option<Entry>>>(
         &self,
         key: &str,
         name: &str,
         fallback: impl FnOnce() -> F,
-        refresh: impl Fn() -> LocalBoxFuture<'static, Refresh>,
+        refresh: impl Fn(Option<Entry>) -> LocalBoxFuture<'static, Refresh>,
     ) -> std::result::Result<Served, DocumentError> {
         let platform = &self.platform;
         let store = &*platform.store;
@@ -286,7 +287,7 @@ impl Engine {
                 cache::Freshness::Fresh => return served(entry.clone(), CacheStatus::Hit, false),
                 cache::Freshness::Stale => {
                     if !cache::in_flight(key) {
-                        platform.background.spawn(refresh().map(drop).boxed_local());
+                        platform.background.spawn(refresh(Some(entry.clone())).map(drop).boxed_local());
                     }
                     return served(entry.clone(), CacheStatus::Stale, false);
                 }
@@ -296,14 +297,14 @@ impl Engine {
         // The client waits at most the deadline when a copy can be served instead: its own
         // (expired), or else what `fallback` finds, looked for only once the refresh has
         // failed or is late (a cold miss that goes well costs no read for it).
-        let own = cached.filter(|c| c.status == 200);
+        let own = cached.clone().filter(|c| c.status == 200);
         let fallback = || async move {
             match own {
                 Some(own) => Some((own, false)),
                 None => fallback().await.map(|other| (other, true)),
             }
         };
-        let result = match within(&*platform.clock, self.deadline_ms(name), refresh()).await {
+        let result = match within(&*platform.clock, self.deadline_ms(name), refresh(cached)).await {
             Ok(Ok(status)) => Ok(status),
             Ok(Err(failures)) => match fallback().await {
                 Some((stale, fallback)) => {
@@ -369,7 +370,8 @@ impl Engine {
 
     /// Refreshes the document at `key` (of `name`) the usual HTTP way (RFC 9111 §4.3): asks
     /// the upstreams in turn with `request`, conditionally (`If-None-Match` /
-    /// `If-Modified-Since`) when the cached copy came from the same upstream. A 304 renews the
+    /// `If-Modified-Since`) when the cached copy (`known`: the entry as the caller last read
+    /// it) came from the same upstream. A 304 renews the
     /// entry; a 404 everywhere is remembered as absent; a new copy is streamed through the
     /// rewrite made by `rewrite` into a new object next to `data_prefix` and handed back, for
     /// the adapter to add what it needs and [`Engine::replace`] the entry with it.
@@ -377,11 +379,12 @@ impl Engine {
         &self,
         key: &str,
         name: &str,
+        known: Option<Entry>,
         request: impl Fn(&Upstream) -> UpstreamRequest,
         (data_prefix, content_type, max_bytes): (&str, &str, u64),
         rewrite: impl FnOnce() -> R,
     ) -> std::result::Result<Fetched<R::Output>, Failures> {
-        let old = cache::load(&*self.platform.store, key).await.ok().flatten().filter(|e| e.status == 200);
+        let old = known.filter(|e| e.status == 200);
         let selected = self.upstreams.select(name);
         let fetched = fetch_first(&self.platform, &selected, name, |u| {
             let mut req = request(u);
