@@ -163,7 +163,7 @@ row "cargo fetch x$NCRATES, cold mirror, median of $ROUNDS (s)" "$(median_s "${C
 row "cargo fetch x$NCRATES, warm mirror, median of $((ROUNDS * FETCHES)) (s)" "$(median_s "${WARM[worker]}")" "$(median_s "${WARM[peer]}")" lower
 row "index file $INDEX_FILE, c=16, median (req/s)" "$(median "${RPS[worker]}")" "$(median "${RPS[peer]}")" higher
 row "  median latency (ms)" "$(median "${P50[worker]}")" "$(median "${P50[peer]}")" lower
-row "  the runtime's floor: plain-JS Worker, a constant (req/s)" "$(median "${RPS[floor]}")" "$(median "${RPS[peer]}")" higher
+row "  runtime floor: JS Worker, constant (req/s)" "$(median "${RPS[floor]}")" "$(median "${RPS[peer]}")" higher
 echo "  (floor: the same number of bytes from a JavaScript Worker in the same workerd, no wasm and no"
 echo "   storage: no Worker can answer faster here; the Worker's index file is $(awk -v a="$(median "${RPS[worker]}")" -v b="$(median "${RPS[floor]}")" 'BEGIN{printf "%.2f", a/b}') of it)"
 echo

@@ -123,18 +123,21 @@ NPM_UP="{\"upstreams\":[{\"id\":\"origin\",\"url\":\"$ORIGIN_NPM\"}],\"cache\":{
 fi
 if part npm; then
 say "2. npm install x$PACKAGES through each mirror: $ROUNDS rounds of 1 cold + $INSTALLS warm"
-declare -A COLD WARM
+declare -A COLD WARM COLD_CPU
 MEM_NPM=()
-for m in worker verdaccio; do COLD[$m]=""; WARM[$m]=""; done
+for m in worker verdaccio; do COLD[$m]=""; WARM[$m]=""; COLD_CPU[$m]=""; done
 for r in $(seq 1 "$ROUNDS"); do
   start_worker npm "NPM_UPSTREAMS:$NPM_UP"; W_URL=$URL; W_PG=$PG
   start_verdaccio mirror-verdaccio "$ORIGIN_NPM"; V_URL=$URL; V_PG=$PG
   order=(worker verdaccio); [ $((r % 2)) = 0 ] && order=(verdaccio worker)
   for i in $(seq 0 "$INSTALLS"); do
     for m in "${order[@]}"; do
+      if [ "$m" = worker ]; then pg=$W_PG; else pg=$V_PG; fi
+      c0=$(group_cpu_ticks "$pg")
       if [ "$m" = worker ]; then ms=$(npm_install worker "$W_URL/npm/" "${W_URL##*:}")
       else ms=$(npm_install verdaccio "$V_URL/" "${V_URL##*:}"); fi
-      if [ "$i" = 0 ]; then COLD[$m]+="$ms "; kind=cold; else WARM[$m]+="$ms "; kind="warm $i"; fi
+      if [ "$i" = 0 ]; then COLD[$m]+="$ms "; COLD_CPU[$m]+="$(( $(group_cpu_ticks "$pg") - c0 ))0 "; kind=cold
+      else WARM[$m]+="$ms "; kind="warm $i"; fi
       echo "round $r [$m] $kind: $ms ms"
     done
     if [ "$i" = 0 ]; then mem_cold=$(stats "$W_URL"); fi
@@ -248,6 +251,7 @@ head_row "npm: origin verdaccio, mirror = verdaccio + uplink" verdaccio
 fi
 if part npm; then
 row "npm install x$PACKAGES, cold mirror, median of $ROUNDS (s)" "$(median_s "${COLD[worker]}")" "$(median_s "${COLD[verdaccio]}")" lower
+row "  CPU of the mirror's processes, cold (s)" "$(median_s "${COLD_CPU[worker]}")" "$(median_s "${COLD_CPU[verdaccio]}")" lower
 row "npm install x$PACKAGES, warm mirror, median of $((ROUNDS * INSTALLS)) (s)" "$(median_s "${WARM[worker]}")" "$(median_s "${WARM[verdaccio]}")" lower
 fi
 if part packument; then
@@ -278,7 +282,7 @@ part oci && for r in $(seq 1 "$OCI_ROUNDS"); do
 done
 echo
 echo "Raw (npm installs in ms, pulls in ms and MB/s; each install with an empty npm cache, no node_modules, no lockfile):"
-part npm && for m in worker verdaccio; do echo "  install $m: cold ${COLD[$m]}| warm ${WARM[$m]}"; done
+part npm && for m in worker verdaccio; do echo "  install $m: cold ${COLD[$m]}| warm ${WARM[$m]}| CPU of the mirror in each cold install (ms): ${COLD_CPU[$m]}"; done
 part oci && for m in worker registry; do
   for k in cold warm; do echo "  pull $m $k: ${PULL[$m-$k-s]}| MB/s ${PULL[$m-$k-mbps]}"; done
 done

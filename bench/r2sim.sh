@@ -15,17 +15,21 @@
 #   with both branches re-read so (workerd's tee has no bound between its branches: see the
 #   peak RSS);
 # and how far the largest workerd process's RSS rose above where it was before each (sampled
-# every 0.2 s; memory the runtime kept from an earlier step hides part of a later rise).
+# every 0.2 s; memory the runtime kept from an earlier step hides part of a later rise);
+# then BENCH_SMALL_OPS sequential small operations of each kind (put, get, head, get of a
+# missing key; 2 KB objects, as a registry's metadata), in ms and workerd CPU ms per operation.
 # Production R2 is a different implementation: none of these figures says what it costs.
 # Each step overwrites its one key, so the simulator keeps at most ~5x the size on disk;
 # the state goes at exit.
-# Usage: bash bench/r2sim.sh   (BENCH_SIZE_MB=512 BENCH_REPEAT=2 BENCH_PART_MB=48)
+# Usage: bash bench/r2sim.sh   (BENCH_SIZE_MB=512 BENCH_REPEAT=2 BENCH_PART_MB=48 BENCH_SMALL_OPS=200;
+#   BENCH_SIZE_MB=0: the small operations only)
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
 cd "$ROOT"
 SIZE_MB=${BENCH_SIZE_MB:-512}
 REPEAT=${BENCH_REPEAT:-2}
 PART_MB=${BENCH_PART_MB:-48}
+SMALL_OPS=${BENCH_SMALL_OPS:-200}
 WORK="$ROOT/bench/work/r2sim"
 BENCH_NAME=bench/r2sim.sh
 source "$ROOT/bench/lib/common.sh"
@@ -78,6 +82,7 @@ upload() { # NAME PATH: a put driven by the Worker
   record "$1" "$(awk -v ms=$(( $(now_ms) - t0 )) 'BEGIN{print ms/1000}')" $(( $(cpu) - c0 ))
 }
 
+if [ "$SIZE_MB" -gt 0 ]; then
 say "R2 simulator, $SIZE_MB MiB, $REPEAT times each (Worker on $W, upstream on port $oport)"
 for i in $(seq 1 "$REPEAT"); do
   download pass "/pass?u=$U"
@@ -96,3 +101,15 @@ for k in pass put multipart "get single-put" "get multipart" "tee to client + pu
   printf '%-24s %-20s %-26s %s\n' "$k" "${MBPS[$k]}" "${CPU[$k]}" "${PEAK[$k]}"
 done
 echo "(put and multipart: MB/s of the whole upload; tee: the client's MB/s, CPU including the put that may finish after it)"
+fi
+
+say "small operations: $SMALL_OPS of each, one after the other, 2 KB objects"
+printf '%-24s %-14s %s\n' "operation" "ms per op" "workerd CPU ms per op"
+for op in put get head miss; do
+  c0=$(cpu)
+  out=$(curl -fsS --max-time 600 "$W/small?op=$op&n=$SMALL_OPS&size=2000") || die "small $op failed"
+  ticks=$(( $(cpu) - c0 ))
+  printf '%-24s %-14s %s\n' "$op" "$(awk -v ms="$(json_field ms <<<"$out")" -v n="$SMALL_OPS" 'BEGIN{printf "%.2f", ms/n}')" \
+    "$(awk -v t="$ticks" -v n="$SMALL_OPS" 'BEGIN{printf "%.2f", t*10/n}')"
+done
+echo "(miss: a get of a key that is not there)"

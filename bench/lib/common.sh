@@ -60,4 +60,6 @@ row() { # METRIC WORKER OTHER higher|lower
   printf '%-52s %12s %12s %8s\n' "$1" "$2" "$3" "$ratio"
 }
 head_row() { printf '%-52s %12s %12s %8s\n' "$1" worker "$2" ratio; printf '%-52s %12s %12s %8s\n' ------ ------ "${2//?/-}" -----; }
+group_cpu_ticks() { # PGID: user+system CPU ticks (1/100 s) of the process group's live processes
+  local t=0 p; for p in $(pgrep -g "$1"); do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
 mib() { awk -v x="$1" 'BEGIN{printf "%.1f", x/1048576}'; }

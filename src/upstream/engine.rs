@@ -371,10 +371,10 @@ impl Engine {
     /// Refreshes the document at `key` (of `name`) the usual HTTP way (RFC 9111 §4.3): asks
     /// the upstreams in turn with `request`, conditionally (`If-None-Match` /
     /// `If-Modified-Since`) when the cached copy (`known`: the entry as the caller last read
-    /// it) came from the same upstream. A 304 renews the
-    /// entry; a 404 everywhere is remembered as absent; a new copy is streamed through the
-    /// rewrite made by `rewrite` into a new object next to `data_prefix` and handed back, for
-    /// the adapter to add what it needs and [`Engine::replace`] the entry with it.
+    /// it) came from the same upstream. A 304 renews the entry; a 404 everywhere is
+    /// remembered as absent; a new copy is streamed through the rewrite made by `rewrite`
+    /// into a new object next to `data_prefix` and handed back, for the adapter to add what
+    /// it needs and [`Engine::replace`] the entry with it.
     pub async fn fetch_document<R: Rewrite>(
         &self,
         key: &str,

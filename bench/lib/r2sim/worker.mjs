@@ -10,6 +10,9 @@
 //   /tee?k=&u=&sha=      the upstream body to the client and, through a tee, into one put
 //                        (a cold fill's shape, without the registry's verification gate);
 //                        &client=pieces / &store=pieces re-read that branch in 256 KiB pieces
+//   /small?op=&n=&size=  n sequential small operations (op: put, get, head, miss = a get of
+//                        a key that is not there) on `size`-byte objects: what one R2
+//                        operation costs, as a registry's metadata reads and writes are
 //   /const?n=            n bytes from memory: the runtime's floor for a cached answer (what
 //                        no Worker in this runtime can beat; bench/cargo.sh measures it)
 // The registry's way of re-reading a body in 256 KiB pieces (src/platform/stream.rs).
@@ -43,6 +46,20 @@ export default {
     const t0 = Date.now();
     const opts = q('sha') ? { sha256: hex(q('sha')) } : {};
     switch (u.pathname) {
+      case '/small': {
+        const n = Number(q('n')), body = new Uint8Array(Number(q('size'))).fill(0x61);
+        for (let i = 0; i < n; i++) {
+          const k = 'small/' + i;
+          switch (q('op')) {
+            case 'put': await env.BUCKET.put(k, body); break;
+            case 'get': await (await env.BUCKET.get(k)).arrayBuffer(); break;
+            case 'head': await env.BUCKET.head(k); break;
+            case 'miss': await env.BUCKET.get('missing/' + i); break;
+            default: return new Response('unknown op', { status: 400 });
+          }
+        }
+        return Response.json({ ms: Date.now() - t0 });
+      }
       case '/const': return new Response(constant(Number(q('n'))), { headers: { 'content-type': 'application/json' } });
       case '/pass': {
         const r = await fetch(q('u'));
