@@ -77,10 +77,13 @@ impl App {
             Some(hit) if hit.headers.get("x-cache").is_some() => hit.with_header("X-Cache", "HIT").with_header("X-Edge-Cache", "HIT"),
             Some(hit) => hit.with_header("X-Edge-Cache", "HIT"),
             None => {
-                let before = self.platform.edge.generation();
+                let (before, own_before) = (self.platform.edge.generation(), self.platform.edge.own_purges());
                 let mut resp = self.dispatch(req).await;
                 let hint = resp.edge.take();
-                let generation = hint.as_ref().and_then(|h| h.read_at).map_or(before, |read| read.max(before));
+                // An answer read after this request's own writes is kept unless someone else
+                // purged meanwhile: its own purges are counted as seen.
+                let own = self.platform.edge.own_purges() - own_before;
+                let generation = if hint.as_ref().is_some_and(|h| h.after_own_writes) { before + own } else { before };
                 match (&edge_key, hint) {
                     (Some(key), Some(hint)) if resp.status == 200 && !head => self.platform.edge.keep(key, &hint, generation, resp).await,
                     // A HEAD's answer serves HEADs only (clients HEAD a tag before each pull).

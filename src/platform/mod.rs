@@ -343,10 +343,10 @@ pub struct EdgeHint {
     /// The same bytes forever under this URL (an artifact, a content-addressed blob): also
     /// kept in the HTTP tier.
     pub immutable: bool,
-    /// The edge cache's generation when the handler read what it answers with, taken after
-    /// its own writes: those purged what was kept before, not this answer, which may be kept
-    /// unless a purge comes later. `None`: the generation before the request was handled.
-    pub read_at: Option<u64>,
+    /// The handler read what it answers with after its own writes (a refresh of the cache
+    /// it then serves): the purges this request made do not stop the answer being kept, any
+    /// other purge since the request began still does.
+    pub after_own_writes: bool,
 }
 
 impl EdgeHint {
@@ -361,23 +361,24 @@ impl EdgeHint {
 
     /// A hosted document made from the storage keys `tags`.
     pub fn document(tags: Vec<String>) -> EdgeHint {
-        EdgeHint { tags, seconds: Self::DOCUMENT_SECONDS, immutable: false, read_at: None }
+        EdgeHint { tags, seconds: Self::DOCUMENT_SECONDS, immutable: false, after_own_writes: false }
     }
 
     /// A mirrored document fresh for `fresh_ms` more in the pull-through cache.
     pub fn mirrored(tags: Vec<String>, fresh_ms: f64) -> Option<EdgeHint> {
         let seconds = (fresh_ms / 1000.0).floor().min(f64::from(Self::MIRRORED_SECONDS));
-        (seconds >= 1.0).then_some(EdgeHint { tags, seconds: seconds as u32, immutable: false, read_at: None })
+        (seconds >= 1.0).then_some(EdgeHint { tags, seconds: seconds as u32, immutable: false, after_own_writes: false })
     }
 
     /// An artifact: the same bytes forever under its URL.
     pub fn artifact(tags: Vec<String>) -> EdgeHint {
-        EdgeHint { tags, seconds: Self::ARTIFACT_SECONDS, immutable: true, read_at: None }
+        EdgeHint { tags, seconds: Self::ARTIFACT_SECONDS, immutable: true, after_own_writes: false }
     }
 
-    /// The same hint for an answer read at edge generation `generation` (see `read_at`).
-    pub fn read_at(self, generation: Option<u64>) -> EdgeHint {
-        EdgeHint { read_at: generation, ..self }
+    /// The same hint for an answer read after this request's own writes (see
+    /// `after_own_writes`).
+    pub fn after_own_writes(self, after: bool) -> EdgeHint {
+        EdgeHint { after_own_writes: after, ..self }
     }
 }
 
@@ -391,6 +392,11 @@ pub trait EdgeCache {
     /// A number that changes with every purge: an answer made while it changed may have
     /// been read before a write and must not be kept.
     fn generation(&self) -> u64;
+    /// How many purges went through this handle: the request's own, where the platform
+    /// gives each request its handle (the Worker); all of them otherwise.
+    fn own_purges(&self) -> u64 {
+        self.generation()
+    }
     /// Keeps a copy of a 200 answer as it is sent, unless a purge came after `generation`
     /// (taken before the answer was made) by the time it is kept; returns what to send.
     async fn keep(&self, key: &str, hint: &EdgeHint, generation: u64, resp: Response) -> Response;

@@ -142,9 +142,9 @@ pub struct Served {
     pub status: CacheStatus,
     /// The entry is the copy `fallback` found, not this document's own.
     pub fallback: bool,
-    /// The edge cache's generation after this request's refresh wrote the entry, before it
-    /// was read again to be served (so a cold answer is kept despite its own purge).
-    pub read_at: Option<u64>,
+    /// The entry was read after this request's refresh wrote it (so a cold answer may be
+    /// kept despite the purge of its own write).
+    pub refreshed: bool,
 }
 
 impl Served {
@@ -157,7 +157,7 @@ impl Served {
         }
         let mut tags = hosted;
         tags.push(self.key.clone());
-        crate::platform::EdgeHint::mirrored(tags, self.entry.expires_ms - now_ms).map(|h| h.read_at(self.read_at))
+        crate::platform::EdgeHint::mirrored(tags, self.entry.expires_ms - now_ms).map(|h| h.after_own_writes(self.refreshed))
     }
 }
 
@@ -280,7 +280,7 @@ impl Engine {
     ) -> std::result::Result<Served, DocumentError> {
         let platform = &self.platform;
         let store = &*platform.store;
-        let served = |entry: Entry, status: CacheStatus, fallback: bool| Ok(Served { key: key.to_string(), entry, status, fallback, read_at: None });
+        let served = |entry: Entry, status: CacheStatus, fallback: bool| Ok(Served { key: key.to_string(), entry, status, fallback, refreshed: false });
         let cached = cache::load(store, key).await.ok().flatten();
         if let Some(entry) = cached.as_ref() {
             match entry.freshness(platform.now_ms(), &self.policy(name, &entry.upstream)) {
@@ -325,10 +325,10 @@ impl Engine {
             },
         };
         match result {
-            Ok(status) => match (platform.edge.generation(), cache::load(store, key).await) {
-                (read_at, Ok(Some(entry))) => Ok(Served { key: key.to_string(), entry, status, fallback: false, read_at: Some(read_at) }),
-                (_, Ok(None)) => Err(DocumentError::Store("the cache entry vanished".into())),
-                (_, Err(e)) => Err(DocumentError::Store(e.to_string())),
+            Ok(status) => match cache::load(store, key).await {
+                Ok(Some(entry)) => Ok(Served { key: key.to_string(), entry, status, fallback: false, refreshed: true }),
+                Ok(None) => Err(DocumentError::Store("the cache entry vanished".into())),
+                Err(e) => Err(DocumentError::Store(e.to_string())),
             },
             Err(failures) => Err(DocumentError::Upstream(failures)),
         }
@@ -583,8 +583,6 @@ impl Engine {
         missing: &str,
     ) -> Result<Response> {
         let failed = |f: Failure| adapter.failed(&Failures::one(&upstream.id, f));
-        // What the bytes are read after (the upstream's, then the stored copy's).
-        let read_at = self.platform.edge.generation();
         let response = match client::fetch_one(&self.platform, upstream, resource, request).await {
             client::Outcome::Answer(r) if r.status == 200 => r,
             client::Outcome::Answer(r) | client::Outcome::Rejected(r) => return Err(failed(Failure::Rejected(r.status))),
@@ -600,7 +598,8 @@ impl Engine {
         // Verified bytes may be kept at the edge as the cached copy's hits are: a copy whose
         // verification fails errors its stream, and an errored body is never kept.
         let kept = |resp: Response| match verified {
-            true => resp.with_edge(crate::platform::EdgeHint::artifact(vec![key.clone()]).read_at(Some(read_at))),
+            // Read after whatever this request wrote before (the records a tarball needs).
+            true => resp.with_edge(crate::platform::EdgeHint::artifact(vec![key.clone()]).after_own_writes(true)),
             false => resp,
         };
         match self.keep_blob(upstream, blob, kind.content_type, response.body).await.map_err(|why| adapter.failed(&why))? {

@@ -43,6 +43,8 @@ pub struct JsEdgeCache {
     /// The request being answered: the front door learns which of its URLs lead to a kept
     /// answer (only for requests without credentials; see `js/edge.mjs`).
     pub request: Option<web_sys::Request>,
+    /// Purges made through this handle: each request has its own.
+    pub purges: std::cell::Cell<u64>,
 }
 
 /// The runtime's response as ours: headers in one call, the body left a JS stream.
@@ -69,6 +71,10 @@ impl EdgeCache for JsEdgeCache {
 
     fn generation(&self) -> u64 {
         edge_generation() as u64
+    }
+
+    fn own_purges(&self) -> u64 {
+        self.purges.get()
     }
 
     async fn keep(&self, key: &str, hint: &EdgeHint, generation: u64, resp: Response) -> Response {
@@ -108,11 +114,13 @@ impl EdgeCache for JsEdgeCache {
 
     async fn purge(&self, tag: &str) {
         if self.tiers.any() {
+            self.purges.set(self.purges.get() + 1);
             let _ = wasm_bindgen_futures::JsFuture::from(edge_purge(tag, self.tiers.http)).await;
         }
     }
 
     async fn purge_all(&self) {
+        self.purges.set(self.purges.get() + 1);
         let _ = wasm_bindgen_futures::JsFuture::from(edge_purge_all(self.tiers.http)).await;
     }
 

@@ -63,7 +63,7 @@ impl VarSource for EnvVars<'_> {
 fn platform(env: &Env, ctx: Context, config: &Config, req: &web_sys::Request) -> worker::Result<Platform> {
     let background: Rc<dyn crate::platform::Background> = Rc::new(WaitUntil(ctx));
     Ok(Platform {
-        edge: Rc::new(edge::JsEdgeCache { tiers: config.edge_cache, background: background.clone(), request: Some(Clone::clone(req)) }),
+        edge: Rc::new(edge::JsEdgeCache { tiers: config.edge_cache, background: background.clone(), request: Some(Clone::clone(req)), purges: Default::default() }),
         store: Rc::new(r2::R2Store::new(env.bucket(BUCKET)?)),
         kv: Rc::new(kv::Kv::new(env.kv(KV)?)),
         coordinator: Rc::new(durable::DurableCoordinator::new(env.durable_object(JOBS)?)),
