@@ -49,6 +49,17 @@ fn publish(token: &str, name: &str, version: &str) {
     assert_eq!(r.status, 201, "{}", r.text());
 }
 
+/// The first anonymous GET of `url`: answered by wasm, then kept; returns once the front door
+/// knows the way to it.
+fn first_answer_kept(url: &str) -> Resp {
+    let doors = edge_stats()["doors"].as_u64().unwrap_or(0);
+    let first = request("GET", url, None, &[], None);
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.header("x-edge-cache"), None, "the first GET is answered by wasm");
+    wait_for_doors(doors, 1);
+    first
+}
+
 /// The headers of an answer, as name/value lines, without the ones that differ between two
 /// answers of the same content (`date`).
 fn header_lines(r: &Resp) -> Vec<String> {
@@ -64,12 +75,7 @@ fn the_front_door_serves_a_kept_packument_as_wasm_does_and_forgets_it_on_publish
     let token = w.user_with_token("edge-door", json!({}));
     publish(&token, "edge-door-pkg", "1.0.0");
     let url = format!("{}edge-door-pkg", w.npm_registry());
-
-    let doors = edge_stats()["doors"].as_u64().unwrap_or(0);
-    let first = request("GET", &url, None, &[], None);
-    assert_eq!(first.status, 200, "{}", first.text());
-    assert_eq!(first.header("x-edge-cache"), None, "the first GET is answered by wasm");
-    wait_for_doors(doors, 1);
+    let first = first_answer_kept(&url);
 
     let hits = door_hits();
     let door = request("GET", &url, None, &[], None);
@@ -129,10 +135,7 @@ fn the_front_door_serves_kept_tarballs_and_their_heads() {
     let token = w.user_with_token("edge-door-tgz", json!({}));
     publish(&token, "edge-door-tgz", "2.0.0");
     let url = format!("{}edge-door-tgz/-/edge-door-tgz-2.0.0.tgz", w.npm_registry());
-    let doors = edge_stats()["doors"].as_u64().unwrap_or(0);
-    let first = request("GET", &url, None, &[], None);
-    assert_eq!(first.status, 200);
-    wait_for_doors(doors, 1);
+    let first = first_answer_kept(&url);
     let hits = door_hits();
     let again = request("GET", &url, None, &[], None);
     assert_eq!(again.header("x-edge-cache"), Some("HIT"));

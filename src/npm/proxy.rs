@@ -269,9 +269,8 @@ impl NpmProxy {
         let upstream = obj.meta.custom.get("upstream").cloned().unwrap_or_default();
         let mut r = super::tarball_response(Response::new(200), &obj.meta);
         r.body = obj.body;
-        // The name's first hosted publish (which writes its packument) purges the cache.
-        let tags = vec![key.to_string(), keys::tarball(name, file).to_string(), keys::packument(name).to_string()];
-        Ok(Some(mark(r, CacheStatus::Hit, &upstream).with_edge(crate::platform::EdgeHint::artifact(tags))))
+        let kept = mark(r, CacheStatus::Hit, &upstream).with_edge(crate::platform::EdgeHint::artifact(vec![key.to_string()]));
+        Ok(Some(ended_by_hosting(kept, name, file)))
     }
 
     /// A tarball that is not cached: from its upstream, verified into the cache on the way.
@@ -284,12 +283,8 @@ impl NpmProxy {
         headers.set("Accept", "application/octet-stream, */*");
         let request = UpstreamRequest { method: Method::Get, url: record.tarball.clone(), headers, body: None };
         let blob = Blob { key: key.path.clone(), checksum: expected_checksum(&record), marker: None, label: format!("{name}/{file}") };
-        // Kept as the cached copy's hits are (`cached_tarball`).
-        Ok(engine
-            .fetch_blob(req.method == Method::Head, &upstream, name.as_str(), request, blob, key.kind, &NpmAdapter, file)
-            .await?
-            .purged_by(keys::tarball(name, file).to_string())
-            .purged_by(keys::packument(name).to_string()))
+        let fetched = engine.fetch_blob(req.method == Method::Head, &upstream, name.as_str(), request, blob, key.kind, &NpmAdapter, file).await?;
+        Ok(ended_by_hosting(fetched, name, file))
     }
 
     /// The record for `file`; refetches the packument once if it is not known yet (a version
@@ -315,6 +310,12 @@ impl NpmProxy {
         self.refresh_collapsed(name, Variant::Abbreviated, entry).await.ok()?;
         lookup().await
     }
+}
+
+/// A mirrored tarball's kept answer ends when the name is hosted here: its first publish
+/// writes the packument (and a publish of that version, the tarball's hosted key).
+fn ended_by_hosting(resp: Response, name: &PackageName, file: &str) -> Response {
+    resp.purged_by(keys::tarball(name, file).to_string()).purged_by(keys::packument(name).to_string())
 }
 
 /// What R2 checks the tarball against: sha512 from `integrity`, else sha1 from `shasum`.

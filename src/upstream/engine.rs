@@ -298,7 +298,8 @@ impl Engine {
         // (expired), or else what `fallback` finds, looked for only once the refresh has
         // failed or is late (a cold miss that goes well costs no read for it).
         let own = cached.clone().filter(|c| c.status == 200);
-        let fallback = || async move {
+        // What may be served instead, and whether it is another document's copy.
+        let stand_in = || async move {
             match own {
                 Some(own) => Some((own, false)),
                 None => fallback().await.map(|other| (other, true)),
@@ -306,14 +307,14 @@ impl Engine {
         };
         let result = match within(&*platform.clock, self.deadline_ms(name), refresh(cached)).await {
             Ok(Ok(status)) => Ok(status),
-            Ok(Err(failures)) => match fallback().await {
+            Ok(Err(failures)) => match stand_in().await {
                 Some((stale, fallback)) => {
                     crate::logging::log("warn", &format!("serving stale {key}: {failures}"));
                     return served(stale, CacheStatus::Stale, fallback);
                 }
                 None => Err(failures),
             },
-            Err(unfinished) => match fallback().await {
+            Err(unfinished) => match stand_in().await {
                 Some((stale, fallback)) => {
                     crate::logging::log("warn", &format!("serving stale {key}: no answer within the deadline"));
                     self.missed_deadline(name);
